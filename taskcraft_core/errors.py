@@ -1,0 +1,35 @@
+"""The one error family the interface catches and shows; anything else is a bug and surfaces."""
+
+from __future__ import annotations
+
+
+class TaskCraftError(Exception):
+    """A failure a user can understand and act on: what went wrong, and a hint what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class IngestError(TaskCraftError):
+    """A source could not be turned into a document."""
+
+
+class UnsafeURLError(IngestError):
+    """A URL was refused before any request was made."""
+
+
+class ReviewConflict(TaskCraftError):
+    """Someone else decided the task since this reviewer loaded it."""
+
+
+class ModelOutputError(TaskCraftError):
+    """A model answered, but not in the shape that was asked for."""
+
+
+class ModelUnavailableError(TaskCraftError):
+    """The model endpoint could not be reached or kept failing."""

@@ -1,0 +1,200 @@
+"""The vector index: Chroma collections of corpus chunks and of tasks.
+
+An index, not a store: everything in it can be rebuilt from the database (`rebuild_chunks`,
+`rebuild_tasks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.config import Settings as ChromaSettings
+from pydantic import BaseModel
+
+from taskcraft_core.schema import Chunk, Document, Task
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import Store
+
+CHUNKS = "corpus_chunks"
+TASKS = "tasks"
+ADD_BATCH = 2000
+
+
+class Passage(BaseModel):
+    """A chunk found by search, with where it sits in its document."""
+
+    chunk_id: str
+    document_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    page: int
+    score: float
+
+
+@lru_cache(maxsize=1)
+def _wordllama() -> Any:
+    import wordllama
+    from wordllama import WordLlama
+
+    # The wheel carries its weights and tokenizer; pointing cache_dir at the package keeps it offline.
+    return WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+
+
+class WordLlamaEmbedding(EmbeddingFunction[Documents]):
+    """Offline embeddings from wordllama's bundled weights (no download, numpy only)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, input: Documents) -> Embeddings:
+        vectors = _wordllama().embed(list(input), norm=True)
+        return [np.asarray(v, dtype=np.float32) for v in vectors]
+
+    @staticmethod
+    def name() -> str:
+        return "taskcraft-wordllama"
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> WordLlamaEmbedding:
+        return WordLlamaEmbedding()
+
+
+def make_embedding_function(settings: Settings) -> EmbeddingFunction[Documents]:
+    """wordllama by default; OpenAI embeddings when configured with a key."""
+    if settings.embeddings == "openai" and settings.openai_api_key:
+        from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
+
+        return OpenAIEmbeddingFunction(
+            api_key=settings.openai_api_key.get_secret_value(),
+            api_base=settings.openai_base_url,
+            model_name=settings.embedding_model,
+        )
+    return WordLlamaEmbedding()
+
+
+def task_text(task: Task) -> str:
+    """What a task is compared by: its question and its answer."""
+    answer = task.golden_answer if isinstance(task.golden_answer, str) else "; ".join(task.golden_answer)
+    return f"{task.question}\nAnswer: {answer}"
+
+
+class VectorIndex:
+    """Chroma collections under the data home."""
+
+    def __init__(self, path: Path, embedding_function: EmbeddingFunction[Documents]) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.client = chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+        self.embedding_function = embedding_function
+
+    @classmethod
+    def open(cls, settings: Settings) -> VectorIndex:
+        return cls(settings.chroma_path, make_embedding_function(settings))
+
+    def collection(self, name: str) -> Any:
+        return self.client.get_or_create_collection(
+            name, embedding_function=self.embedding_function, metadata={"hnsw:space": "cosine"}
+        )
+
+    # ---- chunks ---------------------------------------------------------------------------
+
+    def add_chunks(self, document: Document, chunks: Sequence[Chunk]) -> None:
+        self._upsert(
+            CHUNKS,
+            ids=[chunk.id for chunk in chunks],
+            texts=[chunk.text for chunk in chunks],
+            metadatas=[
+                {"document_id": document.id, "title": document.title, "start": chunk.start, "end": chunk.end,
+                 "page": chunk.page, "position": chunk.position}
+                for chunk in chunks
+            ],
+        )
+
+    def delete_document(self, document_id: str) -> None:
+        self.collection(CHUNKS).delete(where={"document_id": document_id})
+
+    def search_chunks(self, query: str, k: int = 5, document_ids: Sequence[str] | None = None) -> list[Passage]:
+        """The k chunks nearest to the query, best first; optionally within some documents."""
+        collection = self.collection(CHUNKS)
+        if not query.strip() or collection.count() == 0:
+            return []
+        where = {"document_id": {"$in": list(document_ids)}} if document_ids else None
+        result = collection.query(
+            query_texts=[query], n_results=min(k, collection.count()), where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            Passage(chunk_id=chunk_id, document_id=meta["document_id"], title=meta["title"], text=text,
+                    start=meta["start"], end=meta["end"], page=meta["page"], score=1.0 - distance)
+            for chunk_id, text, meta, distance in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+            )
+        ]
+
+    def rebuild_chunks(self, store: Store, progress: Callable[[int], None] | None = None) -> int:
+        """Drop the chunk collection and fill it again from the database."""
+        self._drop(CHUNKS)
+        titles = {doc.id: doc.title for doc in store.list_documents()}
+        total = 0
+        for batch in store.iter_chunks(ADD_BATCH):
+            self._upsert(
+                CHUNKS,
+                ids=[c.id for c in batch],
+                texts=[c.text for c in batch],
+                metadatas=[
+                    {"document_id": c.document_id, "title": titles.get(c.document_id, ""), "start": c.start,
+                     "end": c.end, "page": c.page, "position": c.position}
+                    for c in batch
+                ],
+            )
+            total += len(batch)
+            if progress:
+                progress(total)
+        return total
+
+    # ---- tasks ----------------------------------------------------------------------------
+
+    def add_tasks(self, tasks: Sequence[Task]) -> None:
+        self._upsert(
+            TASKS,
+            ids=[task.id for task in tasks],
+            texts=[task_text(task) for task in tasks],
+            metadatas=[{"kind": task.kind, "status": task.status} for task in tasks],
+        )
+
+    def rebuild_tasks(self, store: Store) -> int:
+        """Drop the task collection and fill it again from the database."""
+        self._drop(TASKS)
+        batch: list[Task] = []
+        total = 0
+        for task in store.iter_tasks():
+            batch.append(task)
+            if len(batch) >= ADD_BATCH:
+                self.add_tasks(batch)
+                total, batch = total + len(batch), []
+        if batch:
+            self.add_tasks(batch)
+        return total + len(batch)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _upsert(self, name: str, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        collection = self.collection(name)
+        limit = min(ADD_BATCH, self.client.get_max_batch_size())
+        for start in range(0, len(ids), limit):
+            end = start + limit
+            collection.upsert(ids=ids[start:end], documents=texts[start:end], metadatas=metadatas[start:end])
+
+    def _drop(self, name: str) -> None:
+        if name in {c.name for c in self.client.list_collections()}:
+            self.client.delete_collection(name)

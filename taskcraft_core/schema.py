@@ -1,0 +1,142 @@
+"""The records of the studio: one pydantic model per kind.
+
+The database (`store.py`) persists them; everything else passes these models around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = 1
+
+TaskKind = Literal["atomic", "depth", "width", "explore"]
+TaskStatus = Literal["failed_verification", "pending", "accepted", "rejected", "duplicate"]
+TASK_STATUSES: tuple[TaskStatus, ...] = ("failed_verification", "pending", "accepted", "rejected", "duplicate")
+TASK_KINDS: tuple[TaskKind, ...] = ("atomic", "depth", "width", "explore")
+Decision = Literal["accept", "reject", "edit", "undo", "duplicate"]
+StepType = Literal["human", "ai", "tool", "system"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def content_id(*parts: str, length: int = 16) -> str:
+    """A stable id from content, so re-runs and re-imports are idempotent."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:length]
+
+
+class Document(BaseModel):
+    """One ingested source: a file, a page or an archive member."""
+
+    id: str
+    source: str = Field(description="File name, archive path or URL the document came from.")
+    content_hash: str = Field(description="sha256 of the extracted text; re-ingesting it is a no-op.")
+    title: str = Field(description="The content identifier: metadata title, first heading or file name.")
+    doc_type: Literal["pdf", "html", "text", "markdown"]
+    text: str
+    pages: int = 1
+    page_offsets: list[int] = Field(default_factory=lambda: [0], description="Start offset of each page.")
+    links: list[str] = Field(default_factory=list, description="Outgoing links, kept for exploration.")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Chunk(BaseModel):
+    """A slice of a document's text with its character offsets into that text."""
+
+    id: str
+    document_id: str
+    position: int
+    text: str
+    page: int = 1
+    start: int
+    end: int
+
+
+class TrajectoryStep(BaseModel):
+    """One message of an agent trajectory, in order."""
+
+    position: int
+    type: StepType
+    content: str = ""
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+    observation: str | None = None
+    latency_ms: float = 0.0
+    tokens: int = 0
+    hop: int = 0
+
+
+class Verification(BaseModel):
+    """Both answers and their judge scores (0 missing/contradicting, 1 all plus extra, 2 same)."""
+
+    model_alone_answer: str = ""
+    model_alone_score: int = 0
+    agent_answer: str = ""
+    agent_score: int = 0
+    judge_rationale: str = ""
+    agent_steps: int = 0
+
+
+class Task(BaseModel):
+    """A generated question with its golden answer, evidence, trajectory and verification."""
+
+    id: str
+    kind: TaskKind
+    question: str
+    golden_answer: str | list[str]
+    content_identifier: str
+    relation: str = ""
+    hops: int = 1
+    width: int = 1
+    difficulty: int = 1
+    difficulty_inputs: dict[str, Any] = Field(default_factory=dict)
+    engine: str
+    model: str
+    status: TaskStatus = "pending"
+    failure_reason: str | None = None
+    document_id: str | None = None
+    chunk_id: str | None = None
+    span_start: int | None = Field(None, description="Offset of the answer's evidence in the document text.")
+    span_end: int | None = None
+    parent_ids: list[str] = Field(default_factory=list)
+    run_id: str | None = None
+    model_calls: int = 0
+    tokens: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    trajectory: list[TrajectoryStep] = Field(default_factory=list)
+    verification: Verification | None = None
+
+
+class Review(BaseModel):
+    """One decision by a person; append-only, each row supersedes the previous one of its task."""
+
+    id: int | None = None
+    task_id: str
+    reviewer: str
+    decision: Decision
+    reason: str = ""
+    edits: dict[str, Any] = Field(default_factory=dict)
+    supersedes_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class GenerationRun(BaseModel):
+    """One generation run: what it was asked to do, how far it got, and what it cost."""
+
+    id: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    status: RunStatus = "running"
+    counts: dict[str, Any] = Field(default_factory=dict)
+    done_units: list[str] = Field(default_factory=list, description="Work units finished, for resume.")
+    error: str | None = None
+    model_calls: int = 0
+    tokens: int = 0
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

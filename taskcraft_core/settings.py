@@ -1,0 +1,121 @@
+"""One settings object for the whole studio.
+
+Built once from the environment (and optionally Streamlit secrets or the Settings page) and passed
+down explicitly; no other module reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+Engine = Literal["offline", "openai"]
+
+# Environment variable -> settings field. Everything else keeps its default.
+ENV_FIELDS: dict[str, str] = {
+    "TASKCRAFT_HOME": "home",
+    "TASKCRAFT_DATABASE_URL": "database_url",
+    "OPENAI_API_KEY": "openai_api_key",
+    "OPENAI_BASE_URL": "openai_base_url",
+    "TASKCRAFT_MODEL": "model",
+    "TASKCRAFT_GENERATION_MODEL": "generation_model",
+    "TASKCRAFT_SOLVER_MODEL": "solver_model",
+    "TASKCRAFT_JUDGE_MODEL": "judge_model",
+    "TASKCRAFT_ENGINE": "engine",
+    "TASKCRAFT_EMBEDDINGS": "embeddings",
+    "TASKCRAFT_CONCURRENCY": "concurrency",
+    "TASKCRAFT_ALLOW_PRIVATE_URLS": "allow_private_urls",
+}
+
+
+class Settings(BaseModel):
+    """Everything the studio can be configured with; every field documents itself."""
+
+    home: Path = Field(Path("data"), description="Data home: SQLite file, Chroma directory, uploads.")
+    database_url: str | None = Field(
+        None, description="Any SQLAlchemy URL; default is a SQLite file inside the data home."
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, description="API key for the OpenAI-compatible endpoint; never stored or exported."
+    )
+    openai_base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible endpoint (vLLM, Ollama, LM Studio, ...)."
+    )
+    model: str = Field("gpt-4o-mini", description="Default chat model for every role.")
+    generation_model: str | None = Field(None, description="Model that writes tasks; default: model.")
+    solver_model: str | None = Field(None, description="Model that drives the solving agent; default: model.")
+    judge_model: str | None = Field(None, description="Model that judges answers; default: model.")
+    engine: Literal["auto", "offline", "openai"] = Field(
+        "auto", description="auto: openai when an endpoint or key is configured, else offline."
+    )
+    embeddings: Literal["wordllama", "openai"] = Field(
+        "wordllama", description="Embedding function for the vector index; wordllama works offline."
+    )
+    embedding_model: str = Field("text-embedding-3-small", description="OpenAI embedding model.")
+    request_timeout_s: float = Field(60.0, description="Timeout of one model request, in seconds.")
+    max_retries: int = Field(2, description="Retries of a failed model request (429, 5xx, timeouts).")
+    concurrency: int = Field(8, ge=1, le=64, description="Concurrent model calls in a generation run.")
+    cache_responses: bool = Field(True, description="Cache model responses so re-runs do not pay twice.")
+    chunk_size: int = Field(2000, ge=200, description="Characters per chunk for indexing and extraction.")
+    chunk_overlap: int = Field(200, ge=0, description="Characters shared by neighbouring chunks.")
+    max_file_bytes: int = Field(50_000_000, description="Largest single file accepted for ingestion.")
+    zip_max_entries: int = Field(2_000, description="Most entries read from one zip archive.")
+    zip_max_total_bytes: int = Field(200_000_000, description="Largest total uncompressed size of a zip.")
+    url_timeout_s: float = Field(15.0, description="Timeout for fetching one URL.")
+    url_max_bytes: int = Field(10_000_000, description="Largest response accepted from a URL.")
+    allow_private_urls: bool = Field(
+        False, description="Allow URLs that resolve to loopback, private or link-local addresses."
+    )
+    agent_max_steps: int = Field(8, ge=1, description="Most tool-using steps the solving agent may take.")
+    tool_timeout_s: float = Field(20.0, description="Timeout of one tool call made by the agent.")
+    solver_can_fetch_urls: bool = Field(False, description="Give the solving agent the fetch_url tool.")
+    max_candidates_per_chunk: int = Field(20, description="Most candidate conclusions read from one chunk.")
+    max_hops: int = Field(2, ge=1, description="Most depth-extension hops per task.")
+    hop_attempts: int = Field(3, ge=1, description="Attempts per depth hop before giving up.")
+    width_group_size: int = Field(2, ge=2, le=3, description="Tasks merged into one width task.")
+    judge_votes: int = Field(1, ge=1, description="Judge calls averaged per comparison (reference: 3).")
+    duplicate_threshold: float = Field(0.92, description="Cosine similarity above which tasks are near-duplicates.")
+    duplicate_action: Literal["flag", "skip"] = Field(
+        "flag", description="What the generation gate does with a near-duplicate candidate."
+    )
+
+    model_config = {"frozen": True}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
+        """Read settings from an environment mapping, then apply overrides (secrets, Settings page)."""
+        values: dict[str, Any] = {
+            field: env[name] for name, field in ENV_FIELDS.items() if env.get(name) not in (None, "")
+        }
+        values.update({key: value for key, value in (overrides or {}).items() if value not in (None, "")})
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated again."""
+        return type(self)(**{**self.model_dump(), **changes})
+
+    @property
+    def active_engine(self) -> Engine:
+        """The engine that will generate tasks with these settings."""
+        if self.engine != "auto":
+            return self.engine
+        return "openai" if (self.openai_api_key or self.openai_base_url) else "offline"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'taskcraft.sqlite').resolve()}"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.home / "uploads"
+
+    def model_for(self, role: Literal["generation", "solver", "judge"]) -> str:
+        """The model name used for one role; falls back to the default model."""
+        return getattr(self, f"{role}_model") or self.model

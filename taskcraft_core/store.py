@@ -1,0 +1,434 @@
+"""The database owns the data: documents, chunks, tasks with trajectories, reviews and runs.
+
+Any SQLAlchemy URL works; SQLite (the default) runs in WAL mode. The schema is created and
+upgraded with Alembic on open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from pydantic import BaseModel
+from sqlalchemy import Engine, Text, and_, cast, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
+
+from taskcraft_core import tables as t
+from taskcraft_core.errors import ReviewConflict, TaskCraftError
+from taskcraft_core.schema import (
+    Chunk,
+    Decision,
+    Document,
+    GenerationRun,
+    Review,
+    Task,
+    TaskStatus,
+    TrajectoryStep,
+    Verification,
+    utcnow,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DECISION_STATUS: dict[str, TaskStatus] = {"accept": "accepted", "reject": "rejected", "duplicate": "duplicate"}
+
+
+class TaskFilter(BaseModel):
+    """The filters shared by the review queue, insights, export and the CLI."""
+
+    statuses: list[str] = []
+    kinds: list[str] = []
+    min_difficulty: int | None = None
+    max_difficulty: int | None = None
+    hops: list[int] = []
+    document_ids: list[str] = []
+    run_ids: list[str] = []
+    engines: list[str] = []
+    reviewers: list[str] = []
+    text: str = ""
+    task_ids: list[str] = []
+    sort: Literal["newest", "oldest", "difficulty_desc", "difficulty_asc"] = "oldest"
+
+
+class DocumentSummary(BaseModel):
+    """A row of the corpus list: a document without its text, with its chunk count."""
+
+    id: str
+    source: str
+    title: str
+    doc_type: str
+    pages: int
+    chunk_count: int
+    characters: int
+
+
+def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class Store:
+    """All reads and writes of the studio's records."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _enable_sqlite_wal)
+        upgrade_schema(self.engine)
+
+    # ---- documents and chunks -------------------------------------------------------------
+
+    def find_document_by_hash(self, content_hash: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.scalar(select(t.documents.c.id).where(t.documents.c.content_hash == content_hash))
+
+    def add_document(self, document: Document, chunks: Sequence[Chunk]) -> bool:
+        """Store a document with its chunks; False when the same content is already stored."""
+        with self.engine.begin() as c:
+            if c.scalar(select(t.documents.c.id).where(t.documents.c.content_hash == document.content_hash)):
+                return False
+            c.execute(insert(t.documents), [document.model_dump()])
+            if chunks:
+                c.execute(insert(t.chunks), [chunk.model_dump() for chunk in chunks])
+        return True
+
+    def list_documents(self) -> list[DocumentSummary]:
+        counts = (
+            select(t.chunks.c.document_id, func.count().label("n")).group_by(t.chunks.c.document_id).subquery()
+        )
+        query = (
+            select(
+                t.documents.c.id,
+                t.documents.c.source,
+                t.documents.c.title,
+                t.documents.c.doc_type,
+                t.documents.c.pages,
+                func.coalesce(counts.c.n, 0).label("chunk_count"),
+                func.length(t.documents.c.text).label("characters"),
+            )
+            .outerjoin(counts, counts.c.document_id == t.documents.c.id)
+            .order_by(t.documents.c.created_at, t.documents.c.id)
+        )
+        with self.engine.connect() as c:
+            return [DocumentSummary(**row._mapping) for row in c.execute(query)]
+
+    def get_document(self, document_id: str) -> Document | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.documents).where(t.documents.c.id == document_id)).first()
+        return Document(**row._mapping) if row else None
+
+    def delete_document(self, document_id: str) -> bool:
+        with self.engine.begin() as c:
+            c.execute(delete(t.chunks).where(t.chunks.c.document_id == document_id))
+            return c.execute(delete(t.documents).where(t.documents.c.id == document_id)).rowcount > 0
+
+    def get_chunks(self, document_id: str) -> list[Chunk]:
+        query = select(t.chunks).where(t.chunks.c.document_id == document_id).order_by(t.chunks.c.position)
+        with self.engine.connect() as c:
+            return [Chunk(**row._mapping) for row in c.execute(query)]
+
+    def get_chunk(self, chunk_id: str) -> Chunk | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.chunks).where(t.chunks.c.id == chunk_id)).first()
+        return Chunk(**row._mapping) if row else None
+
+    def iter_chunks(self, batch_size: int = 1000) -> Iterator[list[Chunk]]:
+        """All chunks in batches, for rebuilding the vector index."""
+        with self.engine.connect() as c:
+            result = c.execution_options(stream_results=True).execute(
+                select(t.chunks).order_by(t.chunks.c.document_id, t.chunks.c.position)
+            )
+            for rows in result.partitions(batch_size):
+                yield [Chunk(**row._mapping) for row in rows]
+
+    # ---- tasks ----------------------------------------------------------------------------
+
+    def add_tasks(self, tasks: Iterable[Task]) -> int:
+        """Store tasks with trajectories and verifications; tasks whose id exists are skipped."""
+        tasks = list(tasks)
+        if not tasks:
+            return 0
+        with self.engine.begin() as c:
+            existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_([x.id for x in tasks]))))
+            new = [task for task in tasks if task.id not in existing]
+            new = list({task.id: task for task in new}.values())
+            if not new:
+                return 0
+            c.execute(insert(t.tasks), [_task_row(task) for task in new])
+            steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
+            if steps:
+                c.execute(insert(t.trajectory_steps), steps)
+            checks = [task.verification.model_dump() | {"task_id": task.id} for task in new if task.verification]
+            if checks:
+                c.execute(insert(t.verifications), checks)
+        return len(new)
+
+    def get_task(self, task_id: str) -> Task | None:
+        tasks = self.get_tasks([task_id])
+        return tasks[0] if tasks else None
+
+    def get_tasks(self, task_ids: Sequence[str], with_trajectory: bool = True) -> list[Task]:
+        """Whole tasks (trajectory and verification included), in the order of the ids given."""
+        with self.engine.connect() as c:
+            rows = {row.id: row for row in c.execute(select(t.tasks).where(t.tasks.c.id.in_(task_ids)))}
+            checks = {
+                row.task_id: Verification(**row._mapping)
+                for row in c.execute(select(t.verifications).where(t.verifications.c.task_id.in_(task_ids)))
+            }
+            steps: dict[str, list[TrajectoryStep]] = {}
+            if with_trajectory:
+                query = (
+                    select(t.trajectory_steps)
+                    .where(t.trajectory_steps.c.task_id.in_(task_ids))
+                    .order_by(t.trajectory_steps.c.task_id, t.trajectory_steps.c.position)
+                )
+                for row in c.execute(query):
+                    steps.setdefault(row.task_id, []).append(TrajectoryStep(**row._mapping))
+        return [
+            _task_from_row(rows[i], steps.get(i, []), checks.get(i)) for i in task_ids if i in rows
+        ]
+
+    def list_tasks(
+        self, task_filter: TaskFilter | None = None, offset: int = 0, limit: int | None = 50,
+        with_trajectory: bool = False,
+    ) -> list[Task]:
+        """One page of tasks matching the filter; paging happens in SQL."""
+        query = select(t.tasks.c.id).where(*_conditions(task_filter or TaskFilter()))
+        query = query.order_by(*_ordering(task_filter or TaskFilter())).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as c:
+            ids = list(c.scalars(query))
+        return self.get_tasks(ids, with_trajectory=with_trajectory)
+
+    def list_task_ids(self, task_filter: TaskFilter | None = None) -> list[str]:
+        query = select(t.tasks.c.id).where(*_conditions(task_filter or TaskFilter()))
+        with self.engine.connect() as c:
+            return list(c.scalars(query.order_by(*_ordering(task_filter or TaskFilter()))))
+
+    def iter_tasks(self, task_filter: TaskFilter | None = None, batch_size: int = 500) -> Iterator[Task]:
+        """Every matching task, whole, fetched a batch at a time (for export and indexing)."""
+        ids = self.list_task_ids(task_filter)
+        for start in range(0, len(ids), batch_size):
+            yield from self.get_tasks(ids[start : start + batch_size])
+
+    def count_tasks(self, task_filter: TaskFilter | None = None) -> int:
+        query = select(func.count()).select_from(t.tasks).where(*_conditions(task_filter or TaskFilter()))
+        with self.engine.connect() as c:
+            return int(c.scalar(query) or 0)
+
+    def task_counts(self, task_filter: TaskFilter | None = None) -> dict[tuple[str, str], int]:
+        """Number of tasks per (status, kind)."""
+        query = (
+            select(t.tasks.c.status, t.tasks.c.kind, func.count())
+            .where(*_conditions(task_filter or TaskFilter()))
+            .group_by(t.tasks.c.status, t.tasks.c.kind)
+        )
+        with self.engine.connect() as c:
+            return {(status, kind): n for status, kind, n in c.execute(query)}
+
+    def task_columns(self, columns: Sequence[str], task_filter: TaskFilter | None = None) -> list[dict[str, Any]]:
+        """Selected plain columns of every matching task: cheap input for plots."""
+        query = select(*[t.tasks.c[name] for name in columns]).where(*_conditions(task_filter or TaskFilter()))
+        with self.engine.connect() as c:
+            return [dict(row._mapping) for row in c.execute(query)]
+
+    def tool_step_counts(self, task_filter: TaskFilter | None = None) -> dict[str, dict[str, int]]:
+        """For each task, how many times each tool was called in its trajectory."""
+        ids = select(t.tasks.c.id).where(*_conditions(task_filter or TaskFilter()))
+        query = (
+            select(t.trajectory_steps.c.task_id, t.trajectory_steps.c.tool, func.count())
+            .where(t.trajectory_steps.c.task_id.in_(ids), t.trajectory_steps.c.type == "tool")
+            .group_by(t.trajectory_steps.c.task_id, t.trajectory_steps.c.tool)
+        )
+        result: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as c:
+            for task_id, tool, n in c.execute(query):
+                result.setdefault(task_id, {})[tool or "?"] = n
+        return result
+
+    def children_of(self, task_id: str) -> list[str]:
+        """Ids of tasks that name this task as a parent."""
+        needle = f'%"{task_id}"%'
+        with self.engine.connect() as c:
+            return list(c.scalars(select(t.tasks.c.id).where(cast(t.tasks.c.parent_ids, Text).like(needle))))
+
+    def set_task_status(self, task_ids: Sequence[str], status: TaskStatus, reason: str | None = None) -> None:
+        """Machine status changes (generation gate, verification); people's decisions use `record_review`."""
+        with self.engine.begin() as c:
+            c.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id.in_(task_ids))
+                .values(status=status, generated_status=status, failure_reason=reason)
+            )
+
+    # ---- reviews --------------------------------------------------------------------------
+
+    def record_review(
+        self, task_id: str, reviewer: str, decision: Decision, *, reason: str = "",
+        edits: dict[str, Any] | None = None, expected_latest: int | None = None, check_conflict: bool = True,
+    ) -> Review:
+        """Append a decision. With `check_conflict`, the decision applies only if nobody else
+        decided since the reviewer saw `expected_latest`; otherwise `ReviewConflict` is raised."""
+        if not reviewer.strip():
+            raise TaskCraftError("A review needs the reviewer's name.", "Enter your name first.")
+        with self.engine.begin() as c:
+            row = c.execute(select(t.tasks).where(t.tasks.c.id == task_id)).first()
+            if row is None:
+                raise TaskCraftError(f"No task with id {task_id}.")
+            if check_conflict and row.latest_review_id != expected_latest:
+                raise ReviewConflict(
+                    f"Task {task_id} was decided by {row.last_reviewer} in the meantime.",
+                    "Reload the task to see the newest decision.",
+                )
+            review = Review(
+                task_id=task_id, reviewer=reviewer.strip(), decision=decision, reason=reason,
+                edits=edits or {}, supersedes_id=row.latest_review_id,
+            )
+            review.id = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key[0]
+            history = _review_history(c, task_id)
+            status, current_edits = _replay(history, base_status=_base_status(row))
+            changed = c.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id == task_id, _same_latest(row.latest_review_id))
+                .values(status=status, current_edits=current_edits, latest_review_id=review.id,
+                        last_reviewer=review.reviewer)
+            ).rowcount
+            if changed != 1:
+                raise ReviewConflict(f"Task {task_id} was decided by someone else at the same moment.")
+        return review
+
+    def reviews_for(self, task_id: str) -> list[Review]:
+        with self.engine.connect() as c:
+            return _review_history(c, task_id)
+
+    def all_reviews(self) -> list[Review]:
+        with self.engine.connect() as c:
+            return [Review(**row._mapping) for row in c.execute(select(t.reviews).order_by(t.reviews.c.id))]
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def save_run(self, run: GenerationRun) -> None:
+        """Insert or update a run record."""
+        values = run.model_dump()
+        with self.engine.begin() as c:
+            if c.execute(update(t.runs).where(t.runs.c.id == run.id).values(values)).rowcount == 0:
+                c.execute(insert(t.runs).values(values))
+
+    def get_run(self, run_id: str) -> GenerationRun | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+        return GenerationRun(**row._mapping) if row else None
+
+    def list_runs(self, limit: int = 50) -> list[GenerationRun]:
+        query = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
+        with self.engine.connect() as c:
+            return [GenerationRun(**row._mapping) for row in c.execute(query)]
+
+    # ---- near-duplicate dismissals ---------------------------------------------------------
+
+    def mark_not_duplicates(self, task_a: str, task_b: str, reviewer: str) -> None:
+        a, b = sorted((task_a, task_b))
+        with self.engine.begin() as c:
+            exists = c.scalar(select(func.count()).select_from(t.not_duplicates).where(
+                t.not_duplicates.c.task_a == a, t.not_duplicates.c.task_b == b))
+            if not exists:
+                c.execute(insert(t.not_duplicates).values(task_a=a, task_b=b, reviewer=reviewer, created_at=utcnow()))
+
+    def not_duplicate_pairs(self) -> set[tuple[str, str]]:
+        with self.engine.connect() as c:
+            return {(row.task_a, row.task_b) for row in c.execute(select(t.not_duplicates))}
+
+
+def _task_row(task: Task) -> dict[str, Any]:
+    row = task.model_dump(exclude={"trajectory", "verification"})
+    return row | {"generated_status": task.status, "latest_review_id": None, "last_reviewer": None,
+                  "current_edits": {}}
+
+
+def _task_from_row(row: Row, steps: list[TrajectoryStep], check: Verification | None) -> Task:
+    values = dict(row._mapping)
+    edits = values.pop("current_edits") or {}
+    for key in ("generated_status", "latest_review_id", "last_reviewer"):
+        values.pop(key)
+    task = Task(**values, trajectory=steps, verification=check)
+    # The edited text is what the task now says; the original stays in the review history.
+    return task.model_copy(update={k: v for k, v in edits.items() if k in ("question", "golden_answer")})
+
+
+def _same_latest(latest: int | None) -> Any:
+    column = t.tasks.c.latest_review_id
+    return column.is_(None) if latest is None else column == latest
+
+
+def _base_status(row: Row) -> TaskStatus:
+    """The status a task had before any person decided it."""
+    return row.generated_status
+
+
+def _review_history(c: Connection, task_id: str) -> list[Review]:
+    query = select(t.reviews).where(t.reviews.c.task_id == task_id).order_by(t.reviews.c.id)
+    return [Review(**row._mapping) for row in c.execute(query)]
+
+
+def _replay(history: Sequence[Review], base_status: TaskStatus) -> tuple[TaskStatus, dict[str, Any]]:
+    """Status and edits that follow from the review history; an undo takes back the newest decision."""
+    applied: list[Review] = []
+    for review in history:
+        if review.decision == "undo":
+            if applied:
+                applied.pop()
+        else:
+            applied.append(review)
+    status: TaskStatus = base_status
+    edits: dict[str, Any] = {}
+    for review in applied:
+        status = DECISION_STATUS.get(review.decision, status)
+        edits.update(review.edits)
+    return status, edits
+
+
+def _conditions(f: TaskFilter) -> list[Any]:
+    c = t.tasks.c
+    conditions: list[Any] = []
+    for column, values in ((c.status, f.statuses), (c.kind, f.kinds), (c.hops, f.hops),
+                           (c.document_id, f.document_ids), (c.run_id, f.run_ids), (c.engine, f.engines),
+                           (c.last_reviewer, f.reviewers), (c.id, f.task_ids)):
+        if values:
+            conditions.append(column.in_(values))
+    if f.min_difficulty is not None:
+        conditions.append(c.difficulty >= f.min_difficulty)
+    if f.max_difficulty is not None:
+        conditions.append(c.difficulty <= f.max_difficulty)
+    if f.text.strip():
+        needle = f"%{f.text.strip()}%"
+        conditions.append(or_(c.question.ilike(needle), c.content_identifier.ilike(needle),
+                              cast(c.golden_answer, Text).ilike(needle)))
+    return conditions or [and_(True)]
+
+
+def _ordering(f: TaskFilter) -> list[Any]:
+    c = t.tasks.c
+    return {
+        "newest": [c.created_at.desc(), c.id],
+        "oldest": [c.created_at, c.id],
+        "difficulty_desc": [c.difficulty.desc(), c.created_at, c.id],
+        "difficulty_asc": [c.difficulty, c.created_at, c.id],
+    }[f.sort]

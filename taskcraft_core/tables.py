@@ -1,0 +1,150 @@
+"""SQLAlchemy table definitions; the migrations in `migrations/` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("doc_type", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("pages", Integer, nullable=False),
+    Column("page_offsets", JSON, nullable=False),
+    Column("links", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("document_id", String(32), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("page", Integer, nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Index("ix_chunks_document", "document_id", "position"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("question", Text, nullable=False),
+    Column("golden_answer", JSON, nullable=False),
+    Column("content_identifier", Text, nullable=False),
+    Column("relation", Text, nullable=False),
+    Column("hops", Integer, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("difficulty", Integer, nullable=False),
+    Column("difficulty_inputs", JSON, nullable=False),
+    Column("engine", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("failure_reason", Text),
+    Column("document_id", String(32)),
+    Column("chunk_id", String(40)),
+    Column("span_start", Integer),
+    Column("span_end", Integer),
+    Column("parent_ids", JSON, nullable=False),
+    Column("run_id", String(32)),
+    Column("model_calls", Integer, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Denormalised from the append-only reviews table, rewritten in the same transaction as each
+    # review, so queues and filters never replay history.
+    Column("generated_status", String(32), nullable=False),
+    Column("latest_review_id", Integer),
+    Column("last_reviewer", String(200)),
+    Column("current_edits", JSON, nullable=False),
+    Index("ix_tasks_status_kind", "status", "kind"),
+    Index("ix_tasks_run", "run_id"),
+    Index("ix_tasks_document", "document_id"),
+    Index("ix_tasks_created", "created_at"),
+)
+
+trajectory_steps = Table(
+    "trajectory_steps",
+    metadata,
+    Column("task_id", String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("tool", String(100)),
+    Column("args", JSON),
+    Column("observation", Text),
+    Column("latency_ms", Float, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("hop", Integer, nullable=False),
+)
+
+verifications = Table(
+    "verifications",
+    metadata,
+    Column("task_id", String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_alone_answer", Text, nullable=False),
+    Column("model_alone_score", Integer, nullable=False),
+    Column("agent_answer", Text, nullable=False),
+    Column("agent_score", Integer, nullable=False),
+    Column("judge_rationale", Text, nullable=False),
+    Column("agent_steps", Integer, nullable=False),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(32), ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("edits", JSON, nullable=False),
+    Column("supersedes_id", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reviews_task", "task_id", "id"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("config", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("done_units", JSON, nullable=False),
+    Column("error", Text),
+    Column("model_calls", Integer, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+not_duplicates = Table(
+    "not_duplicates",
+    metadata,
+    Column("task_a", String(32), primary_key=True),
+    Column("task_b", String(32), primary_key=True),
+    Column("reviewer", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
