@@ -198,3 +198,64 @@ class VectorIndex:
     def _drop(self, name: str) -> None:
         if name in {c.name for c in self.client.list_collections()}:
             self.client.delete_collection(name)
+
+    # ---- task vectors (near-duplicate search) ---------------------------------------------
+    # Vectors are stored with a hash of the text they came from instead of the text itself: the
+    # database holds the text, and skipping Chroma's document storage halves the indexing time.
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings of the texts, one row each (float32)."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        matrix = np.asarray(self.embedding_function(list(texts)), dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return matrix / np.where(norms == 0, 1.0, norms)
+
+    def upsert_task_vectors(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None:
+        collection = self.collection(TASKS)
+        limit = min(ADD_BATCH * 2, self.client.get_max_batch_size())
+        for start in range(0, len(ids), limit):
+            end = start + limit
+            collection.upsert(ids=list(ids[start:end]), embeddings=vectors[start:end],
+                              metadatas=list(metadatas[start:end]))
+
+    def task_vectors(self, ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """Stored task vectors with their metadata: of the given ids (those present), or all."""
+        collection = self.collection(TASKS)
+        found_ids: list[str] = []
+        vectors: list[np.ndarray] = []
+        metadatas: list[dict[str, Any]] = []
+        page = 5000  # below SQLite's limit on query variables
+        starts = range(0, len(ids), page) if ids is not None else range(0, collection.count(), page)
+        for start in starts:
+            if ids is not None:
+                got = collection.get(ids=list(ids[start : start + page]), include=["embeddings", "metadatas"])
+            else:
+                got = collection.get(limit=page, offset=start, include=["embeddings", "metadatas"])
+            if got["ids"]:
+                found_ids.extend(got["ids"])
+                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
+                metadatas.extend(meta or {} for meta in got["metadatas"])
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+        return found_ids, matrix, metadatas
+
+    def nearest_tasks(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """The k stored tasks nearest to a vector, as (id, cosine similarity), best first."""
+        collection = self.collection(TASKS)
+        count = collection.count()
+        if count == 0:
+            return []
+        result = collection.query(query_embeddings=[vector], n_results=min(k, count), where=where,
+                                  include=["distances"])
+        return [(task_id, 1.0 - distance) for task_id, distance in zip(result["ids"][0], result["distances"][0])]
+
+    def clear_tasks(self) -> None:
+        """Drop the task collection (before refilling it)."""
+        self._drop(TASKS)
+
+    def task_ids(self) -> list[str]:
+        """Ids of every task in the task collection."""
+        collection = self.collection(TASKS)
+        page = 5000
+        return [task_id for start in range(0, collection.count(), page)
+                for task_id in collection.get(limit=page, offset=start, include=[])["ids"]]

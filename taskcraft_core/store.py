@@ -356,6 +356,27 @@ class Store:
         with self.engine.connect() as c:
             return {(row.task_a, row.task_b) for row in c.execute(select(t.not_duplicates))}
 
+    def update_run(self, run_id: str, tasks: Sequence[Task] = (), **values: Any) -> int:
+        """Change only the given columns of a run and store tasks (existing ids skipped), in one
+        transaction: a finished work unit's tasks and its mark in `done_units` land together or not
+        at all, and a cancel written by someone else is never overwritten. Returns tasks added."""
+        with self.engine.begin() as c:
+            # The write comes first so the transaction holds the write lock before it reads.
+            if c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values)).rowcount == 0:
+                raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
+            ids = [task.id for task in tasks]
+            existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_(ids)))) if ids else set()
+            new = list({task.id: task for task in tasks if task.id not in existing}.values())
+            if new:
+                c.execute(insert(t.tasks), [_task_row(task) for task in new])
+                steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
+                if steps:
+                    c.execute(insert(t.trajectory_steps), steps)
+                checks = [task.verification.model_dump() | {"task_id": task.id} for task in new if task.verification]
+                if checks:
+                    c.execute(insert(t.verifications), checks)
+        return len(new)
+
 
 def _task_row(task: Task) -> dict[str, Any]:
     row = task.model_dump(exclude={"trajectory", "verification"})

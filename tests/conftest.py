@@ -33,3 +33,29 @@ def store(settings: Settings) -> Store:
 @pytest.fixture
 def index(settings: Settings) -> VectorIndex:
     return VectorIndex.open(settings)
+
+
+# The stub OpenAI-compatible server (tests/stub_openai.py) for tests of the real ChatOpenAI client.
+from collections.abc import Iterator  # noqa: E402
+
+from stub_openai import StubOpenAI  # noqa: E402
+
+
+@pytest.fixture
+def stub_openai() -> Iterator[StubOpenAI]:
+    """A scriptable OpenAI-compatible server on 127.0.0.1 (see tests/stub_openai.py)."""
+    with StubOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def stub_settings(settings: Settings, stub_openai: StubOpenAI) -> Settings:
+    """Settings pointing at the stub server: short timeout, one retry, no response cache."""
+    return settings.with_changes(
+        openai_base_url=stub_openai.base_url,
+        openai_api_key="sk-test-secret-0123456789",
+        model="stub-model",
+        request_timeout_s=2.0,
+        max_retries=1,
+        cache_responses=False,
+    )

@@ -1,0 +1,52 @@
+"""Export 36,000 tasks as JSONL, then import them into a fresh store: seconds for each.
+
+    python bench/bench_import.py [--n 36000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_tasks import make_tasks, write_tasks  # noqa: E402
+
+from taskcraft_core.exporters import export_tasks  # noqa: E402
+from taskcraft_core.importers import import_tasks  # noqa: E402
+from taskcraft_core.settings import Settings  # noqa: E402
+from taskcraft_core.store import TaskFilter  # noqa: E402
+from taskcraft_core.workspace import Workspace  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=36_000)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench_import_"))
+    source = Workspace.open(Settings(home=root / "source"))
+    tasks, _ = make_tasks(args.n)
+    write_tasks(source.store, tasks)
+    out = root / "export" / "tasks.jsonl"
+
+    for fmt, path in (("jsonl", out), ("parquet", root / "p" / "tasks.parquet"), ("openai_chat", root / "o" / "chat.jsonl")):
+        started = time.perf_counter()
+        manifest = export_tasks(source, fmt, TaskFilter(), path)
+        size = sum(f["bytes"] for f in manifest.files) / 1e6
+        print(f"export {fmt:<12} {manifest.count} tasks, {size:.0f} MB: {time.perf_counter() - started:.1f} s")
+
+    for index in (False, True):
+        fresh = Workspace.open(Settings(home=root / f"fresh_{index}"))
+        started = time.perf_counter()
+        report = import_tasks(fresh, out, "jsonl", index=index)
+        label = "with task index (embed + Chroma)" if index else "database only"
+        print(f"import jsonl, {label}: {report.added} added, {len(report.errors)} errors: "
+              f"{time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

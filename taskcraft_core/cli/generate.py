@@ -1,0 +1,125 @@
+"""`generate [...] [--json]`, `generate --resume RUN_ID` and `runs`.
+
+A progress bar goes to stderr; stdout carries the result (one JSON object with `--json`).
+Exit code: 0 run completed without unit errors, 2 completed with some units failed or cancelled,
+1 misuse or a failed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from taskcraft_core.run_executor import STAGES
+from taskcraft_core.runs import (
+    RunProgress,
+    RunRequest,
+    create_run,
+    execute_run,
+    interrupted_runs,
+    run_progress,
+    run_summary,
+)
+from taskcraft_core.schema import GenerationRun
+from taskcraft_core.workspace import Workspace
+
+BAR_WIDTH = 30
+REQUEST_OPTIONS = ("kinds", "documents", "limit", "engine", "model", "base_url", "concurrency")
+
+
+def register(subparsers: Any) -> None:
+    generate = subparsers.add_parser("generate", help="Generate tasks from the stored documents (a run).")
+    generate.add_argument("--kinds", help=f"Comma-separated task kinds (default {','.join(STAGES)}).")
+    generate.add_argument("--documents", nargs="+", metavar="ID", help="Only these documents (default all).")
+    generate.add_argument("--limit", type=int, help="Stop each stage once it made N verified tasks.")
+    generate.add_argument("--engine", choices=["offline", "openai"], help="Default: openai when configured.")
+    generate.add_argument("--model", help="Chat model name (default from settings).")
+    generate.add_argument("--base-url", help="OpenAI-compatible endpoint base URL.")
+    generate.add_argument("--concurrency", type=int, help="Work units executed at once (default 8).")
+    generate.add_argument("--resume", metavar="RUN_ID", help="Continue an interrupted or cancelled run.")
+    generate.add_argument("--json", action="store_true", help="Print one JSON object with the run's yield.")
+    generate.set_defaults(handler=run_generate)
+    runs = subparsers.add_parser("runs", help="List generation runs (newest first).")
+    runs.add_argument("--limit", type=int, default=20, help="How many runs to list.")
+    runs.add_argument("--json", action="store_true", help="Print a JSON list of run summaries.")
+    runs.set_defaults(handler=run_list)
+
+
+def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
+    if args.resume:
+        given = [name for name in REQUEST_OPTIONS if getattr(args, name) is not None]
+        if given:
+            print(f"error: --resume continues a run as it was configured; drop {', '.join(given)}", file=sys.stderr)
+            return 1
+        run_id = args.resume
+    else:
+        run_id = create_run(workspace, _request(args)).id
+    print(f"run {run_id} (resume with: generate --resume {run_id})", file=sys.stderr, flush=True)
+    try:
+        run = execute_run(workspace, run_id, ProgressBar(sys.stderr))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; resume with: generate --resume {run_id}", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    summary = run_summary(run)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(run, summary)
+    if run.status == "failed":
+        print(f"error: {run.error}", file=sys.stderr)
+        return 1
+    return 2 if summary["errors"] or run.status == "cancelled" else 0
+
+
+def _request(args: argparse.Namespace) -> RunRequest:
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()] if args.kinds else list(STAGES)
+    return RunRequest(kinds=kinds, document_ids=args.documents or [], limit=args.limit, engine=args.engine,
+                      model=args.model, base_url=args.base_url, concurrency=args.concurrency)
+
+
+class ProgressBar:
+    """A one-line text progress bar, redrawn in place: stage, units done/total, funnel so far."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, progress: RunProgress) -> None:
+        filled = BAR_WIDTH * progress.done // progress.total if progress.total else BAR_WIDTH
+        counts = progress.counts
+        accepted = sum(n for key, n in counts.items() if key.endswith("_accepted"))
+        rejected = sum(n for key, n in counts.items() if key.endswith("_rejected"))
+        line = (f"\r{progress.stage:<6} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+                f"{progress.done}/{progress.total} units  {accepted} verified, {rejected} rejected")
+        self.stream.write(line)
+        self.stream.flush()
+
+
+def _print_summary(run: GenerationRun, summary: dict[str, Any]) -> None:
+    print(f"run {run.id} {run.status}: {summary['candidates']} candidates, {summary['accepted']} verified, "
+          f"{summary['rejected']} rejected; {run.model_calls} model calls, {run.tokens} tokens")
+    for kind, counts in summary["by_kind"].items():
+        print(f"  {kind:<6} {counts['candidates']} candidates, {counts['accepted']} verified, "
+              f"{counts['rejected']} rejected, {counts['duplicates']} near-duplicates")
+    for error in summary["errors"]:
+        print(f"  failed unit {error['unit']}: {error['error']}")
+
+
+def run_list(args: argparse.Namespace, workspace: Workspace) -> int:
+    interrupted_runs(workspace)  # marks runs of dead processes, so their status reads true
+    runs = workspace.store.list_runs(limit=args.limit)
+    if args.json:
+        print(json.dumps([run_summary(run) | {"status": run.status, "started_at": run.started_at.isoformat()}
+                          for run in runs]))
+        return 0
+    for run in runs:
+        progress, summary = run_progress(run), run_summary(run)
+        print(f"{run.id}  {run.status:<11} {run.started_at:%Y-%m-%d %H:%M}  {run.config.get('engine', '?'):<7} "
+              f"{','.join(run.config.get('request', {}).get('kinds', []))}  "
+              f"{progress.stage} {progress.done}/{progress.total}  "
+              f"{summary['accepted']}/{summary['candidates']} verified  {run.model_calls} calls")
+    if not runs:
+        print("no runs yet")
+    return 0

@@ -1,0 +1,71 @@
+"""What every generation step is handed: the workspace, the engine, usage counters and the rule
+that decides acceptance; and `make_engine`, which picks and builds the engine from settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.generate.engine import Engine, LLMEngine
+from taskcraft_core.llm import Usage, make_chat_model
+from taskcraft_core.offline import OfflineEngine
+from taskcraft_core.settings import Settings
+from taskcraft_core.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class AcceptanceRule:
+    """When a verified candidate becomes a task (METHOD §1.7): the agent's judged score must reach
+    `min_agent_score` and, with `agent_must_beat_alone`, exceed the model-alone score."""
+
+    min_agent_score: int = 1
+    agent_must_beat_alone: bool = True
+
+    def accepts(self, agent_score: int, alone_score: int) -> bool:
+        beats = agent_score > alone_score or not self.agent_must_beat_alone
+        return agent_score >= self.min_agent_score and beats
+
+    def agent_can_still_pass(self, alone_score: int) -> bool:
+        """False when no agent score could pass: the agent run (and its judge) can be skipped."""
+        return self.accepts(2, alone_score)
+
+
+@dataclass
+class GenerationContext:
+    """Shared by the steps of one run; `usage` counts every model call and token of the run."""
+
+    workspace: Workspace
+    engine: Engine
+    usage: Usage
+    run_id: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    acceptance: AcceptanceRule = field(default_factory=AcceptanceRule)
+
+
+def make_engine(settings: Settings, engine: Literal["offline", "openai"] | None = None, model: str | None = None,
+                base_url: str | None = None) -> Engine:
+    """The offline engine, or the LLM engine with chat models built from settings (a model or base
+    URL given here overrides the settings for every role)."""
+    chosen = engine or settings.active_engine
+    if chosen == "offline":
+        return OfflineEngine(max_conclusions=settings.max_candidates_per_chunk)
+    if model:
+        settings = settings.with_changes(model=model, generation_model=None, solver_model=None, judge_model=None)
+    if base_url:
+        settings = settings.with_changes(openai_base_url=base_url)
+    return LLMEngine(
+        make_chat_model(settings, "generation"), make_chat_model(settings, "solver"),
+        make_chat_model(settings, "judge"),
+        judge_votes=settings.judge_votes, max_conclusions=settings.max_candidates_per_chunk,
+    )
+
+
+class GenerationCancelled(TaskCraftError):
+    """The run was cancelled while a unit of work was in progress; the unit is left undone."""
+
+
+def check_cancelled(ctx: GenerationContext) -> None:
+    if ctx.cancel.is_set():
+        raise GenerationCancelled("generation cancelled", hint="resume the run to finish the remaining work")

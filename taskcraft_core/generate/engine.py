@@ -1,0 +1,273 @@
+"""The steps of the method as one protocol, and the engine that performs them with chat models.
+
+Each step of `LLMEngine` is: build messages (prompts.py), call `llm.invoke_structured` with a
+pydantic schema, turn the result into our records. A malformed answer raises ModelOutputError for
+that step only; the callers (atomic, depth, width) mark the one candidate failed and go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, Field
+
+from taskcraft_core.errors import ModelOutputError
+from taskcraft_core.generate import prompts
+from taskcraft_core.generate.text import match_score, normalise_answer
+from taskcraft_core.index import Passage
+from taskcraft_core.llm import Usage, invoke_structured, invoke_text
+from taskcraft_core.schema import Chunk, Document
+
+Golden = str | list[str]
+
+
+class Conclusion(BaseModel):
+    """One verifiable fact of a chunk: the answer, how to reach it, and where it is written."""
+
+    answer: str
+    relation: str
+    evidence: str = Field(description="The sentence that states the fact.")
+    span_start: int | None = Field(description="Offset of the answer in the document text; None when the "
+                                               "answer could not be found in the text (not grounded).")
+    span_end: int | None
+    evidence_start: int | None = Field(None, description="Offset of the evidence sentence in the document text.")
+
+
+class Judgement(BaseModel):
+    """A judge's score (2 same, 1 all plus extra, 0 missing or contradicting) and why."""
+
+    score: int = Field(ge=0, le=2)
+    rationale: str = ""
+
+
+class Superset(BaseModel):
+    """What a backward search found: a broader thing that points uniquely to the identifier."""
+
+    superset: str
+    relation: str
+    aux_question: str = Field(description="A question whose answer is the identifier.")
+    description: str = Field(description="A phrase that replaces the identifier in a question.")
+    document_id: str
+    evidence: str = ""
+
+
+class Check(BaseModel):
+    """The outcome of a validity or semantic check."""
+
+    ok: bool
+    reason: str = ""
+
+
+class Engine(Protocol):
+    """The steps of the TaskCraft method; the offline and the LLM engine implement them all."""
+
+    name: str
+    model: str
+
+    def identify(self, document: Document, usage: Usage) -> str: ...
+    def extract_conclusions(self, identifier: str, document: Document, chunk: Chunk, usage: Usage) -> list[Conclusion]: ...
+    def write_question(self, identifier: str, conclusion: Conclusion, usage: Usage) -> str: ...
+    def canonical_answer(self, question: str, conclusion: Conclusion, usage: Usage) -> str: ...
+    def answer_alone(self, question: str, usage: Usage) -> str: ...
+    def judge(self, question: str, golden: Golden, answer: str, usage: Usage) -> Judgement: ...
+    def solver_model(self) -> BaseChatModel: ...
+    def find_superset(self, identifier: str, passage: Passage, usage: Usage) -> Superset | None: ...
+    def check_superset(self, identifier: str, superset: Superset, passages: Sequence[Passage], usage: Usage) -> Check: ...
+    def merge_depth(self, question: str, identifier: str, superset: Superset, usage: Usage) -> str: ...
+    def check_depth_merge(self, question: str, merged: str, identifier: str, answer: str, usage: Usage) -> Check: ...
+    def merge_width(self, questions: Sequence[str], usage: Usage) -> str: ...
+    def decompose_width(self, merged: str, usage: Usage) -> list[str]: ...
+
+
+# ---- structured outputs ---------------------------------------------------------------------
+
+
+class IdentifierOut(BaseModel):
+    identifier: str = Field(description="The document's main subject, as a short title.")
+
+
+class ConclusionOut(BaseModel):
+    answer: str
+    relation: str
+    evidence: str
+
+
+class ConclusionsOut(BaseModel):
+    conclusions: list[ConclusionOut]
+
+
+class QuestionOut(BaseModel):
+    question: str
+
+
+class AnswerOut(BaseModel):
+    answer: str
+
+
+class JudgeOut(BaseModel):
+    score: int = Field(ge=0, le=2, description="0, 1 or 2.")
+    rationale: str
+
+
+class SupersetOut(BaseModel):
+    found: bool
+    superset: str = ""
+    relation: str = ""
+    aux_question: str = ""
+    description: str = ""
+
+
+class CheckOut(BaseModel):
+    ok: bool
+    reason: str
+
+
+class QuestionsOut(BaseModel):
+    questions: list[str]
+
+
+class LLMEngine:
+    """The method's steps performed by chat models (one each for generation, solving and judging)."""
+
+    name = "openai"
+
+    def __init__(self, generation: BaseChatModel, solver: BaseChatModel, judge: BaseChatModel, *,
+                 judge_votes: int = 1, max_conclusions: int = 20, model: str = "") -> None:
+        self.generation = generation
+        self.solver = solver
+        self.judge_model = judge
+        self.judge_votes = judge_votes
+        self.max_conclusions = max_conclusions
+        self.model = model or _model_names(generation, solver, judge)
+        self._identifiers: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def identify(self, document: Document, usage: Usage) -> str:
+        """The document's title when it has a real one; otherwise the model names the main subject
+        (once per document)."""
+        if not _looks_like_file_name(document.title, document.source):
+            return document.title
+        with self._lock:
+            known = self._identifiers.get(document.id)
+        if known:
+            return known
+        named = invoke_structured(self.generation, IdentifierOut,
+                                  prompts.identify_messages(document.source, document.text), usage=usage)
+        identifier = named.identifier.strip() or document.title
+        with self._lock:
+            self._identifiers[document.id] = identifier
+        return identifier
+
+    def extract_conclusions(self, identifier: str, document: Document, chunk: Chunk, usage: Usage) -> list[Conclusion]:
+        found = invoke_structured(
+            self.generation, ConclusionsOut,
+            prompts.conclusions_messages(identifier, chunk.text, self.max_conclusions), usage=usage,
+        )
+        return [locate_conclusion(c, chunk) for c in found.conclusions[: self.max_conclusions]]
+
+    def write_question(self, identifier: str, conclusion: Conclusion, usage: Usage) -> str:
+        out = invoke_structured(self.generation, QuestionOut, prompts.question_messages(
+            identifier, conclusion.answer, conclusion.relation, conclusion.evidence), usage=usage)
+        return _required(out.question, "question")
+
+    def canonical_answer(self, question: str, conclusion: Conclusion, usage: Usage) -> str:
+        out = invoke_structured(self.generation, AnswerOut, prompts.canonical_messages(
+            question, conclusion.answer, conclusion.evidence), usage=usage)
+        return _required(out.answer, "canonical answer")
+
+    def answer_alone(self, question: str, usage: Usage) -> str:
+        return invoke_text(self.solver, prompts.alone_messages(question), usage=usage).strip()
+
+    def judge(self, question: str, golden: Golden, answer: str, usage: Usage) -> Judgement:
+        """Exact normalised matches and empty answers are scored without a call; otherwise the mean
+        of `judge_votes` judge calls, rounded."""
+        quick = quick_judgement(golden, answer)
+        if quick is not None:
+            return quick
+        votes = [invoke_structured(self.judge_model, JudgeOut, prompts.judge_messages(question, golden, answer),
+                                   usage=usage) for _ in range(self.judge_votes)]
+        score = round(sum(v.score for v in votes) / len(votes) + 1e-9)
+        rationale = votes[0].rationale if len(votes) == 1 else \
+            f"votes {', '.join(str(v.score) for v in votes)}: {votes[0].rationale}"
+        return Judgement(score=score, rationale=rationale)
+
+    def solver_model(self) -> BaseChatModel:
+        return self.solver
+
+    def find_superset(self, identifier: str, passage: Passage, usage: Usage) -> Superset | None:
+        out = invoke_structured(self.generation, SupersetOut,
+                                prompts.superset_messages(identifier, passage.title, passage.text), usage=usage)
+        if not out.found or not (out.superset.strip() and out.aux_question.strip() and out.description.strip()):
+            return None
+        return Superset(superset=out.superset.strip(), relation=out.relation.strip(),
+                        aux_question=out.aux_question.strip(), description=out.description.strip(),
+                        document_id=passage.document_id, evidence=passage.text)
+
+    def check_superset(self, identifier: str, superset: Superset, passages: Sequence[Passage], usage: Usage) -> Check:
+        out = invoke_structured(self.judge_model, CheckOut, prompts.superset_check_messages(
+            identifier, superset.superset, superset.relation, superset.description, [p.text for p in passages]),
+            usage=usage)
+        return Check(ok=out.ok, reason=out.reason)
+
+    def merge_depth(self, question: str, identifier: str, superset: Superset, usage: Usage) -> str:
+        out = invoke_structured(self.generation, QuestionOut,
+                                prompts.depth_merge_messages(question, identifier, superset.description), usage=usage)
+        return _required(out.question, "merged question")
+
+    def check_depth_merge(self, question: str, merged: str, identifier: str, answer: str, usage: Usage) -> Check:
+        out = invoke_structured(self.judge_model, CheckOut,
+                                prompts.depth_check_messages(question, merged, identifier, answer), usage=usage)
+        return Check(ok=out.ok, reason=out.reason)
+
+    def merge_width(self, questions: Sequence[str], usage: Usage) -> str:
+        out = invoke_structured(self.generation, QuestionOut, prompts.width_merge_messages(questions), usage=usage)
+        return _required(out.question, "merged question")
+
+    def decompose_width(self, merged: str, usage: Usage) -> list[str]:
+        out = invoke_structured(self.judge_model, QuestionsOut, prompts.width_decompose_messages(merged), usage=usage)
+        return [q.strip() for q in out.questions if q.strip()]
+
+
+def quick_judgement(golden: Golden, answer: str) -> Judgement | None:
+    """A score that needs no judge: an empty or 'don't know' answer is 0, an answer equal to the
+    golden one after normalisation is 2. None when a judge must decide."""
+    if not normalise_answer(answer) or normalise_answer(answer) in {"i don t know", "i do not know", "unknown"}:
+        return Judgement(score=0, rationale="no answer given")
+    if isinstance(golden, str) and match_score(golden, answer) == 2:
+        return Judgement(score=2, rationale="same answer after normalisation")
+    return None
+
+
+def locate_conclusion(found: ConclusionOut, chunk: Chunk) -> Conclusion:
+    """Ground a model's fact in the chunk: the answer must be written in the chunk, preferably inside
+    the evidence sentence; offsets come from the text, never from the model (None: not grounded)."""
+    answer = found.answer.strip()
+    evidence_at = chunk.text.find(found.evidence.strip()) if found.evidence.strip() else -1
+    search_from = evidence_at if evidence_at >= 0 else 0
+    at = chunk.text.find(answer, search_from) if answer else -1
+    if at < 0 or (evidence_at >= 0 and at > evidence_at + len(found.evidence.strip())):
+        at = chunk.text.find(answer) if answer else -1
+    if at < 0:
+        return Conclusion(answer=answer, relation=found.relation.strip(), evidence=found.evidence.strip(),
+                          span_start=None, span_end=None)
+    return Conclusion(answer=answer, relation=found.relation.strip(), evidence=found.evidence.strip(),
+                      span_start=chunk.start + at, span_end=chunk.start + at + len(answer),
+                      evidence_start=chunk.start + evidence_at if evidence_at >= 0 else None)
+
+
+def _required(text: str, what: str) -> str:
+    if not text.strip():
+        raise ModelOutputError(f"the model returned an empty {what}", hint="try again or use a stronger model")
+    return text.strip()
+
+
+def _looks_like_file_name(title: str, source: str) -> bool:
+    return title == source.rsplit("/", 1)[-1] or "." in title[-6:] and " " not in title
+
+
+def _model_names(*models: BaseChatModel) -> str:
+    names = [getattr(m, "model_name", None) or type(m).__name__ for m in models]
+    return "+".join(dict.fromkeys(names))

@@ -1,0 +1,174 @@
+"""Every prompt the studio sends, in our own words, as pure functions that build messages.
+
+`PROMPT_VERSION` is a hash of all the texts below; a generation run stores it so results can be
+traced to the wording that produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from taskcraft_core.schema import content_id
+
+SOLVER_SYSTEM_PROMPT = (
+    "You answer questions about a collection of documents. Use the tools: search_corpus to find "
+    "passages, read_document to read a document around a passage. Base your answer only on what the "
+    "tools return. When you know the answer, reply with the answer alone: the shortest phrase that "
+    "answers the question (a number with its unit, a date, a name), no explanation. If the question "
+    "asks several numbered questions, answer each on its own line as '1. ...', '2. ...'."
+)
+
+ALONE_SYSTEM = (
+    "Answer the question from your own knowledge; you have no tools and no documents. Reply with the "
+    "shortest answer. If you do not know, reply exactly: I don't know."
+)
+
+IDENTIFY = (
+    "Name the main subject of this document in a few words, as a title a reader could search for "
+    "(a name, a title or a topic, not a description). The file is called {source}.\n\n"
+    "Beginning of the document:\n{text}"
+)
+
+CONCLUSIONS = (
+    "You extract verifiable facts from a passage of the document “{identifier}”.\n"
+    "Rules for each fact:\n"
+    "- one indivisible fact; split a sentence with two facts into two;\n"
+    "- its answer is a number with its unit, a full date, a year, or a unique proper name, copied "
+    "exactly as written in the passage;\n"
+    "- skip vague or evaluative statements; a fact that depends on time states its date;\n"
+    "- relation: how to get from the document to the answer, phrased as an operation "
+    "(for example: 'the height of the tower in metres'), not as a topic;\n"
+    "- evidence: the whole sentence of the passage that states the fact, copied verbatim.\n"
+    "Give at most {limit} facts. Give none if the passage has no such fact.\n\nPassage:\n{text}"
+)
+
+QUESTION = (
+    "Write one question whose single correct answer is “{answer}”.\n"
+    "Source to name as a hint: “{identifier}”. Relation to ask about: {relation}.\n"
+    "Evidence: {evidence}\n"
+    "The question must name the source, stand on its own without the evidence, not contain the "
+    "answer or a paraphrase of it, and admit exactly one correct answer."
+)
+
+CANONICAL = (
+    "Give the shortest canonical form of the answer to this question: dates as YYYY-MM-DD, numbers "
+    "as digits without thousands separators, units kept, names in full without titles.\n"
+    "Question: {question}\nAnswer as found in the source: {answer}\nEvidence: {evidence}"
+)
+
+JUDGE = (
+    "Compare an answer with the golden answer to the question.\n"
+    "Score 2: it gives the same information as the golden answer.\n"
+    "Score 1: it contains all the information of the golden answer plus something more.\n"
+    "Score 0: it misses part of the golden answer, contradicts it, or says it does not know.\n"
+    "Question: {question}\nGolden answer: {golden}\nAnswer: {answer}"
+)
+
+SUPERSET = (
+    "The subject “{identifier}” is mentioned in the document “{title}”. From the passage below, find "
+    "a broader thing that contains or points to it (the superset: a series, a venue, a list, a page that "
+    "mentions it, a period) and a relation from that superset that identifies “{identifier}” uniquely.\n"
+    "Write: superset (its name), relation (how the superset points to the subject), aux_question (a "
+    "question naming the superset whose only answer is “{identifier}”, not containing it), description "
+    "(a noun phrase that can replace “{identifier}” in another question, not containing it). Set "
+    "found=false if the passage gives no such unique relation.\n\nPassage:\n{text}"
+)
+
+SUPERSET_CHECK = (
+    "Check a proposed superset of the subject “{identifier}”.\n"
+    "Superset: {superset}\nRelation: {relation}\nDescription: {description}\n"
+    "It is valid only if the superset is a true generalisation (not a synonym or another name of the "
+    "subject) and the description, read against these passages, fits “{identifier}” and nothing else.\n"
+    "Passages:\n{passages}"
+)
+
+DEPTH_MERGE = (
+    "Rewrite the question so that it no longer names “{identifier}” and instead describes it as: "
+    "{description}. Keep everything else, so the question asks for exactly the same answer. Do not add "
+    "facts or hints.\nQuestion: {question}"
+)
+
+DEPTH_CHECK = (
+    "A question was rewritten to hide its subject “{identifier}”. Is the rewritten question still "
+    "asking for the same single answer “{answer}”, without naming the subject and without becoming "
+    "ambiguous?\nOriginal: {question}\nRewritten: {merged}"
+)
+
+WIDTH_MERGE = (
+    "Combine these questions into one question that asks for all of their answers, in the given order, "
+    "numbered 1., 2., ... Keep each question's meaning and its source; add no facts and no hints on how "
+    "to find the answers.\n{questions}"
+)
+
+WIDTH_DECOMPOSE = (
+    "Split this combined question into the separate questions it asks, in order, each one complete "
+    "and standing on its own.\nCombined question: {merged}"
+)
+
+PROMPT_TEXTS: tuple[str, ...] = (
+    SOLVER_SYSTEM_PROMPT, ALONE_SYSTEM, IDENTIFY, CONCLUSIONS, QUESTION, CANONICAL, JUDGE, SUPERSET,
+    SUPERSET_CHECK, DEPTH_MERGE, DEPTH_CHECK, WIDTH_MERGE, WIDTH_DECOMPOSE,
+)
+PROMPT_VERSION = content_id(*PROMPT_TEXTS, length=12)
+
+IDENTIFY_TEXT_CHARS = 3000
+
+
+def identify_messages(source: str, text: str) -> list[BaseMessage]:
+    return [HumanMessage(IDENTIFY.format(source=source, text=text[:IDENTIFY_TEXT_CHARS]))]
+
+
+def conclusions_messages(identifier: str, text: str, limit: int) -> list[BaseMessage]:
+    return [HumanMessage(CONCLUSIONS.format(identifier=identifier, text=text, limit=limit))]
+
+
+def question_messages(identifier: str, answer: str, relation: str, evidence: str) -> list[BaseMessage]:
+    return [HumanMessage(QUESTION.format(identifier=identifier, answer=answer, relation=relation, evidence=evidence))]
+
+
+def canonical_messages(question: str, answer: str, evidence: str) -> list[BaseMessage]:
+    return [HumanMessage(CANONICAL.format(question=question, answer=answer, evidence=evidence))]
+
+
+def alone_messages(question: str) -> list[BaseMessage]:
+    return [SystemMessage(ALONE_SYSTEM), HumanMessage(question)]
+
+
+def judge_messages(question: str, golden: str | Sequence[str], answer: str) -> list[BaseMessage]:
+    return [HumanMessage(JUDGE.format(question=question, golden=numbered(golden), answer=answer))]
+
+
+def superset_messages(identifier: str, title: str, text: str) -> list[BaseMessage]:
+    return [HumanMessage(SUPERSET.format(identifier=identifier, title=title, text=text))]
+
+
+def superset_check_messages(identifier: str, superset: str, relation: str, description: str,
+                            passages: Sequence[str]) -> list[BaseMessage]:
+    listing = "\n---\n".join(passages) or "(none found)"
+    return [HumanMessage(SUPERSET_CHECK.format(identifier=identifier, superset=superset, relation=relation,
+                                               description=description, passages=listing))]
+
+
+def depth_merge_messages(question: str, identifier: str, description: str) -> list[BaseMessage]:
+    return [HumanMessage(DEPTH_MERGE.format(question=question, identifier=identifier, description=description))]
+
+
+def depth_check_messages(question: str, merged: str, identifier: str, answer: str) -> list[BaseMessage]:
+    return [HumanMessage(DEPTH_CHECK.format(question=question, merged=merged, identifier=identifier, answer=answer))]
+
+
+def width_merge_messages(questions: Sequence[str]) -> list[BaseMessage]:
+    return [HumanMessage(WIDTH_MERGE.format(questions=numbered(questions)))]
+
+
+def width_decompose_messages(merged: str) -> list[BaseMessage]:
+    return [HumanMessage(WIDTH_DECOMPOSE.format(merged=merged))]
+
+
+def numbered(items: str | Sequence[str]) -> str:
+    """A list as numbered lines ('1. ...'); a single string stays as it is."""
+    if isinstance(items, str):
+        return items
+    return "\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1))

@@ -1,0 +1,252 @@
+"""Import tasks: our own JSONL export back, and the output records of the reference TaskCraft library.
+
+A bad line is reported with its line number and the rest of the file still imports; tasks whose id
+is already stored are skipped, so re-importing a file is a no-op.
+
+Reference format (OPPO-PersonalAI/TaskCraft, `taskcraft` 0.3 on PyPI, and the PersonalAILab/TaskCraft
+dataset on the Hugging Face Hub) -> our Task:
+
+| reference field                                   | our field                                        |
+|---------------------------------------------------|--------------------------------------------------|
+| question, or query (dataset)                      | question                                         |
+| golden_answer, or answer; golden_answers (width)  | golden_answer (a list for width tasks)           |
+| content_identifier, or identifier                 | content_identifier                               |
+| model_id                                          | model ("unknown" when absent)                    |
+| valid_hop                                         | hops (and difficulty: the reference grades by hops) |
+| agent_trajectory [{name, value, think, obs}]      | trajectory: facts/plan/reflection -> ai steps;   |
+|                                                   | action -> a tool step (name/arguments parsed from the action when it is JSON) |
+| trajectory [{sub_query, sub_answer, sub_trajectory}] (depth) | trajectory, one hop per sub-query (human step, then its steps) |
+| agent_result, agent_score, agent_step_number      | verification.agent_answer, agent_score (rounded), agent_steps |
+| llm_result, llm_score                             | verification.model_alone_answer, model_alone_score (rounded) |
+| original_questions, index, qa_index, tool, domain, anything else | difficulty_inputs["imported"] (kept verbatim) |
+
+Kind: width when the record has golden_answers or original_questions, depth when it has more than
+one hop, else atomic. Status: pending (a person has not reviewed it here). Engine: "import".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from taskcraft_core.dedup import index_tasks
+from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.exporters import IMPORTED_KEY
+from taskcraft_core.schema import Task, TrajectoryStep, Verification, content_id
+from taskcraft_core.store import TaskFilter
+from taskcraft_core.workspace import Workspace
+
+ImportFormat = Literal["jsonl", "taskcraft"]
+IMPORT_BATCH = 1000
+MAX_REPORTED_ERRORS = 1000
+
+
+class ImportReport(BaseModel):
+    """How an import went: tasks added, tasks already stored, and one message per bad line."""
+
+    added: int = 0
+    skipped: int = 0
+    errors: list[str] = []
+
+
+class BadRecord(ValueError):
+    """A line that is JSON but not a task this format can read."""
+
+
+# ---- our own records ----------------------------------------------------------------------------
+
+
+def _our_step(position: int, step: dict[str, Any]) -> TrajectoryStep:
+    return TrajectoryStep(position=position, type=step.get("type", "ai"), content=step.get("content") or "",
+                          tool=step.get("tool"), args=step.get("args"), observation=step.get("observation"))
+
+
+def task_from_record(record: dict[str, Any]) -> Task:
+    """A Task from one record of our JSONL contract."""
+    for key in ("id", "kind", "question", "golden_answer"):
+        if key not in record:
+            raise BadRecord(f"missing field {key!r}")
+    source = record.get("source") or {}
+    answer = record["golden_answer"]
+    check = record.get("verification")
+    return Task(
+        id=record["id"], kind=record["kind"], question=record["question"], golden_answer=answer,
+        content_identifier=record.get("content_identifier") or "", relation=record.get("relation") or "",
+        hops=record.get("hops", 1), width=len(answer) if isinstance(answer, list) else 1,
+        difficulty=record.get("difficulty", 1), engine=record.get("engine") or "import",
+        model=record.get("model") or "unknown", status=record.get("status", "pending"),
+        document_id=source.get("document_id"), chunk_id=source.get("chunk_id"),
+        span_start=source.get("start"), span_end=source.get("end"), parent_ids=record.get("parents") or [],
+        difficulty_inputs={IMPORTED_KEY: {"source_title": source.get("title")}} if source.get("title") else {},
+        trajectory=[_our_step(i, step) for i, step in enumerate(record.get("trajectory") or [])],
+        verification=Verification(**check) if check else None,
+    )
+
+
+# ---- reference TaskCraft records ----------------------------------------------------------------
+
+_REFERENCE_FIELDS = {
+    "question", "query", "golden_answer", "answer", "golden_answers", "content_identifier", "identifier",
+    "model_id", "valid_hop", "agent_trajectory", "trajectory", "agent_result", "agent_score",
+    "agent_step_number", "llm_result", "llm_score",
+}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "; ".join(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _score(value: Any) -> int:
+    """The reference averages judge votes (floats, or None when judging failed); ours are 0/1/2."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 0
+    return max(0, min(2, round(float(value))))
+
+
+def _parse_action(value: Any) -> tuple[str | None, dict[str, Any] | None]:
+    """Tool name and arguments from a reference action, when it states them as JSON."""
+    if isinstance(value, str):
+        start, end = value.find("{"), value.rfind("}")
+        if start < 0 or end < start:
+            return None, None
+        try:
+            value = json.loads(value[start : end + 1])
+        except json.JSONDecodeError:
+            return None, None
+    if isinstance(value, dict):
+        name = value.get("name") or value.get("tool_name")
+        args = value.get("arguments", value.get("tool_arguments"))
+        if isinstance(name, str):
+            return name, args if isinstance(args, dict) else {"input": args} if args is not None else {}
+    return None, None
+
+
+def _reference_steps(steps: Any, hop: int) -> Iterator[TrajectoryStep]:
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict):
+            continue
+        name, think = step.get("name", ""), _text(step.get("think"))
+        if name == "action":
+            tool, args = _parse_action(step.get("value"))
+            content = think if tool else "\n".join(p for p in (think, _text(step.get("value"))) if p)
+            yield TrajectoryStep(position=0, type="tool" if tool else "ai", content=content, tool=tool, args=args,
+                                 observation=_text(step.get("obs")) if tool else None, hop=hop)
+            if not tool and step.get("obs") is not None:
+                yield TrajectoryStep(position=0, type="tool", tool="action", observation=_text(step["obs"]), hop=hop)
+        else:
+            body = "\n".join(p for p in (think, _text(step.get("value"))) if p)
+            yield TrajectoryStep(position=0, type="ai", content=f"[{name}] {body}".strip(), hop=hop)
+
+
+def _reference_trajectory(record: dict[str, Any]) -> list[TrajectoryStep]:
+    steps: list[TrajectoryStep] = []
+    hops = record.get("trajectory")
+    if isinstance(hops, list) and hops and isinstance(hops[0], dict) and "sub_query" in hops[0]:
+        for hop, sub in enumerate(hops):
+            steps.append(TrajectoryStep(position=0, type="human", content=_text(sub.get("sub_query")), hop=hop))
+            steps.extend(_reference_steps(sub.get("sub_trajectory"), hop))
+    else:
+        steps.extend(_reference_steps(record.get("agent_trajectory"), 0))
+    return [step.model_copy(update={"position": i}) for i, step in enumerate(steps)]
+
+
+def task_from_reference(record: dict[str, Any]) -> Task:
+    """A Task from one output record of the reference TaskCraft library or dataset."""
+    question = record.get("question") or record.get("query")
+    answers = record.get("golden_answers")
+    answer = answers if isinstance(answers, list) and answers else record.get("golden_answer", record.get("answer"))
+    if not isinstance(question, str) or not question.strip():
+        raise BadRecord("no question (expected 'question' or 'query')")
+    if answer is None or answer == "" or answer == []:
+        raise BadRecord("no answer (expected 'golden_answer', 'answer' or 'golden_answers')")
+    answer = [_text(a) for a in answer] if isinstance(answer, list) else _text(answer)
+    steps = _reference_trajectory(record)
+    depth_hops = len(record["trajectory"]) if any(s.hop for s in steps) else 1
+    hops = int(record.get("valid_hop") or depth_hops)
+    width = isinstance(answers, list) or "original_questions" in record
+    has_check = any(k in record for k in ("agent_result", "agent_score", "llm_result", "llm_score"))
+    return Task(
+        id=content_id("taskcraft", question, json.dumps(answer, ensure_ascii=False)),
+        kind="width" if width else "depth" if hops > 1 else "atomic", question=question, golden_answer=answer,
+        content_identifier=_text(record.get("content_identifier") or record.get("identifier")),
+        hops=hops, width=len(answer) if isinstance(answer, list) else 1, difficulty=max(1, hops),
+        difficulty_inputs={IMPORTED_KEY: {k: v for k, v in record.items() if k not in _REFERENCE_FIELDS}},
+        engine=_text(record.get("engine")) or "import", model=_text(record.get("model_id")) or "unknown",
+        status="pending", trajectory=steps,
+        verification=Verification(
+            model_alone_answer=_text(record.get("llm_result")), model_alone_score=_score(record.get("llm_score")),
+            agent_answer=_text(record.get("agent_result")), agent_score=_score(record.get("agent_score")),
+            agent_steps=int(record.get("agent_step_number") or 0),
+        ) if has_check else None,
+    )
+
+
+READERS: dict[str, Callable[[dict[str, Any]], Task]] = {"jsonl": task_from_record, "taskcraft": task_from_reference}
+
+
+# ---- the import ---------------------------------------------------------------------------------
+
+
+def _parse_lines(path: Path, reader: Callable[[dict[str, Any]], Task], report: ImportReport) -> Iterator[Task]:
+    with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise BadRecord(f"expected a JSON object, got {type(record).__name__}")
+                yield reader(record)
+            except (json.JSONDecodeError, BadRecord, ValidationError, TypeError, ValueError) as error:
+                if len(report.errors) < MAX_REPORTED_ERRORS:
+                    report.errors.append(f"line {number}: {_describe(error)}")
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON ({error.msg} at column {error.colno})"
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        return f"invalid field {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(error)
+
+
+def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: bool = True) -> ImportReport:
+    """Import a JSONL file of tasks in batches; with `index`, new tasks also go to the task index."""
+    if fmt not in READERS:
+        raise TaskCraftError(f"Unknown import format {fmt!r}.", f"Choose one of: {', '.join(READERS)}.")
+    path = Path(path)
+    if not path.is_file():
+        raise TaskCraftError(f"No file at {path}.", "Give the path of a .jsonl file.")
+    report = ImportReport()
+    batch: list[Task] = []
+    for task in _parse_lines(path, READERS[fmt], report):
+        batch.append(task)
+        if len(batch) >= IMPORT_BATCH:
+            _store(workspace, batch, report, index)
+            batch = []
+    _store(workspace, batch, report, index)
+    return report
+
+
+def _store(workspace: Workspace, batch: list[Task], report: ImportReport, index: bool) -> None:
+    if not batch:
+        return
+    stored = set(workspace.store.list_task_ids(TaskFilter(task_ids=[task.id for task in batch])))
+    new = list({task.id: task for task in batch if task.id not in stored}.values())
+    added = workspace.store.add_tasks(new)
+    report.added += added
+    report.skipped += len(batch) - added
+    if index and new:
+        index_tasks(workspace, new)

@@ -1,0 +1,314 @@
+"""The ingestion pipeline: sources (files, URLs, zip archives) -> documents and chunks in store and index.
+
+One source failing never stops the others: each failure becomes one entry of the report, with a
+message that names the file and says what is wrong with it. What a user brings is also kept, by
+content hash, under the uploads folder of the data home.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from taskcraft_core.corpus import chunk_document, doc_type_for, load_document
+from taskcraft_core.errors import IngestError
+from taskcraft_core.settings import Settings
+from taskcraft_core.web import CONTENT_TYPES, fetch_url, human_size
+from taskcraft_core.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, str], None]  # (done, total, current source name)
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+DOC_TYPE_SUFFIX = {"pdf": ".pdf", "html": ".html", "text": ".txt", "markdown": ".md", "zip": ".zip"}
+READ_PIECE = 1 << 20
+
+
+class Source(BaseModel):
+    """One input: a file's bytes (name is its file name or relative path) or a URL."""
+
+    name: str
+    data: bytes | None = None
+    url: str | None = None
+
+    @classmethod
+    def from_path(cls, path: Path) -> Source:
+        return cls(name=path.name, data=path.read_bytes())
+
+
+class IngestFailure(BaseModel):
+    """One source (or archive member) that could not be ingested, and why."""
+
+    source: str
+    error: str
+
+
+class IngestReport(BaseModel):
+    """What one ingestion did; document_ids lists added and already-present documents."""
+
+    documents_added: int = 0
+    documents_skipped: int = Field(0, description="Sources whose text was already stored (same content hash).")
+    chunks_added: int = 0
+    errors: list[IngestFailure] = []
+    document_ids: list[str] = []
+
+    def fail(self, source: str, error: Exception) -> None:
+        self.errors.append(_failure(source, error))
+
+
+@dataclass
+class RawInput:
+    """The bytes of one would-be document, with the type they are read as."""
+
+    name: str
+    data: bytes
+    doc_type: str
+    base_url: str | None = None
+
+
+def ingest_sources(
+    sources: Sequence[Source], workspace: Workspace, progress: ProgressCallback | None = None
+) -> IngestReport:
+    """Ingest every source; failures are collected in the report, never raised."""
+    report = IngestReport()
+    for done, source in enumerate(sources, start=1):
+        _ingest_source(source, workspace, report)
+        if progress:
+            progress(done, len(sources), source.name)
+    return report
+
+
+def ingest_locations(
+    locations: Sequence[str], workspace: Workspace, progress: ProgressCallback | None = None
+) -> IngestReport:
+    """Ingest file paths, directories (recursively) and http(s) URLs."""
+    sources: list[Source] = []
+    failures: list[IngestFailure] = []
+    for location in locations:
+        for item in _location_sources(location, workspace.settings):
+            (failures if isinstance(item, IngestFailure) else sources).append(item)
+    report = ingest_sources(sources, workspace, progress)
+    report.errors = failures + report.errors
+    return report
+
+
+def sample_corpus_path() -> Path:
+    return Path(__file__).parent / "sample_corpus"
+
+
+def load_sample_corpus(workspace: Workspace, progress: ProgressCallback | None = None) -> IngestReport:
+    """The bundled sample corpus; loading it twice adds nothing."""
+    return ingest_locations([str(sample_corpus_path())], workspace, progress)
+
+
+def delete_document(workspace: Workspace, document_id: str) -> bool:
+    """Remove a document and its chunks from the database and the index; False if it did not exist."""
+    removed = workspace.store.delete_document(document_id)
+    workspace.index.delete_document(document_id)
+    return removed
+
+
+def reindex(workspace: Workspace) -> int:
+    """Rebuild the chunk and task collections from the database; returns the number of chunks indexed."""
+    chunks = workspace.index.rebuild_chunks(workspace.store)
+    workspace.index.rebuild_tasks(workspace.store)
+    return chunks
+
+
+# ---- one source -----------------------------------------------------------------------------
+
+
+def _ingest_source(source: Source, workspace: Workspace, report: IngestReport) -> None:
+    with _failure_reported(report, source.name):
+        raw = _raw_input(source, workspace.settings)
+        _keep_upload(raw, workspace.settings)
+        items = _zip_members(raw, workspace.settings) if raw.doc_type == "zip" else iter([raw])
+        for item in items:
+            if isinstance(item, IngestFailure):
+                report.errors.append(item)
+            else:
+                with _failure_reported(report, item.name):
+                    _ingest_item(item, workspace, report)
+
+
+@contextmanager
+def _failure_reported(report: IngestReport, name: str) -> Iterator[None]:
+    """Turn the failure of one source or member into a report entry, so the batch goes on."""
+    try:
+        yield
+    except IngestError as error:
+        report.fail(name, error)
+    except Exception as error:  # a bug in a loader must not cost the rest of the batch; it is logged
+        logger.exception("unexpected error while ingesting %s", name)
+        report.fail(name, IngestError(f"unexpected error ({type(error).__name__}: {error})"))
+
+
+def _raw_input(source: Source, settings: Settings) -> RawInput:
+    if source.url:
+        fetched = fetch_url(source.url, settings)
+        return RawInput(source.name, fetched.data, CONTENT_TYPES[fetched.content_type], fetched.final_url)
+    if source.data is None:
+        raise IngestError("nothing to read: the source has neither bytes nor a URL")
+    _check_size(len(source.data), settings)
+    doc_type = "zip" if source.name.lower().endswith(".zip") else doc_type_for(source.name)
+    return RawInput(source.name, source.data, doc_type)
+
+
+def _check_size(size: int, settings: Settings) -> None:
+    if size > settings.max_file_bytes:
+        raise IngestError(
+            f"the file is {human_size(size)}, over the {human_size(settings.max_file_bytes)} limit (max_file_bytes)",
+            hint="split it or raise max_file_bytes",
+        )
+
+
+def _keep_upload(raw: RawInput, settings: Settings) -> None:
+    """Store the original bytes by content hash, so nothing a user brings is lost."""
+    path = settings.uploads_path / (hashlib.sha256(raw.data).hexdigest() + DOC_TYPE_SUFFIX[raw.doc_type])
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        partial.write_bytes(raw.data)
+        partial.replace(path)
+
+
+def _ingest_item(item: RawInput, workspace: Workspace, report: IngestReport) -> None:
+    document = load_document(item.name, item.data, item.doc_type, item.base_url)
+    chunks = chunk_document(document, workspace.settings.chunk_size, workspace.settings.chunk_overlap)
+    if not workspace.store.add_document(document, chunks):
+        report.documents_skipped += 1
+        report.document_ids.append(document.id)
+        return
+    try:
+        workspace.index.add_chunks(document, chunks)
+    except Exception:
+        # The database and the index must agree: without its vectors the document is not ingested.
+        workspace.store.delete_document(document.id)
+        raise
+    report.documents_added += 1
+    report.chunks_added += len(chunks)
+    report.document_ids.append(document.id)
+
+
+# ---- locations ------------------------------------------------------------------------------
+
+
+def _location_sources(location: str, settings: Settings) -> Iterator[Source | IngestFailure]:
+    """The sources one location stands for; what cannot even be read is a failure right away."""
+    path = Path(location).expanduser()
+    if URL_SCHEME.match(location):
+        if location.lower().startswith(("http://", "https://")):
+            yield Source(name=location, url=location)
+        else:
+            yield _failure(location, IngestError("only http and https URLs can be fetched"))
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+        for file in files:
+            yield _path_source(file, file.relative_to(path.parent).as_posix(), settings)
+    elif path.is_file():
+        yield _path_source(path, path.name, settings)
+    else:
+        yield _failure(location, IngestError("no such file or directory"))
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+
+
+def _path_source(path: Path, name: str, settings: Settings) -> Source | IngestFailure:
+    """A file's Source; an oversized file is refused before its bytes are read."""
+    try:
+        _check_size(path.stat().st_size, settings)
+        return Source(name=name, data=path.read_bytes())
+    except IngestError as error:
+        return _failure(name, error)
+    except OSError as error:
+        return _failure(name, IngestError(f"the file cannot be read ({error.strerror})"))
+
+
+def _failure(source: str, error: Exception) -> IngestFailure:
+    return IngestFailure(source=source, error=f"{source}: {error}")
+
+
+# ---- zip archives ---------------------------------------------------------------------------
+
+
+def _zip_members(archive: RawInput, settings: Settings) -> Iterator[RawInput | IngestFailure]:
+    """Each supported member as its own input; limits checked on declared sizes and while reading."""
+    try:
+        zip_file = zipfile.ZipFile(io.BytesIO(archive.data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as error:
+        raise IngestError(f"the archive is corrupt or not a zip file ({error})") from None
+    members = [info for info in zip_file.infolist() if not info.is_dir() and not _junk_member(info.filename)]
+    if len(members) > settings.zip_max_entries:
+        raise IngestError(
+            f"the archive has {len(members)} entries, over the limit of {settings.zip_max_entries} (zip_max_entries)"
+        )
+    declared = sum(info.file_size for info in members)
+    if declared > settings.zip_max_total_bytes:
+        raise IngestError(_bomb_message(f"declares {human_size(declared)} uncompressed", settings))
+    budget = settings.zip_max_total_bytes
+    for info in members:
+        name = f"{archive.name}/{info.filename}"
+        try:
+            doc_type = _member_type(info)
+            data = _read_member(zip_file, info, min(budget, settings.max_file_bytes) + 1)
+        except IngestError as error:
+            yield _failure(name, error)
+            continue
+        if len(data) > budget:
+            raise IngestError(_bomb_message(f"expands past the limit while reading {info.filename}", settings))
+        budget -= len(data)
+        try:
+            _check_size(len(data), settings)
+        except IngestError as error:
+            yield _failure(name, error)
+            continue
+        yield RawInput(name, data, doc_type)
+
+
+def _junk_member(filename: str) -> bool:
+    """Metadata that archivers add (macOS resource forks, dot files), not documents."""
+    return filename.startswith("__MACOSX/") or filename.rstrip("/").rsplit("/", 1)[-1].startswith(".")
+
+
+def _member_type(info: zipfile.ZipInfo) -> str:
+    path = info.filename.replace("\\", "/")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path) or ".." in path.split("/"):
+        raise IngestError("the path escapes the archive's folder; member refused")
+    if info.flag_bits & 0x1:
+        raise IngestError("the member is encrypted", hint="extract it with its password first")
+    if path.lower().endswith(".zip"):
+        raise IngestError("archives inside archives are not expanded", hint="ingest the inner archive on its own")
+    return doc_type_for(path)
+
+
+def _read_member(zip_file: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """At most `limit` bytes of a member, read piece by piece (a declared size can lie)."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        with zip_file.open(info) as member:
+            while size < limit and (piece := member.read(min(READ_PIECE, limit - size))):
+                pieces.append(piece)
+                size += len(piece)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
+        raise IngestError(f"the archive member is corrupt ({error})") from None
+    return b"".join(pieces)
+
+
+def _bomb_message(what: str, settings: Settings) -> str:
+    return (
+        f"the archive {what}, over the {human_size(settings.zip_max_total_bytes)} limit "
+        "(zip_max_total_bytes); it looks like a zip bomb and was not expanded further"
+    )

@@ -1,0 +1,350 @@
+"""Chat models for any OpenAI-compatible endpoint, and the two ways the studio calls them.
+
+`make_chat_model` builds a `ChatOpenAI` from Settings (timeouts, retries, optional response cache).
+`invoke_structured` asks for a pydantic object, falling back json_schema -> function calling ->
+JSON mode for servers lacking a method, and retries a malformed answer with feedback.
+`invoke_text` asks for plain text. Both translate client failures into the studio's errors:
+`ModelUnavailableError` when the endpoint itself fails (unreachable, 5xx, timeouts, auth, unknown
+model) and `ModelOutputError` when one request gets no usable answer (so a run records that
+candidate as failed and goes on).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NoReturn, TypeVar
+
+import openai
+from langchain_core.exceptions import ContextOverflowError
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from taskcraft_core.errors import ModelOutputError, ModelUnavailableError
+from taskcraft_core.llm_cache import SQLiteResponseCache, is_cache_hit
+from taskcraft_core.settings import Settings
+
+Role = Literal["generation", "solver", "judge"]
+StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
+T = TypeVar("T", bound=BaseModel)
+
+# Best first: json_schema constrains decoding, function calling is widely served, JSON mode last.
+STRUCTURED_METHODS: tuple[StructuredMethod, ...] = ("json_schema", "function_calling", "json_mode")
+# Local servers (vLLM, Ollama, llama.cpp, LM Studio) ignore the key, but the client insists on one.
+KEYLESS_PLACEHOLDER = "not-needed"
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RAW_PREVIEW_CHARS = 500
+# HTTP 400/422: the server refuses this request as invalid (an unsupported option, or the input).
+_REJECTED = (openai.BadRequestError, openai.UnprocessableEntityError)
+
+
+class Usage:
+    """Model calls and tokens, counted from several threads at once."""
+
+    def __init__(self, calls: int = 0, tokens: int = 0) -> None:
+        self.calls = calls
+        self.tokens = tokens
+        self._lock = threading.Lock()
+
+    def add(self, calls: int = 1, tokens: int = 0) -> None:
+        with self._lock:
+            self.calls += calls
+            self.tokens += tokens
+
+    def merge(self, other: Usage) -> None:
+        self.add(other.calls, other.tokens)
+
+    def __repr__(self) -> str:
+        return f"Usage(calls={self.calls}, tokens={self.tokens})"
+
+
+def make_chat_model(settings: Settings, role: Role, *, cache_path: Path | None = None) -> BaseChatModel:
+    """The chat model for one role. With `settings.cache_responses`, identical requests are answered
+    from a SQLite cache (default `settings.home/llm_cache.sqlite`, or `cache_path`)."""
+    cache: SQLiteResponseCache | bool = False
+    if settings.cache_responses:
+        cache = SQLiteResponseCache(cache_path or settings.home / "llm_cache.sqlite")
+    return _chat_openai(settings, role, cache)
+
+
+def _chat_openai(
+    settings: Settings, role: Role, cache: SQLiteResponseCache | bool, max_tokens: int | None = None
+) -> ChatOpenAI:
+    key = settings.openai_api_key or SecretStr(KEYLESS_PLACEHOLDER)
+    return ChatOpenAI(
+        model=settings.model_for(role),
+        # Explicit so that the client never falls back to reading the environment itself.
+        base_url=settings.openai_base_url or OPENAI_DEFAULT_BASE_URL,
+        api_key=key,
+        timeout=settings.request_timeout_s,
+        max_retries=settings.max_retries,
+        temperature=0,
+        max_tokens=max_tokens,
+        # One JSON response per call: token usage is always reported and answers cache whole.
+        disable_streaming=True,
+        cache=cache,
+    )
+
+
+def message_tokens(message: BaseMessage) -> int:
+    """Tokens a model answer cost: from usage_metadata, else the provider's token_usage; 0 when
+    unknown or when the answer was replayed from the response cache (it cost nothing this time)."""
+    if is_cache_hit(message):
+        return 0
+    usage_metadata = getattr(message, "usage_metadata", None)
+    if usage_metadata:
+        return int(usage_metadata.get("total_tokens") or 0)
+    token_usage = message.response_metadata.get("token_usage") or {}
+    return int(token_usage.get("total_tokens") or 0)
+
+
+def invoke_text(model: BaseChatModel, messages: Sequence[BaseMessage], *, usage: Usage | None = None) -> str:
+    """The model's text answer (may be empty: an empty answer is data for the caller to judge)."""
+    try:
+        answer = model.invoke(list(messages))
+    except _REJECTED as rejection:
+        raise _rejected_request(model, rejection) from rejection
+    except Exception as error:
+        _raise_translated(model, error)
+    _count(usage, answer)
+    return answer.text
+
+
+def invoke_structured(
+    model: BaseChatModel,
+    schema: type[T],
+    messages: Sequence[BaseMessage],
+    *,
+    usage: Usage | None = None,
+    attempts: int = 2,
+) -> T:
+    """An instance of `schema` from the model. A malformed, wrong-schema or empty answer is retried
+    (`attempts` in total, each retry told what was wrong), then raises ModelOutputError quoting it."""
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
+    conversation = list(messages)
+    failure = ""
+    for _attempt in range(attempts):
+        outcome = _structured_call(model, schema, conversation)
+        _count(usage, outcome.raw)
+        if outcome.parsed is not None:
+            return outcome.parsed
+        failure = outcome.failure
+        # A changed conversation also keeps a cached bad answer from being replayed.
+        conversation = [*messages, HumanMessage(_retry_instruction(failure))]
+    raise ModelOutputError(
+        _scrub(model, f"No valid {schema.__name__} from model {_model_name(model)} after {attempts} attempts: {failure}"),
+        hint="The model may be too small for structured answers; try a stronger model or more attempts.",
+    )
+
+
+def check_connection(settings: Settings) -> str:
+    """A human summary of the endpoint: the models it lists, or (when it lists none) a 1-token chat."""
+    model = _chat_openai(settings, "generation", cache=False, max_tokens=1)
+    endpoint = _endpoint(model)
+    configured = sorted({settings.model_for(role) for role in ("generation", "solver", "judge")})
+    try:
+        listed = [entry.id for entry in model.root_client.models.list()]
+    except openai.NotFoundError:
+        invoke_text(model, [HumanMessage("ping")])
+        pinged = settings.model_for("generation")
+        return f"Connected to {endpoint}: model {pinged} answered (the server does not list models)."
+    except Exception as error:
+        _raise_translated(model, error)
+    shown = ", ".join(listed[:10]) + (", …" if len(listed) > 10 else "")
+    summary = f"Connected to {endpoint}: {len(listed)} models available ({shown})."
+    missing = [name for name in configured if name not in listed]
+    if missing:
+        summary += f" Not listed by the server: {', '.join(missing)} (check the model names)."
+    return summary
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One structured call: the raw answer (None when the client raised), the parsed object or
+    a description of what was wrong with the answer."""
+
+    raw: AIMessage | None
+    parsed: Any = None
+    failure: str = ""
+
+
+# Per endpoint and model: the method known to work, so an unsupported one is not asked again.
+_working_method: dict[Hashable, StructuredMethod] = {}
+_working_method_lock = threading.Lock()
+
+
+def _structured_call(model: BaseChatModel, schema: type[T], messages: list[BaseMessage]) -> _Outcome:
+    """One answer, trying methods from the one known to work; HTTP 400/422 means 'not supported
+    here', so the next method is tried."""
+    key = _capability_key(model)
+    with _working_method_lock:
+        known = _working_method.get(key, STRUCTURED_METHODS[0])
+    methods = STRUCTURED_METHODS[STRUCTURED_METHODS.index(known) :]
+    for method in methods:
+        try:
+            outcome = _call_with_method(model, schema, messages, method)
+        except _REJECTED as rejection:
+            if isinstance(rejection, ContextOverflowError) or method == methods[-1]:
+                raise _rejected_request(model, rejection) from rejection
+            continue
+        with _working_method_lock:
+            _working_method[key] = method
+        return outcome
+    raise AssertionError("unreachable: the last method either returns or raises")
+
+
+def _call_with_method(
+    model: BaseChatModel, schema: type[T], messages: list[BaseMessage], method: StructuredMethod
+) -> _Outcome:
+    runnable = model.with_structured_output(schema, method=method, include_raw=True)
+    prompt = _with_json_instruction(messages, schema) if method == "json_mode" else messages
+    try:
+        result = runnable.invoke(prompt)
+    except _REJECTED:
+        raise
+    except ValidationError as invalid:
+        # The client validates json_schema answers itself and raises before returning the message.
+        return _Outcome(None, failure=_describe_validation_error(invalid))
+    except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as cut:
+        return _Outcome(None, failure=f"the answer was cut off ({type(cut).__name__})")
+    except Exception as error:
+        _raise_translated(model, error)
+    raw: AIMessage = result["raw"]
+    if result["parsed"] is not None:
+        return _Outcome(raw, parsed=result["parsed"])
+    return _Outcome(raw, failure=_describe_unparsed(raw, result["parsing_error"]))
+
+
+def _describe_validation_error(invalid: ValidationError) -> str:
+    """The json_schema path: the client validated the content itself; the input is the raw output."""
+    first = invalid.errors()[0] if invalid.errors() else {}
+    return f"{_validation_summary(invalid)}; raw output: {_preview(first.get('input', ''))}"
+
+
+def _describe_unparsed(raw: AIMessage, parsing_error: BaseException | None) -> str:
+    if raw.invalid_tool_calls:
+        return f"invalid tool-call arguments; raw output: {_preview(raw.invalid_tool_calls[0].get('args'))}"
+    if not raw.text.strip() and not raw.tool_calls:
+        return "the answer was empty"
+    raw_output = raw.tool_calls[0]["args"] if raw.tool_calls else raw.text
+    invalid = _validation_error_in(parsing_error)
+    if invalid is not None:
+        reason = _validation_summary(invalid)
+    elif parsing_error is not None:
+        reason = str(parsing_error).splitlines()[0] if str(parsing_error) else type(parsing_error).__name__
+    else:
+        reason = "the answer did not contain the requested structure"
+    return f"{reason}; raw output: {_preview(raw_output)}"
+
+
+def _validation_error_in(error: BaseException | None) -> ValidationError | None:
+    """Parsers wrap the schema's ValidationError; its field-level detail is what a retry needs."""
+    while error is not None and not isinstance(error, ValidationError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _validation_summary(invalid: ValidationError) -> str:
+    problems = [f"{'.'.join(map(str, item['loc'])) or 'answer'}: {item['msg']}" for item in invalid.errors()[:3]]
+    return f"{invalid.error_count()} validation error(s): {'; '.join(problems)}"
+
+
+def _retry_instruction(failure: str) -> str:
+    return (
+        f"Your previous answer could not be used: {failure}. "
+        "Answer again with exactly the requested fields and valid values, and nothing else."
+    )
+
+
+def _with_json_instruction(messages: list[BaseMessage], schema: type[BaseModel]) -> list[BaseMessage]:
+    """JSON mode does not carry the schema, so the prompt must (and must mention JSON)."""
+    instruction = (
+        "Reply with one JSON object, no prose, matching this JSON schema:\n"
+        + json.dumps(schema.model_json_schema())
+    )
+    first = messages[0] if messages else None
+    if isinstance(first, SystemMessage) and isinstance(first.content, str):
+        # One system message: some chat templates refuse a second one.
+        return [SystemMessage(f"{first.content}\n\n{instruction}"), *messages[1:]]
+    return [SystemMessage(instruction), *messages]
+
+
+def _count(usage: Usage | None, answer: BaseMessage | None) -> None:
+    """One call per answer the server produced; replays from the cache are free."""
+    if usage is None:
+        return
+    if answer is None:
+        usage.add(calls=1)
+    elif not is_cache_hit(answer):
+        usage.add(calls=1, tokens=message_tokens(answer))
+
+
+def _capability_key(model: BaseChatModel) -> Hashable:
+    name = _model_name(model)
+    return (_endpoint(model), name) if name else id(model)
+
+
+def _model_name(model: BaseChatModel) -> str:
+    return getattr(model, "model_name", None) or ""
+
+
+def _endpoint(model: BaseChatModel) -> str:
+    return getattr(model, "openai_api_base", None) or OPENAI_DEFAULT_BASE_URL
+
+
+def _scrub(model: BaseChatModel, text: str) -> str:
+    """Servers sometimes echo request headers in error bodies; the key never reaches a message."""
+    key = getattr(model, "openai_api_key", None)
+    secret = key.get_secret_value() if isinstance(key, SecretStr) else ""
+    return text.replace(secret, "***") if len(secret) >= 4 and secret != KEYLESS_PLACEHOLDER else text
+
+
+def _rejected_request(model: BaseChatModel, rejection: openai.APIStatusError) -> ModelOutputError:
+    """A request refused as invalid (by every method): this request fails, the endpoint is fine."""
+    if isinstance(rejection, ContextOverflowError):
+        hint = "The prompt is longer than the model's context; use smaller chunks or a model with a longer context."
+    else:
+        hint = "The server rejected the request; its message above says why (an unsupported option or input)."
+    message = f"Model {_model_name(model)} rejected the request (HTTP {rejection.status_code}): {rejection.message}"
+    return ModelOutputError(_scrub(model, message), hint=hint)
+
+
+def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
+    """Client failures become ModelUnavailableError with a hint; anything else is a bug and surfaces."""
+    endpoint, retries = _endpoint(model), getattr(model, "max_retries", 0)
+    if isinstance(error, openai.APITimeoutError):
+        timeout = getattr(model, "request_timeout", None)
+        message = f"The model endpoint {endpoint} did not answer within {timeout} s (after {retries} retries)"
+        hint = "Raise the request timeout, lower the concurrency, or check that the server is not overloaded."
+    elif isinstance(error, openai.APIConnectionError):
+        message = f"Could not connect to the model endpoint {endpoint}"
+        hint = "Check that the server is running and that OPENAI_BASE_URL is right (it usually ends in /v1)."
+    elif isinstance(error, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        message = f"The model endpoint {endpoint} refused the API key (HTTP {error.status_code}): {error.message}"
+        hint = "Check OPENAI_API_KEY (or the key on the Settings page) for this endpoint."
+    elif isinstance(error, openai.NotFoundError):
+        message = f"The endpoint {endpoint} does not serve model {_model_name(model)} (HTTP 404): {error.message}"
+        hint = "Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; 'test connection' lists the models."
+    elif isinstance(error, openai.RateLimitError):
+        message = f"The model endpoint {endpoint} kept rate-limiting requests (HTTP 429, {retries} retries)"
+        hint = "Lower the concurrency or raise max_retries; the provider's quota may be exhausted."
+    elif isinstance(error, openai.APIStatusError):
+        message = f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: {error.message}"
+        hint = "The server is failing; check its logs or try again later."
+    elif isinstance(error, json.JSONDecodeError):
+        message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(error.doc)}"
+        hint = "OPENAI_BASE_URL must point at the OpenAI-compatible API (usually ending in /v1), not a web page."
+    else:
+        raise error
+    raise ModelUnavailableError(_scrub(model, message), hint=hint) from error
+
+
+def _preview(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return repr(text[:RAW_PREVIEW_CHARS] + ("…" if len(text) > RAW_PREVIEW_CHARS else ""))

@@ -1,0 +1,278 @@
+"""Generation runs: create one from a request, execute it (blocking or in the background), cancel it,
+find the ones a dead process left behind, and resume them.
+
+A run is a stored `GenerationRun`. Its `config` is a snapshot taken at creation — the request, the
+resolved document ids, the engine, the model names, the base URL (never the key), the prompt version
+hash and the settings that shape the output — and a resume executes with exactly that snapshot.
+Its `counts` hold the stage, units done / total, the funnel per kind, unit errors and a heartbeat.
+
+`limit` caps verified tasks per kind: each stage stops starting units once it has made that many
+(units already in flight finish and are kept, so with concurrency > 1 a stage may end slightly above).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from pydantic import BaseModel
+
+from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.run_executor import (
+    OUTCOMES,
+    STAGES,
+    Executor,
+    PipelineFactory,
+    ProgressCallback,
+    RunProgress,
+    method_pipeline,
+)
+from taskcraft_core.schema import GenerationRun, utcnow
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import Store
+from taskcraft_core.workspace import Workspace
+
+__all__ = [
+    "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
+    "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
+]
+
+# Settings that shape what a run makes; snapshotted on the run and restored on resume.
+RUN_SETTINGS: tuple[str, ...] = (
+    "engine", "model", "generation_model", "solver_model", "judge_model", "openai_base_url",
+    "request_timeout_s", "max_retries", "concurrency", "cache_responses", "agent_max_steps",
+    "tool_timeout_s", "solver_can_fetch_urls", "max_candidates_per_chunk", "max_hops", "hop_attempts",
+    "width_group_size", "judge_votes", "duplicate_threshold", "duplicate_action",
+)
+# A "running" run whose heartbeat is older than this belongs to a process that is gone.
+STALE_AFTER = timedelta(seconds=30)
+
+# Runs executing in this process (a second execution of the same run must not start).
+_active: set[str] = set()
+_active_lock = threading.Lock()
+
+
+class RunRequest(BaseModel):
+    """What a person asks a run to do; empty `document_ids` means every document."""
+
+    kinds: list[str] = list(STAGES)
+    document_ids: list[str] = []
+    limit: int | None = None
+    engine: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+
+
+# ---- creating ---------------------------------------------------------------------------------
+
+
+def create_run(workspace: Workspace, request: RunRequest) -> GenerationRun:
+    """Validate the request, snapshot the configuration and store the run (not yet executed)."""
+    _validate(request)
+    document_ids = _resolve_documents(workspace.store, request.document_ids)
+    settings = _run_settings(workspace.settings, request)
+    run = GenerationRun(id=uuid.uuid4().hex[:16], config=_snapshot(settings, request, document_ids))
+    workspace.store.save_run(run)
+    return run
+
+
+def _validate(request: RunRequest) -> None:
+    unknown = [kind for kind in request.kinds if kind not in STAGES]
+    if unknown or not request.kinds:
+        raise TaskCraftError(f"Unknown task kinds: {', '.join(unknown) or '(none given)'}.",
+                             f"Choose among {', '.join(STAGES)}.")
+    if request.limit is not None and request.limit < 1:
+        raise TaskCraftError(f"The limit must be at least 1, not {request.limit}.", "Leave it out for no limit.")
+    if request.concurrency is not None and not 1 <= request.concurrency <= 64:
+        raise TaskCraftError(f"Concurrency must be between 1 and 64, not {request.concurrency}.",
+                             "Leave it out for the default (settings.concurrency, 8).")
+    if request.engine not in (None, "offline", "openai"):
+        raise TaskCraftError(f"Unknown engine {request.engine!r}.", "Use offline or openai.")
+
+
+def _resolve_documents(store: Store, requested: list[str]) -> list[str]:
+    known = [summary.id for summary in store.list_documents()]
+    if not known:
+        raise TaskCraftError("There are no documents to generate from.",
+                             "Ingest documents or load the sample corpus first.")
+    missing = [document_id for document_id in requested if document_id not in set(known)]
+    if missing:
+        raise TaskCraftError(f"Unknown document ids: {', '.join(missing)}.", "List documents with the Corpus page.")
+    return list(dict.fromkeys(requested)) or known
+
+
+def _run_settings(settings: Settings, request: RunRequest) -> Settings:
+    engine = request.engine or settings.active_engine
+    changes = {"engine": engine, "openai_base_url": request.base_url, "concurrency": request.concurrency}
+    resolved = settings.with_changes(**{key: value for key, value in changes.items() if value is not None})
+    if request.model:
+        # A model named in the request serves every role, as `make_engine` does.
+        resolved = resolved.with_changes(model=request.model, generation_model=None, solver_model=None,
+                                         judge_model=None)
+    if engine == "openai" and not (resolved.openai_api_key or resolved.openai_base_url):
+        raise TaskCraftError("The openai engine needs an endpoint.",
+                             "Set OPENAI_API_KEY or a base URL, or use the offline engine.")
+    return resolved
+
+
+def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) -> dict[str, object]:
+    from taskcraft_core.generate.prompts import PROMPT_VERSION
+
+    return {
+        "request": request.model_dump(),
+        "document_ids": document_ids,
+        "engine": settings.engine,
+        "models": {role: settings.model_for(role) for role in ("generation", "solver", "judge")},
+        "base_url": settings.openai_base_url,
+        "prompt_version": PROMPT_VERSION,
+        "settings": settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
+    }
+
+
+# ---- executing --------------------------------------------------------------------------------
+
+
+def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | None = None, *,
+                pipeline: PipelineFactory = method_pipeline) -> GenerationRun:
+    """Execute a stored run until it completes, is cancelled or fails; blocking. Executing a run
+    again resumes it: done units are skipped, units that failed are retried."""
+    run = _get_run(workspace.store, run_id)
+    _claim(run)
+    try:
+        snapshot_workspace = dataclasses.replace(
+            workspace, settings=workspace.settings.with_changes(**run.config["settings"]))
+        workspace.store.update_run(run.id, status="running", error=None, finished_at=None)
+        executor = Executor(snapshot_workspace, run, pipeline, progress)
+        try:
+            executor.execute()
+        except (KeyboardInterrupt, SystemExit):
+            workspace.store.update_run(run.id, status="interrupted", counts=executor.state.counts())
+            raise
+        except TaskCraftError as error:
+            executor.state.failure = str(error)
+        except Exception as error:
+            # A bug: recorded on the run so it is not left "running", then surfaced.
+            workspace.store.update_run(run.id, status="failed", error=f"{type(error).__name__}: {error}",
+                                       finished_at=utcnow())
+            raise
+        state = executor.state
+        status = "failed" if state.failure else "cancelled" if state.user_cancelled else "completed"
+        workspace.store.update_run(run.id, status=status, error=state.failure, finished_at=utcnow(),
+                                   counts=state.counts())
+    finally:
+        with _active_lock:
+            _active.discard(run.id)
+    return _get_run(workspace.store, run_id)
+
+
+def _claim(run: GenerationRun) -> None:
+    """Refuse to execute a run that is already executing, here or in a live process elsewhere."""
+    with _active_lock:
+        busy_here = run.id in _active
+        busy_elsewhere = (run.status == "running" and "heartbeat" in run.counts
+                          and run.counts.get("pid") != os.getpid() and not _looks_dead(run))
+        if busy_here or busy_elsewhere:
+            raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
+        _active.add(run.id)
+
+
+def start_run_in_background(workspace: Workspace, request: RunRequest) -> str:
+    """Create a run and execute it on a background thread; returns its id at once."""
+    run = create_run(workspace, request)
+    _in_background(workspace, run.id)
+    return run.id
+
+
+def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
+    """Continue an interrupted, cancelled or failed run on a background thread."""
+    _in_background(workspace, _get_run(workspace.store, run_id).id)
+
+
+def _in_background(workspace: Workspace, run_id: str) -> None:
+    def target() -> None:
+        try:
+            execute_run(workspace, run_id)
+        except TaskCraftError as error:
+            workspace.store.update_run(run_id, status="failed", error=str(error), finished_at=utcnow())
+
+    threading.Thread(target=target, name=f"run-{run_id}", daemon=True).start()
+
+
+def cancel_run(workspace: Workspace, run_id: str) -> None:
+    """Ask a run to stop: the executor notices within a second, keeps every unit done so far and
+    ends as "cancelled"; a cancelled run can be resumed later."""
+    run = _get_run(workspace.store, run_id)
+    if run.status in ("running", "interrupted"):
+        # Only the status column is written, so the executor's progress is never overwritten.
+        workspace.store.update_run(run_id, status="cancelled")
+
+
+def interrupted_runs(workspace: Workspace) -> list[GenerationRun]:
+    """Runs a dead process left unfinished (marked "interrupted" here as they are found)."""
+    found: list[GenerationRun] = []
+    for run in workspace.store.list_runs(limit=200):
+        if run.status == "running" and run.id not in _active and _looks_dead(run):
+            workspace.store.update_run(run.id, status="interrupted")
+            run = run.model_copy(update={"status": "interrupted"})
+        if run.status == "interrupted":
+            found.append(run)
+    return found
+
+
+def _looks_dead(run: GenerationRun) -> bool:
+    beat = run.counts.get("heartbeat")
+    last_sign = datetime.fromisoformat(beat) if beat else run.started_at
+    # SQLite hands datetimes back without their zone; they were written in UTC.
+    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or timezone.utc) > STALE_AFTER:
+        return True
+    pid = run.counts.get("pid")
+    return bool(beat) and run.counts.get("host") == socket.gethostname() and not _process_alive(int(pid))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _get_run(store: Store, run_id: str) -> GenerationRun:
+    run = store.get_run(run_id)
+    if run is None:
+        raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
+    return run
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+def run_progress(run: GenerationRun) -> RunProgress:
+    """The progress of a stored run, for polling (the UI reads it from the database)."""
+    counts = run.counts
+    return RunProgress(run_id=run.id, done=counts.get("done", 0), total=counts.get("total", 0),
+                       stage=counts.get("stage", ""), counts=dict(counts.get("funnel", {})))
+
+
+def run_summary(run: GenerationRun) -> dict[str, object]:
+    """The run's yield: candidates = accepted (verified, awaiting review) + rejected (failed
+    verification or skipped as a near-duplicate); `by_kind` also counts gated near-duplicates."""
+    funnel = run.counts.get("funnel", {})
+    by_kind = {kind: {outcome: int(funnel.get(f"{kind}_{outcome}", 0)) for outcome in OUTCOMES}
+               for kind in STAGES if kind in run.config.get("request", {}).get("kinds", STAGES)}
+    return {
+        "run_id": run.id,
+        "candidates": sum(counts["candidates"] for counts in by_kind.values()),
+        "accepted": sum(counts["accepted"] for counts in by_kind.values()),
+        "rejected": sum(counts["rejected"] for counts in by_kind.values()),
+        "by_kind": by_kind,
+        "model_calls": run.model_calls,
+        "errors": list(run.counts.get("errors", [])),
+    }

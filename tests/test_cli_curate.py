@@ -1,0 +1,70 @@
+"""CLI: export, import, review and dedup — exit codes and JSON outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from curation_factory import question_tasks, workspace  # noqa: F401
+
+from taskcraft_core.cli import main
+from taskcraft_core.workspace import Workspace
+
+
+@pytest.fixture
+def home(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.setenv("TASKCRAFT_HOME", str(workspace.settings.home))
+    workspace.store.add_tasks(question_tasks())
+    return workspace
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_review_then_export_accepted_as_json(home: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["review", "t7", "--accept", "--reviewer", "ann", "--json"], capsys)
+    assert code == 0 and json.loads(out) | {"review_id": 0} == {"task_id": "t7", "decision": "accept",
+                                                                 "status": "accepted", "review_id": 0}
+    code, out, _ = run(["review", "t8", "--reject", "--reviewer", "ann", "--reason", "ambiguous"], capsys)
+    assert code == 0 and out.strip() == "task t8: rejected by ann"
+    code, out, _ = run(["export", "--format", "jsonl", "--out", str(tmp_path / "x" / "a.jsonl"), "--json"], capsys)
+    manifest = json.loads(out)
+    assert code == 0 and (manifest["count"], manifest["format"]) == (1, "jsonl")
+    assert json.loads((tmp_path / "x" / "a.jsonl").read_text())["id"] == "t7"
+    code, out, _ = run(["export", "--status", "all", "--format", "csv", "--out", str(tmp_path / "all.csv")], capsys)
+    assert code == 0 and out.strip() == f"exported 10 tasks as csv to {tmp_path / 'all.csv'}"
+
+
+def test_review_misuse_and_unknown_tasks_exit_1(home: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["review", "t1", "--accept", "--reject", "--reviewer", "ann"], capsys)[0] == 1
+    assert run(["review", "t1", "--accept"], capsys)[0] == 1
+    code, _, err = run(["review", "nope", "--accept", "--reviewer", "ann"], capsys)
+    assert code == 1 and "No task with id nope" in err
+    assert run(["export", "--format", "xml", "--out", "x"], capsys)[0] == 1
+
+
+def test_import_exit_codes_and_json(home: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"question": "How many?", "golden_answer": "4"}) + "\n")
+    code, out, _ = run(["import", str(good), "--format", "taskcraft", "--json"], capsys)
+    assert code == 0 and json.loads(out) == {"added": 1, "skipped": 0, "errors": []}
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps({"question": "How many more?", "golden_answer": "5"}) + "\nnot json\n")
+    code, out, err = run(["import", str(mixed), "--format", "taskcraft"], capsys)
+    assert code == 2 and out.strip() == "1 tasks added, 0 already present, 1 bad lines" and "line 2" in err
+    code, _, err = run(["import", str(tmp_path / "missing.jsonl")], capsys)
+    assert code == 1 and "No file" in err
+
+
+def test_dedup_prints_clusters(home: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["dedup", "--threshold", "0.85", "--json"], capsys)
+    assert code == 0 and json.loads(out) == {"tasks": 10, "pairs": 4, "clusters": [["t1", "t2", "t3"], ["t5", "t6"]]}
+    code, out, _ = run(["dedup", "--threshold", "0.85"], capsys)
+    assert code == 0 and out.splitlines()[0] == "2 clusters, 4 pairs"
+    assert "t1 ~ t2  exact  cosine 1.000" in out
+    code, _, err = run(["dedup", "--threshold", "2"], capsys)
+    assert code == 1 and "out of range" in err

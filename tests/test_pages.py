@@ -1,0 +1,430 @@
+"""Every page through Streamlit's AppTest, empty and with data, checking what actions change in the
+database. The data home is a tmp_path (TASKCRAFT_HOME) and the store is real SQLite."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import Store
+
+APP = Path(__file__).parent.parent / "app.py"
+# The first run in a process imports chromadb and plotly (several seconds); later runs are fast.
+TIMEOUT = 60
+PAGES = {"home": "TaskCraft Studio", "corpus": "Corpus", "generate": "Generate", "review": "Review",
+         "insights": "Insights", "duplicates": "Duplicates", "export": "Export", "settings": "Settings"}
+EVIDENCE = "The observatory opened in 1931 on <script>alert('Gull Point')</script> for **everyone**."
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TASKCRAFT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def db(home: Path) -> Store:
+    return Store(Settings(home=home).resolved_database_url)
+
+
+def open_page(page: str, at: AppTest | None = None) -> AppTest:
+    at = at or AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def make_task(i: int, **changes: object) -> Task:
+    start = EVIDENCE.index("1931")
+    task = Task(
+        id=f"task{i}", kind="atomic", question=f"When did *observatory* {i} open?", golden_answer="1931",
+        content_identifier="Observatory", relation="opening year", engine="offline", model="offline",
+        document_id="doc1", chunk_id="chunk1", span_start=start, span_end=start + 4, difficulty=2,
+        trajectory=[TrajectoryStep(position=0, type="ai", content="Search first.", tool="search_corpus",
+                                   args={"query": "observatory opened"}, observation="<b>1931</b>", latency_ms=15,
+                                   tokens=40)],
+        verification=Verification(model_alone_answer="1925", model_alone_score=0, agent_answer="1931",
+                                  agent_score=2, judge_rationale="Same year.", agent_steps=1),
+    )
+    return task.model_copy(update=changes)
+
+
+def seed(store: Store, n: int = 3, **changes: object) -> None:
+    store.add_document(
+        Document(id="doc1", source="obs.txt", content_hash="h1", title="Observatory", doc_type="text", text=EVIDENCE),
+        [Chunk(id="chunk1", document_id="doc1", position=0, text=EVIDENCE, start=0, end=len(EVIDENCE))],
+    )
+    store.add_tasks([make_task(i, **changes) for i in range(n)])
+
+
+def sidebar_texts(at: AppTest) -> list[str]:
+    return [element.value for element in at.sidebar.get("text")]
+
+
+def table_with(at: AppTest, column: str) -> pd.DataFrame:
+    """The first dataframe on the page that has this column."""
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+
+
+def card_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("`task"))
+
+
+# ---- every page, empty ---------------------------------------------------------------------------
+
+
+def test_the_frame_shows_data_home_and_engine(home: Path) -> None:
+    # AppTest drops the entry script's elements after switch_page, so the sidebar is read on the
+    # default page, with the session's settings preset where a test needs them.
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert sidebar_texts(at) == [str(home.resolve()), "Offline engine — deterministic, no model"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_home(home: Path, page: str) -> None:
+    at = open_page(page)
+    assert at.title[0].value == PAGES[page]
+
+
+# ---- corpus --------------------------------------------------------------------------------------
+
+
+def test_corpus_loads_the_sample_previews_escaped_and_deletes_with_confirmation(home: Path, db: Store) -> None:
+    at = open_page("corpus")
+    assert at.info[0].value.startswith("No documents yet")
+    at.button(key="corpus_load_sample").click().run()
+    assert not at.exception
+    documents = db.list_documents()
+    assert len(documents) == 6 and at.success[0].value.startswith("Added 6 documents")
+    assert len(table_with(at, "chunk_count")) == 6
+    first = db.get_document(documents[0].id)
+    assert at.code[0].value == first.text[:20_000].rstrip("\n")  # shown literally, never as Markdown or HTML
+    at.button(key="corpus_delete").click().run()
+    assert db.get_document(first.id) is not None  # nothing happens before the confirmation
+    at.button(key="corpus_confirm_delete").click().run()
+    assert not at.exception and db.get_document(first.id) is None and len(db.list_documents()) == 5
+    at.button(key="corpus_load_sample").click().run()
+    assert at.success[0].value.endswith("5 already present.")
+
+
+def test_corpus_upload_ingests_good_files_and_lists_each_bad_one(home: Path, db: Store) -> None:
+    at = open_page("corpus")
+    at.file_uploader(key="corpus_upload").set_value([
+        ("notes.md", b"# Harbour notes\n\nThe harbour opened in 1887 with 14 berths.", "text/markdown"),
+        ("binary.txt", bytes(range(256)) * 8, "text/plain"),
+        ("empty.html", b"", "text/html"),
+    ]).run()
+    at.button(key="corpus_ingest_files").click().run()
+    assert not at.exception
+    assert [doc.title for doc in db.list_documents()] == ["Harbour notes"]
+    assert at.success[0].value.startswith("Added 1 documents")
+    assert sorted(table_with(at, "error")["source"]) == ["binary.txt", "empty.html"]
+
+
+def test_corpus_url_refused_shows_a_per_source_error(home: Path, db: Store) -> None:
+    at = open_page("corpus")
+    at.text_area(key="corpus_urls").input("http://127.0.0.1:9/page.html\nftp://example.org/x").run()
+    at.button(key="corpus_add_urls").click().run()
+    assert not at.exception and db.list_documents() == []
+    errors = table_with(at, "error")
+    assert list(errors["source"]) == ["http://127.0.0.1:9/page.html", "ftp://example.org/x"]
+
+
+# ---- review --------------------------------------------------------------------------------------
+
+
+def test_review_needs_a_name_then_accept_reject_edit_undo_change_the_store(home: Path, db: Store) -> None:
+    seed(db)
+    at = open_page("review")
+    assert at.button(key="review_accept").disabled and card_caption(at).startswith("`task0`")
+    at.text_input(key="reviewer_name").input("ana").run()
+    at.button(key="review_accept").click().run()
+    assert db.get_task("task0").status == "accepted" and card_caption(at).startswith("`task1`")
+
+    at.selectbox(key="reject_reason").select("Answer is wrong")
+    at.text_input(key="reject_details").input("it was 1932")
+    at.button(key="review_reject").click().run()
+    assert db.get_task("task1").status == "rejected"
+    assert db.reviews_for("task1")[-1].reason == "Answer is wrong: it was 1932"
+
+    at.button(key="review_edit").click().run()
+    at.text_area(key="edit_question").input("When did the Halvard Observatory open?")
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    edited = db.get_task("task2")
+    assert edited.question == "When did the Halvard Observatory open?" and edited.status == "pending"
+    assert db.reviews_for("task2")[-1].edits == {"question": "When did the Halvard Observatory open?"}
+
+    at.button(key="review_undo").click().run()  # takes back the edit
+    assert db.get_task("task2").question == "When did *observatory* 2 open?"
+    at.button(key="review_undo").click().run()  # and the rejection, showing that task again
+    assert db.get_task("task1").status == "pending" and card_caption(at).startswith("`task1`")
+    assert [r.decision for r in db.reviews_for("task1")] == ["reject", "undo"]
+
+
+def test_review_moves_with_next_previous_skip_and_shows_progress(home: Path, db: Store) -> None:
+    seed(db, n=4)
+    at = open_page("review")
+    assert at.button(key="review_previous").disabled
+    at.button(key="review_next").click().run()
+    at.button(key="review_skip").click().run()
+    assert card_caption(at).startswith("`task2`")
+    at.button(key="review_previous").click().run()
+    assert card_caption(at).startswith("`task1`")
+    assert "Task 2 of 4" in at.get("progress")[0].proto.text
+
+
+def test_review_card_escapes_text_and_highlights_the_evidence(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = open_page("review")
+    evidence = at.get("html")[0].proto.body
+    assert "<mark>1931</mark>" in evidence and "&lt;script&gt;" in evidence and "<script>" not in evidence
+    question = next(m.value for m in at.markdown if m.value.startswith("**Question**"))
+    assert question.endswith(r"When did \*observatory\* 0 open?")
+    assert any(e.label.startswith("Step 1 · hop 0 · search\\_corpus") for e in at.expander)
+    assert at.code[1].value == "<b>1931</b>"  # the observation, literal
+
+
+def test_review_filters_narrow_the_queue(home: Path, db: Store) -> None:
+    seed(db, n=3)
+    db.record_review("task1", "ben", "accept")
+    at = open_page("review")
+    assert "of 2" in at.get("progress")[0].proto.text
+    at.multiselect(key="review_status").set_value(["accepted"]).run()
+    assert card_caption(at).startswith("`task1`") and "of 1" in at.get("progress")[0].proto.text
+    at.multiselect(key="review_status").set_value([]).run()
+    at.text_input(key="review_text").input("observatory* 2").run()
+    assert card_caption(at).startswith("`task2`")
+
+
+def test_review_conflict_warns_and_keeps_the_other_decision(home: Path, db: Store) -> None:
+    seed(db, n=2)
+    at = open_page("review")
+    at.text_input(key="reviewer_name").input("ana").run()
+    db.record_review("task0", "ben", "reject", reason="wrong")  # ben decides while ana looks at the card
+    at.button(key="review_accept").click().run()
+    assert not at.exception and db.get_task("task0").status == "rejected"
+    assert "decided by ben" in at.warning[0].value
+    at.button(key="review_reload").click().run()
+    assert not at.warning
+
+
+def test_review_lineage_opens_the_child(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    db.add_tasks([make_task(9, kind="depth", hops=2, parent_ids=["task0"])])
+    at = open_page("review")
+    at.multiselect(key="review_kind").set_value(["atomic"]).run()
+    at.button(key="lineage_task9").click().run()
+    assert card_caption(at).startswith("`task9` · depth")
+    at.button(key="lineage_task0").click().run()
+    assert card_caption(at).startswith("`task0`")
+
+
+def test_review_uses_the_logged_in_name_when_login_is_configured(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    at.user = {"is_logged_in": True, "name": "Dana", "email": "dana@example.org"}
+    at.run()
+    assert at.button(key="logout") and "Signed in as Dana" in sidebar_texts(at)
+    at = open_page("review", at)
+    assert "reviewer_name" not in [w.key for w in at.text_input] and at.text[0].value == "Reviewing as Dana"
+    at.button(key="review_accept").click().run()
+    assert db.reviews_for("task0")[-1].reviewer == "Dana"
+
+
+def test_review_find_similar_lists_neighbours_and_opens_one(home: Path, db: Store) -> None:
+    from taskcraft_core import dedup
+    from taskcraft_core.workspace import Workspace
+
+    seed(db, n=1)
+    db.add_tasks([make_task(5, question="When did the observatory 0 open?"),
+                  make_task(6, question="Which ship carried the 1964 expedition?", golden_answer="RV Storm Petrel")])
+    dedup.index_tasks(Workspace.open(Settings(home=home)), db.list_tasks(limit=None))
+    at = open_page("review")
+    at.button(key="review_find_similar").click().run()
+    assert not at.exception
+    assert [b.key for b in at.button if b.key.startswith("similar_")][0] == "similar_task5"
+    at.button(key="similar_task5").click().run()
+    assert card_caption(at).startswith("`task5`")
+
+
+# ---- insights ------------------------------------------------------------------------------------
+
+
+def test_insights_draw_the_dataset(home: Path, db: Store) -> None:
+    seed(db, n=3)
+    db.record_review("task0", "ana", "accept")
+    db.record_review("task0", "ben", "accept", check_conflict=False)
+    at = open_page("insights")
+    assert [m.value for m in at.metric] == ["3", "3", "1"]
+    assert len(at.get("plotly_chart")) == 10  # funnel, 2x difficulty, hops, width, 2x tools, yield, throughput, agreement
+    assert table_with(at, "agreement").to_dict("records") == [
+        {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 1, "agreed": 1, "agreement": 1.0}]
+
+
+# ---- settings ------------------------------------------------------------------------------------
+
+
+def test_settings_change_the_engine_banner_and_keep_the_key_in_session_only(home: Path, db: Store) -> None:
+    at = open_page("settings")
+    at.text_input(key="settings_base_url").input("http://127.0.0.1:9/v1")
+    at.text_input(key="settings_model").input("local-model")
+    at.text_input(key="settings_api_key").input("sk-secret-123")
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    assert at.text[0].value == "Active: OpenAI-compatible: local-model @ http://127.0.0.1:9/v1"
+    overrides = at.session_state["settings_overrides"]
+    assert overrides["openai_api_key"] == "sk-secret-123"
+    assert b"sk-secret-123" not in Path(db.url.removeprefix("sqlite:///")).read_bytes()
+    frame = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    frame.session_state["settings_overrides"] = overrides
+    assert sidebar_texts(frame.run())[1] == "OpenAI-compatible: local-model @ http://127.0.0.1:9/v1"
+    at.button(key="settings_reset").click().run()
+    assert at.text[0].value == "Active: Offline engine — deterministic, no model"
+
+
+def test_settings_test_connection_reports_the_endpoint(home: Path) -> None:
+    from stub_openai import StubOpenAI, closed_port_url
+
+    with StubOpenAI(models=["local-model"]) as stub:
+        at = open_page("settings")
+        at.text_input(key="settings_base_url").input(stub.base_url)
+        at.text_input(key="settings_model").input("local-model")
+        at.form_submit_button[0].click().run()
+        at.button(key="settings_test_connection").click().run()
+        assert not at.exception and "1 models available" in at.success[0].value
+    at.text_input(key="settings_base_url").input(closed_port_url())
+    at.form_submit_button[0].click().run()
+    at.button(key="settings_test_connection").click().run()
+    assert not at.exception and at.error  # a TaskCraftError shown with its hint, not a crash
+
+
+# ---- generate and home ----------------------------------------------------------------------------
+
+
+def wait_for_runs_to_finish(store: Store, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(run.status == "running" for run in store.list_runs()):
+        assert time.monotonic() < deadline, "run did not finish"
+        time.sleep(0.2)
+
+
+def test_generate_starts_an_offline_run_and_lists_it(home: Path, db: Store) -> None:
+    at = open_page("generate")
+    assert at.info[0].value.startswith("No documents yet")
+    at = open_page("corpus", at)
+    at.button(key="corpus_load_sample").click().run()
+    at = open_page("generate", at)
+    at.multiselect(key="generate_kinds").set_value(["atomic"])
+    at.number_input(key="generate_limit").set_value(2)
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    wait_for_runs_to_finish(db)
+    [run] = db.list_runs()
+    assert run.status == "completed" and run.config["request"]["kinds"] == ["atomic"]
+    assert db.count_tasks() > 0
+    at.run()
+    history = table_with(at, "model calls")
+    assert list(history["run"]) == [run.id] and list(history["status"]) == ["completed"]
+
+
+def test_generate_resumes_an_interrupted_run(home: Path, db: Store) -> None:
+    from taskcraft_core import runs
+    from taskcraft_core.workspace import Workspace
+
+    at = open_page("corpus")
+    at.button(key="corpus_load_sample").click().run()
+    ws = Workspace.open(Settings(home=home))
+    run = runs.create_run(ws, runs.RunRequest(kinds=["atomic"], limit=1, engine="offline"))
+    db.update_run(run.id, status="interrupted")
+    at = open_page("generate", at)
+    assert at.selectbox(key="generate_resume_id").value == run.id
+    at.button(key="generate_resume").click().run()
+    wait_for_runs_to_finish(db)
+    assert db.get_run(run.id).status == "completed"
+
+
+def test_home_demo_button_loads_the_sample_and_generates(home: Path, db: Store) -> None:
+    at = open_page("home")
+    assert at.info[0].value.startswith("No tasks yet")
+    at.button(key="home_demo_button").click().run(timeout=180)
+    assert not at.exception
+    assert len(db.list_documents()) == 6 and db.count_tasks() > 0 and at.success[0].value.startswith("Demo ready")
+    assert len(table_with(at, "run")) == 1
+    assert at.metric[0].value == f"{db.count_tasks():,}"
+
+
+# ---- export and duplicates --------------------------------------------------------------------------
+
+
+def test_export_defaults_to_accepted_downloads_writes_and_imports(home: Path, db: Store, tmp_path: Path) -> None:
+    seed(db, n=3)
+    at = open_page("export")
+    assert at.info[0].value.startswith("No tasks match")
+    db.record_review("task1", "ana", "accept")
+    at.run()
+    assert at.metric[0].value == "1" and list(table_with(at, "question")["id"]) == ["task1"]
+    at.button(key="export_prepare").click().run()
+    assert not at.exception
+    download = at.get("download_button")[0]
+    assert download.proto.label == "Download taskcraft_jsonl.jsonl"
+    at.button(key="export_write").click().run()
+    written = home / "exports" / "tasks-jsonl" / "tasks.jsonl"
+    lines = written.read_text(encoding="utf-8").splitlines()
+    assert not at.exception and len(lines) == 1 and json.loads(lines[0])["id"] == "task1"
+    assert json.loads((written.parent / "manifest.json").read_text())["count"] == 1
+    at.text_input(key="export_name").input("../escape").run()
+    at.button(key="export_write").click().run()
+    assert at.error[0].value == "Give a plain name, without folders."
+
+    at.file_uploader(key="import_upload").set_value(("tasks.jsonl", written.read_bytes(), "application/json")).run()
+    at.button(key="import_run").click().run()
+    assert at.success[0].value == "Added 0 tasks; 1 were already present."
+    reference = {"question": "In which year did the observatory open?", "golden_answer": "1931",
+                 "content_identifier": "Observatory"}
+    at.radio(key="import_format").set_value("taskcraft")
+    at.file_uploader(key="import_upload").set_value(
+        ("ref.jsonl", (json.dumps(reference) + "\n{broken\n").encode(), "application/json")).run()
+    at.button(key="import_run").click().run()
+    assert not at.exception and at.success[0].value == "Added 1 tasks; 0 were already present."
+    assert len(table_with(at, "error")) == 1 and db.count_tasks() == 4
+
+
+def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path, db: Store) -> None:
+    from taskcraft_core import dedup
+    from taskcraft_core.workspace import Workspace
+
+    seed(db, n=1)
+    twins = [make_task(i, question="When did the Halvard Observatory open its doors?") for i in (5, 6)]
+    others = [make_task(i, question=q, golden_answer=a) for i, q, a in (
+        (7, "Who founded the Kestrel Haven harbour authority?", "Jonas Halvard"),
+        (8, "Which ship carried the 1964 Skerry Deep expedition?", "RV Storm Petrel"))]
+    db.add_tasks(twins + others)
+    ws = Workspace.open(Settings(home=home))
+    dedup.index_tasks(ws, db.list_tasks(limit=None))
+    at = open_page("duplicates")
+    assert at.info[0].value.startswith("Find near-duplicates")
+    at.text_input(key="reviewer_name").input("ana").run()
+    at.button(key="duplicates_find").click().run()
+    assert not at.exception
+    [label] = at.selectbox(key="duplicates_cluster").options
+    assert label.startswith("#1 · 2 tasks")
+    assert "<mark>" not in at.get("html")[0].proto.body  # identical questions: nothing to mark
+    at.button(key="duplicates_keep_task5").click().run()
+    assert db.get_task("task5").status == "pending" and db.get_task("task6").status == "duplicate"
+    assert db.reviews_for("task6")[-1].reason == "duplicate of task5"
+    assert at.success[0].value.startswith("No near-duplicate clusters left")
+    db.add_tasks([make_task(9, question="When did the Halvard Observatory open its doors?")])
+    dedup.index_tasks(ws, db.get_tasks(["task9"]))
+    at.button(key="duplicates_find").click().run()
+    at.button(key="duplicates_dismiss").click().run()
+    assert db.not_duplicate_pairs() == {("task5", "task9")}

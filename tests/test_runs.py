@@ -1,0 +1,338 @@
+"""Generation runs with scripted work functions: stages, limit, errors, cancel, crash and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from taskcraft_core.errors import ModelUnavailableError, TaskCraftError
+from taskcraft_core.generate.prompts import PROMPT_VERSION
+from taskcraft_core.index import VectorIndex
+from taskcraft_core.llm import Usage
+from taskcraft_core.run_executor import Pipeline
+from taskcraft_core.runs import (
+    RunRequest,
+    cancel_run,
+    create_run,
+    execute_run,
+    interrupted_runs,
+    run_progress,
+    run_summary,
+)
+from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, content_id, utcnow
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import Store, TaskFilter
+from taskcraft_core.workspace import Workspace
+
+CHUNKS_PER_DOCUMENT = 2
+
+
+def make_workspace(settings: Settings, documents: int = 3) -> Workspace:
+    workspace = Workspace(settings, Store(settings.resolved_database_url), VectorIndex.open(settings))
+    for d in range(documents):
+        text = f"Document {d} says {d}0 things. It was written in 19{d}0."
+        document = Document(id=f"doc{d}", source=f"d{d}.txt", content_hash=f"h{d}", title=f"Doc {d}",
+                            doc_type="text", text=text)
+        half = len(text) // 2
+        chunks = [Chunk(id=f"doc{d}:{p}", document_id=document.id, position=p, text=text[p * half:(p + 1) * half],
+                        start=p * half, end=(p + 1) * half) for p in range(CHUNKS_PER_DOCUMENT)]
+        workspace.store.add_document(document, chunks)
+    return workspace
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Workspace:
+    return make_workspace(settings)
+
+
+def task(kind: str, key: str, status: str = "pending", **values: Any) -> Task:
+    return Task(id=content_id(kind, key), kind=kind, question=f"{kind} question about {key}?", golden_answer=key,
+                content_identifier="Doc", engine="offline", model="offline", status=status,
+                model_calls=2, tokens=10, **values)
+
+
+class FakeMethod:
+    """Scripted work: every atomic chunk gives one verified and one failed candidate (2 calls,
+    10 tokens each), every depth unit one verified child, width pairs tasks in id order."""
+
+    def __init__(self) -> None:
+        self.atomic_hook: Callable[[Chunk, Any], None] = lambda chunk, context: None
+        self.gate: Callable[[Workspace, Task], Any] | None = None
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.lock = threading.Lock()
+
+    def pipeline(self, workspace: Workspace, run: GenerationRun) -> Pipeline:
+        return Pipeline(self.new_context, self.atomic, self.depth, self.group, self.width, gate=self.gate)
+
+    @staticmethod
+    def new_context(cancel: threading.Event) -> Any:
+        return SimpleNamespace(usage=Usage(), cancel=cancel)
+
+    def atomic(self, document: Document, chunk: Chunk, context: Any) -> list[Task]:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.atomic_hook(chunk, context)
+            context.usage.add(calls=2, tokens=10)
+            return [task("atomic", chunk.id, document_id=document.id, chunk_id=chunk.id),
+                    task("atomic", chunk.id + "/x", "failed_verification", document_id=document.id,
+                         failure_reason="the model alone knew it")]
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    @staticmethod
+    def depth(parent: Task, context: Any) -> list[Task]:
+        context.usage.add(calls=3, tokens=30)
+        return [task("depth", parent.id, parent_ids=[parent.id], hops=2, document_id=parent.document_id)]
+
+    @staticmethod
+    def group(tasks: Sequence[Task], context: Any) -> list[list[Task]]:
+        context.usage.add(calls=1, tokens=1)
+        return [list(tasks[i:i + 2]) for i in range(0, len(tasks) - 1, 2)]
+
+    @staticmethod
+    def width(group: list[Task], context: Any) -> Task:
+        context.usage.add(calls=4, tokens=40)
+        return task("width", "+".join(t.id for t in group), parent_ids=[t.id for t in group])
+
+
+def stored_tasks(workspace: Workspace) -> dict[str, str]:
+    return {t.id: t.status for t in workspace.store.list_tasks(limit=None)}
+
+
+def test_create_run_snapshots_the_configuration_without_the_key(settings: Settings) -> None:
+    workspace = make_workspace(settings.with_changes(openai_api_key="sk-very-secret-1234", max_hops=3))
+    run = create_run(workspace, RunRequest(kinds=["atomic"], engine="openai", model="m-1",
+                                           base_url="http://127.0.0.1:9/v1", concurrency=2))
+    stored = workspace.store.get_run(run.id)
+    assert stored is not None and stored.status == "running"
+    config = stored.config
+    assert config["document_ids"] == ["doc0", "doc1", "doc2"]
+    assert (config["engine"], config["base_url"], config["prompt_version"]) == ("openai", "http://127.0.0.1:9/v1", PROMPT_VERSION)
+    assert config["models"] == {"generation": "m-1", "solver": "m-1", "judge": "m-1"}
+    assert (config["settings"]["max_hops"], config["settings"]["concurrency"]) == (3, 2)
+    assert config["request"]["kinds"] == ["atomic"]
+    assert "sk-very-secret" not in json.dumps(config)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (RunRequest(kinds=["atomic", "explore"]), "Unknown task kinds: explore"),
+        (RunRequest(kinds=[]), "Unknown task kinds: (none given)"),
+        (RunRequest(limit=0), "The limit must be at least 1"),
+        (RunRequest(concurrency=0), "Concurrency must be between 1 and 64"),
+        (RunRequest(engine="llama"), "Unknown engine 'llama'"),
+        (RunRequest(document_ids=["doc0", "nope"]), "Unknown document ids: nope"),
+        (RunRequest(engine="openai"), "The openai engine needs an endpoint"),
+    ],
+)
+def test_bad_requests_are_refused_before_any_run_is_stored(workspace: Workspace, request_: RunRequest,
+                                                           message: str) -> None:
+    with pytest.raises(TaskCraftError, match=message.replace("(", r"\(").replace(")", r"\)")) as raised:
+        create_run(workspace, request_)
+    assert raised.value.hint
+    assert workspace.store.list_runs() == []
+
+
+def test_a_run_needs_documents(settings: Settings) -> None:
+    with pytest.raises(TaskCraftError, match="no documents"):
+        create_run(make_workspace(settings, documents=0), RunRequest())
+
+
+def test_stages_run_in_order_and_everything_is_counted(workspace: Workspace) -> None:
+    fake, seen = FakeMethod(), []
+    three_at_once = threading.Barrier(3, timeout=5)  # breaks unless 3 units really run together
+    fake.atomic_hook = lambda chunk, context: three_at_once.wait() and None
+    run = create_run(workspace, RunRequest(engine="offline", concurrency=3))
+    finished = execute_run(workspace, run.id, seen.append, pipeline=fake.pipeline)
+    assert finished.status == "completed" and finished.finished_at is not None
+    assert run_summary(finished) == {
+        "run_id": run.id, "candidates": 12 + 6 + 3, "accepted": 6 + 6 + 3, "rejected": 6,
+        "by_kind": {"atomic": {"candidates": 12, "accepted": 6, "rejected": 6, "duplicates": 0},
+                    "depth": {"candidates": 6, "accepted": 6, "rejected": 0, "duplicates": 0},
+                    "width": {"candidates": 3, "accepted": 3, "rejected": 0, "duplicates": 0}},
+        "model_calls": 6 * 2 + 6 * 3 + 1 + 3 * 4, "errors": [],
+    }
+    assert finished.tokens == 6 * 10 + 6 * 30 + 1 + 3 * 40
+    assert len(finished.done_units) == 6 + 6 + 3
+    assert {unit.split(":")[0] for unit in finished.done_units} == {"atomic", "depth", "width"}
+    assert "atomic:doc1:0" in finished.done_units
+    assert workspace.store.count_tasks(TaskFilter(run_ids=[run.id])) == 21
+    stages = [p.stage for p in seen]
+    assert stages == sorted(stages, key=["atomic", "depth", "width"].index)
+    assert (seen[-1].stage, seen[-1].done, seen[-1].total) == ("width", 3, 3)
+    assert run_progress(finished) == seen[-1]
+    assert fake.most_in_flight == 3
+
+
+def test_limit_stops_each_stage_at_n_verified_tasks(workspace: Workspace) -> None:
+    run = create_run(workspace, RunRequest(kinds=["atomic", "depth"], limit=2, concurrency=1))
+    finished = execute_run(workspace, run.id, pipeline=FakeMethod().pipeline)
+    by_kind = run_summary(finished)["by_kind"]
+    assert (by_kind["atomic"]["accepted"], by_kind["depth"]["accepted"]) == (2, 2)
+    assert sorted(finished.done_units) == sorted(
+        ["atomic:doc0:0", "atomic:doc0:1", f"depth:{content_id('atomic', 'doc0:0')}",
+         f"depth:{content_id('atomic', 'doc0:1')}"])
+    assert finished.status == "completed"
+
+
+def test_a_failing_unit_is_recorded_and_the_run_goes_on_then_resume_retries_it(workspace: Workspace) -> None:
+    fake = FakeMethod()
+
+    def fail_once(chunk: Chunk, context: Any) -> None:
+        if chunk.id == "doc1:1":
+            raise ValueError("malformed chunk")
+
+    fake.atomic_hook = fail_once
+    run = create_run(workspace, RunRequest(kinds=["atomic"]))
+    finished = execute_run(workspace, run.id, pipeline=fake.pipeline)
+    assert finished.status == "completed"
+    assert run_summary(finished)["errors"] == [{"unit": "atomic:doc1:1", "error": "ValueError: malformed chunk"}]
+    assert len(finished.done_units) == 5 and run_summary(finished)["accepted"] == 5
+    fake.atomic_hook = lambda chunk, context: None
+    again = execute_run(workspace, run.id, pipeline=fake.pipeline)
+    assert run_summary(again)["errors"] == [] and run_summary(again)["accepted"] == 6
+    assert len(again.done_units) == 6
+
+
+def test_an_unavailable_model_fails_the_run_with_a_clear_error(workspace: Workspace) -> None:
+    fake = FakeMethod()
+
+    def unavailable(chunk: Chunk, context: Any) -> None:
+        context.usage.add(calls=1)
+        raise ModelUnavailableError("Connection refused by http://127.0.0.1:9/v1")
+
+    fake.atomic_hook = unavailable
+    run = create_run(workspace, RunRequest(concurrency=1))
+    finished = execute_run(workspace, run.id, pipeline=fake.pipeline)
+    assert finished.status == "failed"
+    assert finished.error == ("The model endpoint kept failing (3 units in a row): "
+                              "Connection refused by http://127.0.0.1:9/v1")
+    assert [e["unit"] for e in run_summary(finished)["errors"]] == ["atomic:doc0:0", "atomic:doc0:1", "atomic:doc1:0"]
+    assert finished.done_units == [] and finished.model_calls == 3
+
+
+def test_cancel_keeps_what_was_done_and_the_run_resumes_to_the_full_result(workspace: Workspace,
+                                                                           tmp_path: Any) -> None:
+    fake = FakeMethod()
+    run = create_run(workspace, RunRequest(concurrency=1))
+
+    def cancel_at_third_chunk(chunk: Chunk, context: Any) -> None:
+        if chunk.id == "doc1:0":
+            cancel_run(workspace, run.id)  # as the UI would, from another thread
+            assert context.cancel.wait(timeout=5), "the executor never passed the cancel on"
+
+    fake.atomic_hook = cancel_at_third_chunk
+    cancelled = execute_run(workspace, run.id, pipeline=fake.pipeline)
+    assert cancelled.status == "cancelled"
+    assert cancelled.done_units == ["atomic:doc0:0", "atomic:doc0:1"]
+    assert len(stored_tasks(workspace)) == 4
+    fake.atomic_hook = lambda chunk, context: None
+    resumed = execute_run(workspace, run.id, pipeline=fake.pipeline)
+    reference = make_workspace(Settings(home=tmp_path / "reference"))
+    expected = execute_run(reference, create_run(reference, RunRequest()).id, pipeline=FakeMethod().pipeline)
+    assert resumed.status == "completed"
+    assert stored_tasks(workspace) == stored_tasks(reference)
+    # Same yield; the unit cut short by the cancel had spent its 2 calls, and they stay counted.
+    assert run_summary(resumed) | {"run_id": "", "model_calls": 0} == run_summary(expected) | {"run_id": "", "model_calls": 0}
+    assert resumed.model_calls == expected.model_calls + 2
+
+
+def test_a_crash_mid_run_loses_nothing_and_resume_duplicates_nothing(workspace: Workspace, tmp_path: Any) -> None:
+    fake = FakeMethod()
+
+    def crash_at_fourth_chunk(chunk: Chunk, context: Any) -> None:
+        if chunk.id == "doc1:1":
+            raise KeyboardInterrupt
+
+    fake.atomic_hook = crash_at_fourth_chunk
+    run = create_run(workspace, RunRequest(concurrency=1))
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(workspace, run.id, pipeline=fake.pipeline)
+    crashed = workspace.store.get_run(run.id)
+    assert crashed is not None and crashed.status == "interrupted"
+    assert crashed.done_units == ["atomic:doc0:0", "atomic:doc0:1", "atomic:doc1:0"]
+    assert len(stored_tasks(workspace)) == 6
+    assert [r.id for r in interrupted_runs(workspace)] == [run.id]
+    fake.atomic_hook = lambda chunk, context: None
+    resumed = execute_run(workspace, run.id, pipeline=fake.pipeline)
+    reference = make_workspace(Settings(home=tmp_path / "reference"))
+    expected = execute_run(reference, create_run(reference, RunRequest()).id, pipeline=FakeMethod().pipeline)
+    assert stored_tasks(workspace) == stored_tasks(reference)
+    assert workspace.store.count_tasks() == 21
+    assert run_summary(resumed)["by_kind"] == run_summary(expected)["by_kind"]
+    assert interrupted_runs(workspace) == []
+
+
+def running_run(workspace: Workspace, run_id: str, **counts: Any) -> None:
+    run = GenerationRun(id=run_id, config={"request": RunRequest().model_dump()}, counts=counts)
+    workspace.store.save_run(run)
+
+
+def test_runs_left_running_by_dead_processes_are_found(workspace: Workspace) -> None:
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    now = utcnow()
+    host = socket.gethostname()
+    running_run(workspace, "dead-pid", heartbeat=now.isoformat(), pid=int(dead.stdout), host=host)
+    running_run(workspace, "stale", heartbeat=(now - timedelta(minutes=5)).isoformat(), pid=os.getppid(), host="elsewhere")
+    running_run(workspace, "alive", heartbeat=now.isoformat(), pid=os.getppid(), host=host)
+    assert sorted(r.id for r in interrupted_runs(workspace)) == ["dead-pid", "stale"]
+    statuses = {r.id: r.status for r in workspace.store.list_runs()}
+    assert statuses == {"dead-pid": "interrupted", "stale": "interrupted", "alive": "running"}
+    with pytest.raises(TaskCraftError, match="already executing"):
+        execute_run(workspace, "alive", pipeline=FakeMethod().pipeline)
+
+
+def test_near_duplicate_gate_flags_or_skips_and_is_counted(settings: Settings) -> None:
+    for action, status, reason, accepted in (
+        ("flag", "pending", "possible near-duplicate of older", 6),
+        ("skip", "duplicate", "near-duplicate of older", 5),
+    ):
+        workspace = make_workspace(settings.with_changes(home=settings.home / action, duplicate_action=action))
+        fake = FakeMethod()
+        target = content_id("atomic", "doc2:0")
+        fake.gate = lambda ws, candidate: (SimpleNamespace(a=candidate.id, b="older")
+                                           if candidate.id == target else None)
+        run = execute_run(workspace, create_run(workspace, RunRequest(kinds=["atomic"])).id, pipeline=fake.pipeline)
+        gated = workspace.store.get_task(target)
+        assert gated is not None and (gated.status, gated.failure_reason) == (status, reason)
+        atomic = run_summary(run)["by_kind"]["atomic"]
+        assert (atomic["candidates"], atomic["accepted"], atomic["duplicates"]) == (12, accepted, 1)
+
+
+def test_unknown_runs_are_reported(workspace: Workspace) -> None:
+    with pytest.raises(TaskCraftError, match="No generation run with id nope"):
+        cancel_run(workspace, "nope")
+    with pytest.raises(TaskCraftError, match="No generation run with id nope"):
+        execute_run(workspace, "nope", pipeline=FakeMethod().pipeline)
+
+
+def test_progress_is_saved_for_pollers(workspace: Workspace) -> None:
+    fake = FakeMethod()
+    run = create_run(workspace, RunRequest(kinds=["atomic"], concurrency=1))
+    seen_in_db: list[tuple[str, int, int]] = []
+
+    def look(chunk: Chunk, context: Any) -> None:
+        stored = workspace.store.get_run(run.id)
+        assert stored is not None
+        progress = run_progress(stored)
+        seen_in_db.append((progress.stage, progress.done, progress.total))
+
+    fake.atomic_hook = look
+    execute_run(workspace, run.id, pipeline=fake.pipeline)
+    assert seen_in_db == [("atomic", n, 6) for n in range(6)]
