@@ -1,0 +1,155 @@
+"""The whole flow in a real browser: `streamlit run app.py` driven by Playwright in Debian's chromium.
+
+Upload a document -> generate with the offline engine -> accept one task, reject one with a reason
+-> export JSONL -> the file holds exactly the accepted task with its trajectory. A screenshot of
+every page is written to tests/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskcraft_core.settings import ENV_FIELDS
+from taskcraft_core.store import Store, TaskFilter
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).parent.parent
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+SAMPLE = ROOT / "taskcraft_core" / "sample_corpus" / "rv_storm_petrel.md"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+PAGES = ["home", "corpus", "generate", "review", "insights", "duplicates", "export", "settings"]
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is not installed; .ci/run installs it")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A studio server on a free local port with its own data home."""
+    home, port = tmp_path / "home", _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_FIELDS} | {"TASKCRAFT_HOME": str(home)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server)
+        yield url, home
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _open(page, url: str, name: str) -> None:  # noqa: ANN001 (playwright's Page)
+    page.goto(f"{url}/{'' if name == 'home' else name}")
+    page.get_by_role("heading").first.wait_for(timeout=30_000)
+    _settle(page)
+
+
+def _settle(page) -> None:  # noqa: ANN001
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=60_000)
+
+
+def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, home = studio
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        _open(page, url, "corpus")
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(SAMPLE))
+        page.get_by_role("button", name="Ingest files").click()
+        _settle(page)
+        page.screenshot(path=str(SCREENSHOTS / "corpus-after-upload.png"), full_page=True)
+        store = Store(f"sqlite:///{(home / 'taskcraft.sqlite').resolve()}")
+        assert [d.source for d in store.list_documents()] == ["rv_storm_petrel.md"]
+
+        _open(page, url, "generate")
+        page.get_by_role("button", name="Start run").click()
+        deadline = time.monotonic() + 120
+        while not (store.list_runs() and store.list_runs()[0].status == "completed"):
+            assert time.monotonic() < deadline, "the offline run did not finish"
+            time.sleep(0.5)
+        pending = store.count_tasks(TaskFilter(statuses=["pending"]))
+        assert pending >= 2
+        assert {t.engine for t in store.list_tasks(limit=None)} == {"offline"}
+
+        _open(page, url, "review")
+        name = page.get_by_label("Reviewer name")
+        name.fill("Playwright")
+        name.press("Enter")
+        _settle(page)
+        page.get_by_role("button", name="Accept").click()
+        _settle(page)
+        page.get_by_label("Reject details").fill("asks for trivia")
+        page.get_by_label("Reject details").press("Enter")
+        _settle(page)
+        page.get_by_role("button", name="Reject").click()
+        _settle(page)
+        accepted = store.list_tasks(TaskFilter(statuses=["accepted"]), limit=None)
+        rejected = store.list_tasks(TaskFilter(statuses=["rejected"]), limit=None)
+        assert len(accepted) == 1 and len(rejected) == 1
+        reject_review = store.reviews_for(rejected[0].id)[-1]
+        assert (reject_review.reviewer, "asks for trivia" in reject_review.reason) == ("Playwright", True)
+
+        _open(page, url, "export")
+        page.get_by_role("button", name="Write to disk").click()
+        expect(page.get_by_text("Wrote 1 tasks").first).to_be_visible(timeout=60_000)
+        records = [json.loads(line) for line in (home / "exports" / "tasks-jsonl" / "tasks.jsonl").read_text(
+            encoding="utf-8").splitlines()]
+        assert [r["id"] for r in records] == [accepted[0].id]
+        assert records[0]["status"] == "accepted"
+        assert records[0]["trajectory"] and any(step["tool"] == "search_corpus" for step in records[0]["trajectory"])
+
+        page.set_viewport_size({"width": 1400, "height": 2200})  # Streamlit scrolls inside its own container
+        for name in PAGES:
+            _open(page, url, name)
+            page.wait_for_timeout(1500)  # plotly draws after the script run ends
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        browser.close()
