@@ -336,12 +336,12 @@ def gate_candidate(workspace: Workspace, task: Task, threshold: float | None = N
 
 
 def keep_one(workspace: Workspace, task_ids: Sequence[str], keep_id: str, reviewer: str) -> None:
-    """Keep one task of a cluster; every other one gets the decision "duplicate of <keep_id>"."""
+    """Keep one task of a cluster; every other one is rejected with the reason "duplicate of <keep_id>"."""
     if keep_id not in task_ids:
         raise TaskCraftError(f"Task {keep_id} is not in this cluster.", "Keep one of the cluster's own tasks.")
     for task_id in task_ids:
         if task_id != keep_id:
-            workspace.store.record_review(task_id, reviewer, "duplicate", reason=f"duplicate of {keep_id}",
+            workspace.store.record_review(task_id, reviewer, "reject", reason=f"duplicate of {keep_id}",
                                           check_conflict=False)
 
 

@@ -1,7 +1,7 @@
 """The vector index: Chroma collections of corpus chunks and of tasks.
 
-An index, not a store: everything in it can be rebuilt from the database (`rebuild_chunks`,
-`rebuild_tasks`).
+An index, not a store: everything in it can be rebuilt from the database (`rebuild_chunks`
+here, `dedup.rebuild_task_index` for tasks).
 """
 
 from __future__ import annotations
@@ -161,30 +161,6 @@ class VectorIndex:
             if progress:
                 progress(total)
         return total
-
-    # ---- tasks ----------------------------------------------------------------------------
-
-    def add_tasks(self, tasks: Sequence[Task]) -> None:
-        self._upsert(
-            TASKS,
-            ids=[task.id for task in tasks],
-            texts=[task_text(task) for task in tasks],
-            metadatas=[{"kind": task.kind, "status": task.status} for task in tasks],
-        )
-
-    def rebuild_tasks(self, store: Store) -> int:
-        """Drop the task collection and fill it again from the database."""
-        self._drop(TASKS)
-        batch: list[Task] = []
-        total = 0
-        for task in store.iter_tasks():
-            batch.append(task)
-            if len(batch) >= ADD_BATCH:
-                self.add_tasks(batch)
-                total, batch = total + len(batch), []
-        if batch:
-            self.add_tasks(batch)
-        return total + len(batch)
 
     # ---- helpers --------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from taskcraft_core.corpus import chunk_document, doc_type_for, load_document
+from taskcraft_core.dedup import rebuild_task_index
 from taskcraft_core.errors import IngestError
 from taskcraft_core.settings import Settings
 from taskcraft_core.web import CONTENT_TYPES, fetch_url, human_size
@@ -121,7 +122,7 @@ def delete_document(workspace: Workspace, document_id: str) -> bool:
 def reindex(workspace: Workspace) -> int:
     """Rebuild the chunk and task collections from the database; returns the number of chunks indexed."""
     chunks = workspace.index.rebuild_chunks(workspace.store)
-    workspace.index.rebuild_tasks(workspace.store)
+    rebuild_task_index(workspace)
     return chunks
 
 

@@ -64,6 +64,9 @@ class Pipeline:
     # The near-duplicate gate and the task index (dedup.py); None leaves tasks ungated.
     gate: Callable[[Workspace, Task], Any] | None = None
     index_tasks: Callable[[Workspace, list[Task]], None] | None = None
+    # Errors meaning "this unit has nothing to give" (a chunk without facts): the unit is done,
+    # its reason noted, and it is not a failure to retry.
+    empty_unit_errors: tuple[type[BaseException], ...] = ()
 
 
 PipelineFactory = Callable[[Workspace, GenerationRun], Pipeline]
@@ -72,7 +75,7 @@ PipelineFactory = Callable[[Workspace, GenerationRun], Pipeline]
 def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     """The real method (generate/*) with one engine for the whole run, and the dedup gate."""
     from taskcraft_core import dedup
-    from taskcraft_core.generate.atomic import generate_atomic
+    from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
     from taskcraft_core.generate.context import GenerationContext, make_engine
     from taskcraft_core.generate.depth import extend_depth
     from taskcraft_core.generate.width import extend_width, group_for_width
@@ -85,7 +88,8 @@ def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
         return GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id, cancel=cancel)
 
     return Pipeline(new_context, generate_atomic, extend_depth, group_for_width, extend_width,
-                    gate=dedup.gate_candidate, index_tasks=dedup.index_tasks)
+                    gate=dedup.gate_candidate, index_tasks=dedup.index_tasks,
+                    empty_unit_errors=(NoCandidatesError,))
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class RunState:
     done: set[str]
     funnel: dict[str, int]
     errors: dict[str, str]
+    empty: dict[str, str]
     stage: str = ""
     stage_done: int = 0
     stage_total: int = 0
@@ -116,12 +121,15 @@ class RunState:
     @classmethod
     def load(cls, run: GenerationRun) -> RunState:
         errors = {entry["unit"]: entry["error"] for entry in run.counts.get("errors", [])}
-        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.get("funnel", {})), errors=errors)
+        empty = {entry["unit"]: entry["reason"] for entry in run.counts.get("empty_units", [])}
+        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.get("funnel", {})), errors=errors,
+                   empty=empty)
 
     def counts(self) -> dict[str, Any]:
         return {
             "stage": self.stage, "done": self.stage_done, "total": self.stage_total,
             "funnel": dict(self.funnel), "errors": [{"unit": u, "error": e} for u, e in self.errors.items()],
+            "empty_units": [{"unit": u, "reason": r} for u, r in self.empty.items()],
             "heartbeat": utcnow().isoformat(), "pid": os.getpid(), "host": socket.gethostname(),
         }
 
@@ -254,6 +262,11 @@ class Executor:
             # Cut short by the cancel: its output may be partial, so the unit stays undone
             # and a resume runs it again (task ids are content-derived, nothing doubles).
             self.save()
+            return
+        if isinstance(error, self.pipeline.empty_unit_errors):
+            self.state.empty[unit.id] = str(error)
+            self.state.funnel[f"{unit.stage}_empty_units"] = self.state.funnel.get(f"{unit.stage}_empty_units", 0) + 1
+            self.record_tasks(unit, [])
             return
         if error is not None:
             self.record_error(unit, error)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -93,6 +93,17 @@ def _settle(page) -> None:  # noqa: ANN001
     page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=60_000)
 
 
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def _count(store: Store, status: str) -> int:
+    return store.count_tasks(TaskFilter(statuses=[status]))
+
+
 def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -112,12 +123,8 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
 
         _open(page, url, "generate")
         page.get_by_role("button", name="Start run").click()
-        deadline = time.monotonic() + 120
-        while not (store.list_runs() and store.list_runs()[0].status == "completed"):
-            assert time.monotonic() < deadline, "the offline run did not finish"
-            time.sleep(0.5)
-        pending = store.count_tasks(TaskFilter(statuses=["pending"]))
-        assert pending >= 2
+        _until(lambda: bool(store.list_runs()) and store.list_runs()[0].status == "completed", "the offline run", 120)
+        assert _count(store, "pending") >= 2
         assert {t.engine for t in store.list_tasks(limit=None)} == {"offline"}
 
         _open(page, url, "review")
@@ -125,12 +132,15 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
         name.fill("Playwright")
         name.press("Enter")
         _settle(page)
+        expect(page.get_by_role("button", name="Accept")).to_be_enabled(timeout=30_000)
         page.get_by_role("button", name="Accept").click()
+        _until(lambda: _count(store, "accepted") == 1, "the accept decision")
         _settle(page)
         page.get_by_label("Reject details").fill("asks for trivia")
         page.get_by_label("Reject details").press("Enter")
         _settle(page)
         page.get_by_role("button", name="Reject").click()
+        _until(lambda: _count(store, "rejected") == 1, "the reject decision")
         _settle(page)
         accepted = store.list_tasks(TaskFilter(statuses=["accepted"]), limit=None)
         rejected = store.list_tasks(TaskFilter(statuses=["rejected"]), limit=None)

@@ -89,13 +89,13 @@ def test_not_duplicates_are_remembered(workspace: Workspace) -> None:
     assert [c.task_ids for c in find_near_duplicates(workspace, THRESHOLD)] == [["t1", "t2"]]
 
 
-def test_keep_one_marks_the_others_duplicate_and_they_leave_the_clusters(workspace: Workspace) -> None:
+def test_keep_one_rejects_the_others_as_duplicates_and_they_leave_the_clusters(workspace: Workspace) -> None:
     clusters = find_near_duplicates(stored(workspace), THRESHOLD)
     keep_one(workspace, clusters[0].task_ids, "t3", "ann")
     statuses = {t.id: t.status for t in workspace.store.get_tasks(["t1", "t2", "t3"], with_trajectory=False)}
-    assert statuses == {"t1": "duplicate", "t2": "duplicate", "t3": "pending"}
+    assert statuses == {"t1": "rejected", "t2": "rejected", "t3": "pending"}
     assert [(r.decision, r.reason, r.reviewer) for r in workspace.store.reviews_for("t1")] == [
-        ("duplicate", "duplicate of t3", "ann")]
+        ("reject", "duplicate of t3", "ann")]
     assert [c.task_ids for c in find_near_duplicates(workspace, THRESHOLD)] == [["t5", "t6"]]
     everything = find_near_duplicates(workspace, THRESHOLD, TaskFilter())
     assert [c.task_ids for c in everything] == [["t1", "t2", "t3"], ["t5", "t6"]]

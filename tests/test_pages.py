@@ -420,7 +420,7 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
     assert label.startswith("#1 · 2 tasks")
     assert "<mark>" not in at.get("html")[0].proto.body  # identical questions: nothing to mark
     at.button(key="duplicates_keep_task5").click().run()
-    assert db.get_task("task5").status == "pending" and db.get_task("task6").status == "duplicate"
+    assert db.get_task("task5").status == "pending" and db.get_task("task6").status == "rejected"
     assert db.reviews_for("task6")[-1].reason == "duplicate of task5"
     assert at.success[0].value.startswith("No near-duplicate clusters left")
     db.add_tasks([make_task(9, question="When did the Halvard Observatory open its doors?")])
