@@ -117,6 +117,12 @@ class RunState:
     failure: str | None = None
     unavailable_streak: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Set to stop the units of the current stage early: on cancel, on failure, or at the stage's limit.
+    halt: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        self.cancel.set()
+        self.halt.set()
 
     @classmethod
     def load(cls, run: GenerationRun) -> RunState:
@@ -170,7 +176,7 @@ class Executor:
                     self.run_stage(stage, self.plan(stage), pool)
             except BaseException:
                 # Workers still running see the event and stop early; nothing half-done is stored.
-                self.state.cancel.set()
+                self.state.stop()
                 raise
 
     def reindex(self) -> None:
@@ -183,13 +189,17 @@ class Executor:
         return self.state.cancel.is_set() or self.state.failure is not None
 
     def stage_full(self, stage: str) -> bool:
-        """`limit` caps verified tasks per kind: no new unit starts once the stage has that many."""
+        """`limit` caps verified tasks per kind: once the stage has that many, no unit starts and the
+        units in flight are stopped (left undone), so only the unit that crossed the limit adds more."""
         return self.limit is not None and self.state.funnel.get(f"{stage}_accepted", 0) >= self.limit
 
     def run_stage(self, stage: str, units: list[WorkUnit], pool: ThreadPoolExecutor) -> None:
         state = self.state
         state.stage, state.stage_total = stage, len(units)
         state.stage_done = sum(unit.id in state.done for unit in units)
+        state.halt = threading.Event()
+        if self.stopping():
+            state.halt.set()
         self.beat(force=True)
         waiting = iter([unit for unit in units if unit.id not in state.done])
         in_flight: dict[Future[list[Task]], tuple[WorkUnit, Any]] = {}
@@ -198,13 +208,15 @@ class Executor:
                 unit = next(waiting, None)
                 if unit is None:
                     break
-                context = self.pipeline.new_context(state.cancel)
+                context = self.pipeline.new_context(state.halt)
                 in_flight[pool.submit(unit.work, context)] = (unit, context)
             if not in_flight:
                 return
             finished, _ = wait(in_flight, timeout=HEARTBEAT_INTERVAL_S, return_when=FIRST_COMPLETED)
             for future in finished:
                 self.finish_unit(*in_flight.pop(future), future)
+                if self.stage_full(stage):
+                    state.halt.set()
             self.beat()
 
     # ---- planning ---------------------------------------------------------------------------
@@ -258,9 +270,9 @@ class Executor:
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise error
         self.add_usage(context)
-        if self.state.cancel.is_set():
-            # Cut short by the cancel: its output may be partial, so the unit stays undone
-            # and a resume runs it again (task ids are content-derived, nothing doubles).
+        if self.state.halt.is_set():
+            # Stopped early (cancel, failure or limit): its output may be partial, so the unit stays
+            # undone and a resume runs it again (task ids are content-derived, nothing doubles).
             self.save()
             return
         if isinstance(error, self.pipeline.empty_unit_errors):
@@ -284,7 +296,7 @@ class Executor:
             state.unavailable_streak += 1
             if state.unavailable_streak >= UNAVAILABLE_ABORT_AFTER:
                 state.failure = f"The model endpoint kept failing ({UNAVAILABLE_ABORT_AFTER} units in a row): {error}"
-                state.cancel.set()
+                state.stop()
         self.save()
 
     def record_tasks(self, unit: WorkUnit, tasks: list[Task]) -> None:
@@ -352,7 +364,7 @@ class Executor:
         stored = self.store.get_run(self.state.run.id)
         if stored is not None and stored.status == "cancelled" and not self.state.cancel.is_set():
             self.state.user_cancelled = True
-            self.state.cancel.set()
+            self.state.stop()
         self.save()
         if force and self.progress is not None:
             self.progress(self.state.progress())

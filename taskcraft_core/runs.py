@@ -6,8 +6,9 @@ resolved document ids, the engine, the model names, the base URL (never the key)
 hash and the settings that shape the output — and a resume executes with exactly that snapshot.
 Its `counts` hold the stage, units done / total, the funnel per kind, unit errors and a heartbeat.
 
-`limit` caps verified tasks per kind: each stage stops starting units once it has made that many
-(units already in flight finish and are kept, so with concurrency > 1 a stage may end slightly above).
+`limit` caps verified tasks per kind: once a stage has made that many, it starts no more units and
+stops the ones in flight (left undone). A unit's tasks are kept whole, so the unit that crossed the
+limit may take the stage a little above it (one chunk gives several candidates).
 """
 
 from __future__ import annotations

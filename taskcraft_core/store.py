@@ -166,19 +166,7 @@ class Store:
         if not tasks:
             return 0
         with self.engine.begin() as c:
-            existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_([x.id for x in tasks]))))
-            new = [task for task in tasks if task.id not in existing]
-            new = list({task.id: task for task in new}.values())
-            if not new:
-                return 0
-            c.execute(insert(t.tasks), [_task_row(task) for task in new])
-            steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
-            if steps:
-                c.execute(insert(t.trajectory_steps), steps)
-            checks = [task.verification.model_dump() | {"task_id": task.id} for task in new if task.verification]
-            if checks:
-                c.execute(insert(t.verifications), checks)
-        return len(new)
+            return _insert_new_tasks(c, tasks)
 
     def get_task(self, task_id: str) -> Task | None:
         tasks = self.get_tasks([task_id])
@@ -364,18 +352,23 @@ class Store:
             # The write comes first so the transaction holds the write lock before it reads.
             if c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values)).rowcount == 0:
                 raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
-            ids = [task.id for task in tasks]
-            existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_(ids)))) if ids else set()
-            new = list({task.id: task for task in tasks if task.id not in existing}.values())
-            if new:
-                c.execute(insert(t.tasks), [_task_row(task) for task in new])
-                steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
-                if steps:
-                    c.execute(insert(t.trajectory_steps), steps)
-                checks = [task.verification.model_dump() | {"task_id": task.id} for task in new if task.verification]
-                if checks:
-                    c.execute(insert(t.verifications), checks)
-        return len(new)
+            return _insert_new_tasks(c, tasks) if tasks else 0
+
+
+def _insert_new_tasks(c: Connection, tasks: Sequence[Task]) -> int:
+    """Insert the tasks whose ids are not stored yet (one row per id); returns how many."""
+    existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_([task.id for task in tasks]))))
+    new = list({task.id: task for task in tasks if task.id not in existing}.values())
+    if not new:
+        return 0
+    c.execute(insert(t.tasks), [_task_row(task) for task in new])
+    steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
+    if steps:
+        c.execute(insert(t.trajectory_steps), steps)
+    checks = [task.verification.model_dump() | {"task_id": task.id} for task in new if task.verification]
+    if checks:
+        c.execute(insert(t.verifications), checks)
+    return len(new)
 
 
 def _task_row(task: Task) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stub_openai import StubOpenAI
 
 from taskcraft_core.index import VectorIndex
 from taskcraft_core.settings import ENV_FIELDS, Settings
@@ -34,11 +36,6 @@ def store(settings: Settings) -> Store:
 def index(settings: Settings) -> VectorIndex:
     return VectorIndex.open(settings)
 
-
-# The stub OpenAI-compatible server (tests/stub_openai.py) for tests of the real ChatOpenAI client.
-from collections.abc import Iterator  # noqa: E402
-
-from stub_openai import StubOpenAI  # noqa: E402
 
 
 @pytest.fixture

@@ -62,7 +62,6 @@ def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with: generate --resume {run_id}", file=sys.stderr)
         return 1
-    print(file=sys.stderr)
     summary = run_summary(run)
     if args.json:
         print(json.dumps(summary))
@@ -81,19 +80,26 @@ def _request(args: argparse.Namespace) -> RunRequest:
 
 
 class ProgressBar:
-    """A one-line text progress bar, redrawn in place: stage, units done/total, funnel so far."""
+    """A text progress bar: stage, units done/total, funnel so far. On a terminal it is redrawn in
+    place; into a file or pipe it writes a line per stage and per tenth of a stage (logs stay short)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self.in_place = stream.isatty()
+        self.last_line: tuple[str, int] | None = None
 
     def __call__(self, progress: RunProgress) -> None:
         filled = BAR_WIDTH * progress.done // progress.total if progress.total else BAR_WIDTH
+        step = (progress.stage, 10 * progress.done // progress.total if progress.total else 10)
+        if not self.in_place and step == self.last_line:
+            return
+        self.last_line = step
         counts = progress.counts
         accepted = sum(n for key, n in counts.items() if key.endswith("_accepted"))
         rejected = sum(n for key, n in counts.items() if key.endswith("_rejected"))
-        line = (f"\r{progress.stage:<6} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+        line = (f"{progress.stage:<6} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
                 f"{progress.done}/{progress.total} units  {accepted} verified, {rejected} rejected")
-        self.stream.write(line)
+        self.stream.write(f"\r{line}" if self.in_place else f"{line}\n")
         self.stream.flush()
 
 
