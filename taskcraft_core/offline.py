@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -21,6 +22,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from taskcraft_core.generate.engine import Check, Conclusion, Golden, Judgement, Superset
+from taskcraft_core.generate.explore_records import (
+    Exploration, ExploreAction, ExploreCandidate, ExplorerView, ObservedPage, TurnSummary,
+)
 from taskcraft_core.generate.text import (
     DATE, MONEY, NAME, NUMBER, PERCENT, SCALE, UNITS, YEAR, Span, canonical_form, fact_spans, match_score,
     normalise_answer, sentences,
@@ -210,14 +214,23 @@ class OfflinePolicyModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:
-        question = next((m.text for m in messages if isinstance(m, HumanMessage)), "")
-        observations = [m.text for m in messages if isinstance(m, ToolMessage)]
-        try:
-            reply = AIMessage(content=solve(question, _replay(observations)))
-        except _NeedTool as need:
-            reply = AIMessage(content="", tool_calls=[
-                {"name": need.tool, "args": need.arguments, "id": f"offline-{len(observations)}", "type": "tool_call"}])
-        return ChatResult(generations=[ChatGeneration(message=reply)])
+        return ChatResult(generations=[ChatGeneration(message=policy_reply(messages, solve))])
+
+
+Solver = Callable[[str, Callable[[str, dict[str, Any]], str]], str]
+"""A deterministic solver: the question and a tool caller in, the final answer out."""
+
+
+def policy_reply(messages: Sequence[BaseMessage], solver: Solver) -> AIMessage:
+    """The policy's next message: the solver replays the conversation's observations and either
+    answers or asks for the tool call it needs next."""
+    question = next((m.text for m in messages if isinstance(m, HumanMessage)), "")
+    observations = [m.text for m in messages if isinstance(m, ToolMessage)]
+    try:
+        return AIMessage(content=solver(question, _replay(observations)))
+    except _NeedTool as need:
+        return AIMessage(content="", tool_calls=[
+            {"name": need.tool, "args": need.arguments, "id": f"offline-{len(observations)}", "type": "tool_call"}])
 
 
 # ---- depth and width wording ------------------------------------------------------------------
@@ -344,3 +357,26 @@ class OfflineEngine:
 
     def decompose_width(self, merged: str, usage: Usage) -> list[str]:
         return [text for _number, text in WIDTH_LINE.findall(merged)]
+
+    # ---- exploration: a breadth-first explorer, span facts, task templates, a route-following policy
+
+    def choose_explore_action(self, view: ExplorerView, usage: Usage) -> ExploreAction | None:
+        return _explore_steps().next_action(view)
+
+    def summarise_exploration(self, previous: str, pages: Sequence[ObservedPage], usage: Usage) -> TurnSummary:
+        return _explore_steps().summarise(previous, pages, self.max_conclusions)
+
+    def write_explore_tasks(self, exploration: Exploration, guideline: str, limit: int,
+                            usage: Usage) -> list[ExploreCandidate]:
+        return _explore_steps().write_tasks(exploration, guideline, limit)
+
+    def executor_model(self) -> BaseChatModel:
+        return _explore_steps().ExplorePolicyModel()
+
+
+def _explore_steps() -> ModuleType:
+    """The offline exploration steps; imported on first use because they build on this module's
+    question wording and policy."""
+    from taskcraft_core import offline_explore
+
+    return offline_explore

@@ -38,7 +38,7 @@ from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace
 
 __all__ = [
-    "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
+    "STAGES", "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
     "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
 ]
 
@@ -144,6 +144,11 @@ def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | 
     again resumes it: done units are skipped, units that failed are retried."""
     run = _get_run(workspace.store, run_id)
     _claim(run)
+    return _execute_claimed(workspace, run, progress, pipeline)
+
+
+def _execute_claimed(workspace: Workspace, run: GenerationRun, progress: ProgressCallback | None,
+                     pipeline: PipelineFactory) -> GenerationRun:
     try:
         snapshot_workspace = dataclasses.replace(
             workspace, settings=workspace.settings.with_changes(**run.config["settings"]))
@@ -168,7 +173,7 @@ def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | 
     finally:
         with _active_lock:
             _active.discard(run.id)
-    return _get_run(workspace.store, run_id)
+    return _get_run(workspace.store, run.id)
 
 
 def _claim(run: GenerationRun) -> None:
@@ -190,18 +195,17 @@ def start_run_in_background(workspace: Workspace, request: RunRequest) -> str:
 
 
 def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
-    """Continue an interrupted, cancelled or failed run on a background thread."""
-    _in_background(workspace, _get_run(workspace.store, run_id).id)
+    """Continue an interrupted, cancelled or failed run on a background thread. Raises
+    TaskCraftError when the run is still executing (a cancelled run is "cancelled" at once but
+    stops within a second; it has stopped when `finished_at` is set)."""
+    _in_background(workspace, run_id)
 
 
 def _in_background(workspace: Workspace, run_id: str) -> None:
-    def target() -> None:
-        try:
-            execute_run(workspace, run_id)
-        except TaskCraftError as error:
-            workspace.store.update_run(run_id, status="failed", error=str(error), finished_at=utcnow())
-
-    threading.Thread(target=target, name=f"run-{run_id}", daemon=True).start()
+    run = _get_run(workspace.store, run_id)
+    _claim(run)  # here, so that "already executing" reaches the caller instead of the thread
+    threading.Thread(target=_execute_claimed, args=(workspace, run, None, method_pipeline),
+                     name=f"run-{run_id}", daemon=True).start()
 
 
 def cancel_run(workspace: Workspace, run_id: str) -> None:

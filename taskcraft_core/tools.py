@@ -8,8 +8,10 @@ LangChain turns into an error observation: the agent sees what was wrong and can
 
 from __future__ import annotations
 
+import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from urllib.parse import unquote, urljoin, urlsplit
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field, ValidationError
@@ -18,6 +20,7 @@ from taskcraft_core.corpus import load_document
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index import Passage
 from taskcraft_core.schema import Document
+from taskcraft_core.store import DocumentSummary
 from taskcraft_core.web import CONTENT_TYPES, fetch_url
 from taskcraft_core.workspace import Workspace
 
@@ -182,4 +185,136 @@ def parse_passages(observation: str) -> list[PassageRef]:
         PassageRef(document_id=h["document_id"], title=h["title"], start=int(h["start"]), end=int(h["end"]),
                    text=observation[h.end() + 1 : bound].rstrip("\n"))
         for h, bound in zip(headers, bounds)
+    ]
+
+
+# ---- links between stored documents (the exploration tools) -----------------------------------
+
+
+class LinkTarget(BaseModel):
+    """One outgoing link of a page as written, and the stored document it leads to (None: outside
+    the collection)."""
+
+    link: str
+    document_id: str | None = None
+    title: str | None = None
+
+
+LINK_LINE = re.compile(r"^\[\d+\] link=(?P<link>\S+) -> (?:document_id=(?P<document_id>\S+) "
+                       r"title=“(?P<title>.*)”|not in the collection)$", re.MULTILINE)
+PAGE_HEADER = re.compile(r"^document_id=(?P<document_id>\S+) title=“(?P<title>.*?)” characters "
+                         r"(?P<start>\d+)-(?P<end>\d+) of \d+")
+LINKS_HEADING = "\n\nlinks of document_id="
+
+
+def resolve_link(source: str, link: str, pages: Sequence[DocumentSummary]) -> DocumentSummary | None:
+    """The stored document a link of the document ingested from `source` points to: a URL resolved
+    against a URL source, a relative path against the source's folder; else the one document whose
+    file name is the link's (pages uploaded one by one lose their folders)."""
+    link = unquote(link.split("#")[0].strip())
+    if not link:
+        return None
+    if urlsplit(source).scheme in ("http", "https") or urlsplit(link).scheme:
+        target = urljoin(source, link).rstrip("/")
+    else:
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(source), link))
+    exact = [page for page in pages if page.source.rstrip("/") == target]
+    if exact:
+        return exact[0]
+    named = [page for page in pages if posixpath.basename(page.source) == posixpath.basename(target)]
+    return named[0] if len(named) == 1 else None
+
+
+def page_links(document: Document, pages: Sequence[DocumentSummary]) -> list[LinkTarget]:
+    """Every outgoing link of a document, in page order, with where it leads."""
+    targets = []
+    for link in document.links:
+        page = resolve_link(document.source, link, pages)
+        targets.append(LinkTarget(link=link, document_id=page.id if page else None, title=page.title if page else None))
+    return targets
+
+
+def format_links(document: Document, targets: Sequence[LinkTarget]) -> str:
+    """The list_links observation (also ending every follow_link observation)."""
+    lines = [f"links of document_id={document.id} title=“{document.title}”:"]
+    lines += [f"[{n}] link={t.link} -> " + (f"document_id={t.document_id} title=“{t.title}”" if t.document_id
+                                             else "not in the collection") for n, t in enumerate(targets, start=1)]
+    if not targets:
+        lines.append("(this page has no links)")
+    return "\n".join(lines)
+
+
+def parse_links(observation: str) -> list[LinkTarget]:
+    """The links listed in a list_links or follow_link observation (the inverse of format_links)."""
+    at = observation.rfind(LINKS_HEADING)
+    listing = observation[at:] if at >= 0 else observation
+    return [LinkTarget(link=m["link"], document_id=m["document_id"], title=m["title"])
+            for m in LINK_LINE.finditer(listing)]
+
+
+def page_observed(observation: str) -> tuple[str, int, str] | None:
+    """(document_id, start offset, text) of the page text a read_document or follow_link
+    observation shows; None for other observations (searches, link lists, errors)."""
+    header = PAGE_HEADER.match(observation)
+    if header is None:
+        return None
+    first_line, _, body = observation.partition("\n")
+    if "(reached from" in first_line:  # a follow_link observation: the page's links follow its text
+        body = body[: body.rfind(LINKS_HEADING)]
+    return header["document_id"], int(header["start"]), body
+
+
+class LinksArgs(BaseModel):
+    document_id: str = Field(description="The document_id of the page whose links to list.")
+
+
+class FollowArgs(BaseModel):
+    document_id: str = Field(description="The document_id of the page the link is on.")
+    link: str = Field(description="The link as list_links shows it (link=...), or the title or document_id of "
+                                  "the page it leads to.")
+
+
+def make_link_tools(workspace: Workspace) -> list[BaseTool]:
+    """list_links and follow_link: the collection as a web of pages (links kept at ingestion)."""
+    pages: list[DocumentSummary] = []
+
+    def known_pages() -> list[DocumentSummary]:
+        if not pages:  # listed once per tool set: tools are made for one agent run or one exploration
+            pages.extend(workspace.store.list_documents())
+        return pages
+
+    def stored(document_id: str) -> Document:
+        document = workspace.store.get_document(document_id)
+        if document is None:
+            raise ToolException(f"no document with id {document_id!r}; use a document_id from search_corpus")
+        return document
+
+    def list_links(document_id: str) -> str:
+        document = stored(document_id)
+        return format_links(document, page_links(document, known_pages()))
+
+    def follow_link(document_id: str, link: str) -> str:
+        document = stored(document_id)
+        targets = page_links(document, known_pages())
+        wanted = " ".join(link.split())
+        chosen = next((t for t in targets if t.link == wanted), None) or next(
+            (t for t in targets if t.document_id and wanted in (t.document_id, t.title)), None)
+        if chosen is None:
+            listing = format_links(document, targets)
+            raise ToolException(f"“{document.title}” has no link {link!r}; its links:\n{listing}")
+        if chosen.document_id is None:
+            raise ToolException(f"the link {chosen.link} of “{document.title}” leads outside the collection")
+        target = stored(chosen.document_id)
+        start, end = read_range(target, None, None, None)
+        return (f"document_id={target.id} title=“{target.title}” characters {start}-{end} of {len(target.text)} "
+                f"(reached from document_id={document.id} by link={chosen.link})\n{target.text[start:end]}"
+                f"\n\n{format_links(target, page_links(target, known_pages()))}")
+
+    return [
+        _tool(list_links, "list_links",
+              "List the outgoing links of a stored page: each link as written on the page, and the document_id and "
+              "title of the page it leads to (or that it leads outside the collection).", LinksArgs),
+        _tool(follow_link, "follow_link",
+              f"Follow a link of a stored page: returns the beginning of the page it leads to (at most {READ_LIMIT} "
+              "characters, with the range read) and that page's own links.", FollowArgs),
     ]

@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +21,18 @@ from taskcraft_core.generate.prompts import PROMPT_VERSION
 from taskcraft_core.index import VectorIndex
 from taskcraft_core.llm import Usage
 from taskcraft_core.run_executor import Pipeline
+from taskcraft_core.generate.text import contains_answer
+from taskcraft_core.ingest import load_sample_corpus
 from taskcraft_core.runs import (
     RunRequest,
     cancel_run,
     create_run,
     execute_run,
     interrupted_runs,
+    resume_run_in_background,
     run_progress,
     run_summary,
+    start_run_in_background,
 )
 from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, content_id, utcnow
 from taskcraft_core.settings import Settings
@@ -60,6 +66,10 @@ def task(kind: str, key: str, status: str = "pending", **values: Any) -> Task:
                 model_calls=2, tokens=10, **values)
 
 
+class NothingHere(Exception):
+    """What the fake method raises for a chunk without facts."""
+
+
 class FakeMethod:
     """Scripted work: every atomic chunk gives one verified and one failed candidate (2 calls,
     10 tokens each), every depth unit one verified child, width pairs tasks in id order."""
@@ -72,7 +82,8 @@ class FakeMethod:
         self.lock = threading.Lock()
 
     def pipeline(self, workspace: Workspace, run: GenerationRun) -> Pipeline:
-        return Pipeline(self.new_context, self.atomic, self.depth, self.group, self.width, gate=self.gate)
+        return Pipeline(self.new_context, self.atomic, self.depth, self.group, self.width, gate=self.gate,
+                        empty_unit_errors=(NothingHere,))
 
     @staticmethod
     def new_context(cancel: threading.Event) -> Any:
@@ -336,3 +347,92 @@ def test_progress_is_saved_for_pollers(workspace: Workspace) -> None:
     fake.atomic_hook = look
     execute_run(workspace, run.id, pipeline=fake.pipeline)
     assert seen_in_db == [("atomic", n, 6) for n in range(6)]
+
+
+def test_a_unit_with_nothing_to_give_is_done_and_noted_not_failed(workspace: Workspace) -> None:
+    fake = FakeMethod()
+
+    def no_facts(chunk: Chunk, context: Any) -> None:
+        if chunk.id == "doc0:1":
+            raise NothingHere("chunk 1 of Doc 0 has no extractable facts")
+
+    fake.atomic_hook = no_facts
+    finished = execute_run(workspace, create_run(workspace, RunRequest(kinds=["atomic"])).id, pipeline=fake.pipeline)
+    assert (finished.status, finished.error) == ("completed", None) and len(finished.done_units) == 6
+    assert run_summary(finished)["errors"] == []
+    assert finished.counts["empty_units"] == [{"unit": "atomic:doc0:1", "reason": "chunk 1 of Doc 0 has no extractable facts"}]
+    assert finished.counts["funnel"]["atomic_empty_units"] == 1
+    assert run_summary(finished)["accepted"] == 5
+
+
+# ---- the real method, offline, on the sample corpus --------------------------------------------
+
+
+def sample_workspace(home: Path) -> Workspace:
+    workspace = Workspace.open(Settings(home=home))
+    load_sample_corpus(workspace)
+    return workspace
+
+
+def wait_for(workspace: Workspace, run_id: str, done: Callable[[GenerationRun], bool], timeout: float = 90) -> GenerationRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = workspace.store.get_run(run_id)
+        if run is not None and done(run):
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} never got there: {workspace.store.get_run(run_id)}")
+
+
+def has_status(*statuses: str) -> Callable[[GenerationRun], bool]:
+    wanted: Collection[str] = statuses
+    return lambda run: run.status in wanted
+
+
+@pytest.mark.slow
+def test_background_run_cancelled_then_resumed_with_the_offline_engine(tmp_path: Path) -> None:
+    workspace = sample_workspace(tmp_path / "home")
+    first_three = [d.id for d in workspace.store.list_documents()][:3]
+    run_id = start_run_in_background(workspace, RunRequest(kinds=["atomic"], engine="offline", concurrency=1,
+                                                           document_ids=first_three))
+    wait_for(workspace, run_id, lambda run: len(run.done_units) >= 1)
+    cancel_run(workspace, run_id)
+    stopping = workspace.store.get_run(run_id)
+    assert stopping is not None and stopping.status == "cancelled"
+    if stopping.finished_at is None:  # still winding down: a resume is refused, and says so
+        with pytest.raises(TaskCraftError, match="already executing"):
+            resume_run_in_background(workspace, run_id)
+    cancelled = wait_for(workspace, run_id, lambda run: run.finished_at is not None)
+    assert cancelled.status == "cancelled" and 1 <= len(cancelled.done_units) < 6
+    kept = workspace.store.count_tasks()
+    assert kept > 0
+    resume_run_in_background(workspace, run_id)
+    finished = wait_for(workspace, run_id, has_status("completed", "failed"))
+    assert (finished.status, finished.error) == ("completed", None) and len(finished.done_units) == 6
+    assert workspace.store.count_tasks() == run_summary(finished)["candidates"] > kept
+
+
+@pytest.mark.slow
+def test_an_offline_run_of_every_kind_makes_grounded_tasks_with_lineage_and_costs(tmp_path: Path) -> None:
+    workspace = sample_workspace(tmp_path / "home")
+    run = execute_run(workspace, create_run(workspace, RunRequest(engine="offline", limit=2, concurrency=1)).id)
+    assert run.status == "completed" and run.config["engine"] == "offline"
+    by_kind = run_summary(run)["by_kind"]
+    assert all(by_kind[kind]["accepted"] >= 2 for kind in ("atomic", "depth", "width")), by_kind
+    tasks = {t.id: t for t in workspace.store.list_tasks(TaskFilter(run_ids=[run.id]), limit=None, with_trajectory=True)}
+    assert len(tasks) == run_summary(run)["candidates"]
+    assert sum(t.model_calls for t in tasks.values()) <= run.model_calls
+    assert all(t.engine == "offline" for t in tasks.values())
+    for task in (t for t in tasks.values() if t.status == "pending"):
+        assert task.model_calls > 0 and task.verification is not None, task.id  # verifying costs calls
+        observations = [s.observation or "" for s in task.trajectory if s.type == "tool"]
+        answers = task.golden_answer if isinstance(task.golden_answer, list) else [task.golden_answer]
+        assert all(any(contains_answer(a, o) for o in observations) for a in answers), task.id
+        if task.kind == "atomic":
+            document = workspace.store.get_document(task.document_id or "")
+            assert document is not None and contains_answer(task.golden_answer, document.text[task.span_start:task.span_end])
+        else:
+            parents = workspace.store.get_tasks(task.parent_ids)
+            assert len(parents) == len(task.parent_ids) >= 1
+        if task.kind == "width":
+            assert task.golden_answer == [p.golden_answer for p in parents]

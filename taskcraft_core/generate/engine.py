@@ -16,6 +16,10 @@ from pydantic import BaseModel, Field
 
 from taskcraft_core.errors import ModelOutputError
 from taskcraft_core.generate import prompts
+from taskcraft_core.generate.explore_records import (
+    CandidateAnswer, Exploration, ExploreAction, ExploreCandidate, ExplorerView, Fact, Move, ObservedPage,
+    TurnSummary, locate_in_page,
+)
 from taskcraft_core.generate.text import match_score, normalise_answer
 from taskcraft_core.index import Passage
 from taskcraft_core.llm import Usage, invoke_structured, invoke_text
@@ -80,6 +84,12 @@ class Engine(Protocol):
     def check_depth_merge(self, question: str, merged: str, identifier: str, answer: str, usage: Usage) -> Check: ...
     def merge_width(self, questions: Sequence[str], usage: Usage) -> str: ...
     def decompose_width(self, merged: str, usage: Usage) -> list[str]: ...
+    # exploration (METHOD §2)
+    def choose_explore_action(self, view: ExplorerView, usage: Usage) -> ExploreAction | None: ...
+    def summarise_exploration(self, previous: str, pages: Sequence[ObservedPage], usage: Usage) -> TurnSummary: ...
+    def write_explore_tasks(self, exploration: Exploration, guideline: str, limit: int,
+                            usage: Usage) -> list[ExploreCandidate]: ...
+    def executor_model(self) -> BaseChatModel: ...
 
 
 # ---- structured outputs ---------------------------------------------------------------------
@@ -127,6 +137,46 @@ class CheckOut(BaseModel):
 
 class QuestionsOut(BaseModel):
     questions: list[str]
+
+
+class ExploreChoiceOut(BaseModel):
+    choice: int = Field(description="The number of the link to follow; 0 to stop.")
+    reason: str = ""
+
+
+class ExploreFactOut(BaseModel):
+    document_id: str
+    answer: str
+    relation: str
+    evidence: str
+
+
+class ExploreSummaryOut(BaseModel):
+    summary: str
+    facts: list[ExploreFactOut] = []
+
+
+class ExploreMoveOut(BaseModel):
+    from_document_id: str = ""
+    to_document_id: str = ""
+
+
+class ExploreAnswerOut(BaseModel):
+    answer: str = ""
+    document_id: str = ""
+    evidence: str = ""
+
+
+class ExploreTaskOut(BaseModel):
+    # Lenient on purpose: one unusable task becomes one failed candidate, not a lost reply.
+    question: str = ""
+    start_document_id: str = ""
+    moves: list[ExploreMoveOut] = []
+    answers: list[ExploreAnswerOut] = []
+
+
+class ExploreTasksOut(BaseModel):
+    tasks: list[ExploreTaskOut]
 
 
 class LLMEngine:
@@ -229,6 +279,62 @@ class LLMEngine:
     def decompose_width(self, merged: str, usage: Usage) -> list[str]:
         out = invoke_structured(self.judge_model, QuestionsOut, prompts.width_decompose_messages(merged), usage=usage)
         return [q.strip() for q in out.questions if q.strip()]
+
+    # ---- exploration ----------------------------------------------------------------------
+
+    def choose_explore_action(self, view: ExplorerView, usage: Usage) -> ExploreAction | None:
+        """The explorer model picks one of the links not followed yet (none left: stop, no call)."""
+        if not view.frontier:
+            return None
+        out = invoke_structured(self.generation, ExploreChoiceOut, prompts.explore_action_messages(view), usage=usage)
+        if out.choice == 0:
+            return None
+        if not 1 <= out.choice <= len(view.frontier):
+            raise ModelOutputError(f"the explorer chose link {out.choice}, not one of 1..{len(view.frontier)}",
+                                   hint="try again or use a stronger model")
+        chosen = view.frontier[out.choice - 1]
+        return ExploreAction(tool="follow_link", args={"document_id": chosen.from_id, "link": chosen.link})
+
+    def summarise_exploration(self, previous: str, pages: Sequence[ObservedPage], usage: Usage) -> TurnSummary:
+        """The model's summary and facts; a fact counts only where its answer is written in the
+        observed text of its page (offsets from the text, never from the model)."""
+        if not pages:
+            return TurnSummary(summary=previous)
+        out = invoke_structured(self.generation, ExploreSummaryOut,
+                                prompts.explore_summary_messages(previous, pages, self.max_conclusions), usage=usage)
+        by_id = {page.document_id: page for page in pages}
+        facts = []
+        for found in out.facts[: self.max_conclusions]:
+            page = by_id.get(found.document_id.strip())
+            span = locate_in_page(found.answer, found.evidence, page) if page else None
+            if page is not None and span is not None:
+                facts.append(Fact(document_id=page.document_id, answer=found.answer.strip(),
+                                  relation=found.relation.strip(), evidence=found.evidence.strip(),
+                                  span_start=span[0], span_end=span[1]))
+        return TurnSummary(summary=out.summary.strip() or previous, facts=facts)
+
+    def write_explore_tasks(self, exploration: Exploration, guideline: str, limit: int,
+                            usage: Usage) -> list[ExploreCandidate]:
+        out = invoke_structured(self.generation, ExploreTasksOut,
+                                prompts.explore_tasks_messages(guideline, exploration, limit), usage=usage)
+        return [_explore_candidate(task, guideline) for task in out.tasks[:limit]]
+
+    def executor_model(self) -> BaseChatModel:
+        return self.solver
+
+
+def _explore_candidate(task: ExploreTaskOut, guideline: str) -> ExploreCandidate:
+    """A written task as a candidate; what is missing makes it a candidate with a problem."""
+    answers = [CandidateAnswer(answer=a.answer.strip(), document_id=a.document_id.strip(), evidence=a.evidence.strip())
+               for a in task.answers]
+    missing = [what for what, empty in (("question", not task.question.strip()),
+                                        ("start page", not task.start_document_id.strip()),
+                                        ("answers", not answers or any(not a.answer for a in answers)))
+               if empty]
+    return ExploreCandidate(
+        guideline=guideline, question=task.question.strip(), start_id=task.start_document_id.strip(),
+        moves=[Move(from_id=m.from_document_id.strip(), to_id=m.to_document_id.strip()) for m in task.moves],
+        answers=answers, problem=f"the writer left out the {', '.join(missing)}" if missing else None)
 
 
 def quick_judgement(golden: Golden, answer: str) -> Judgement | None:

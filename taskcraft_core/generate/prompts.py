@@ -7,10 +7,14 @@ traced to the wording that produced them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from taskcraft_core.schema import content_id
+
+if TYPE_CHECKING:
+    from taskcraft_core.generate.explore_records import Exploration, ExplorerView, ObservedPage
 
 SOLVER_SYSTEM_PROMPT = (
     "You answer questions about a collection of documents. Use the tools: search_corpus to find "
@@ -107,9 +111,60 @@ WIDTH_DECOMPOSE = (
     "and standing on its own.\nCombined question: {merged}"
 )
 
+EXPLORE_SOLVER_SYSTEM = (
+    "You carry out navigation tasks in a collection of linked documents (pages). Use the tools: "
+    "search_corpus to find a page by its title, read_document to read a page, list_links to see the links "
+    "of a page with the document_id each leads to, follow_link to go from a page to a page it links to. "
+    "Follow the route the task describes link by link, and answer only from the pages you reached. Reply "
+    "with the answer alone: the shortest phrase (a number with its unit, a date, a name), no explanation. "
+    "If the task asks several numbered questions, answer each on its own line as '1. ...', '2. ...'."
+)
+
+EXPLORE_ACTION = (
+    "You explore a collection of linked documents to find out what it contains, systematically: prefer "
+    "links to pages you have not seen, then links you have not followed yet.\n"
+    "Memory so far: {summary}\nPages seen: {pages}\nYou are on: {current}. Steps left: {steps_left}.\n"
+    "Links you can follow next:\n{frontier}\n"
+    "Reply with choice (the number of the link to follow, or 0 to stop exploring) and reason."
+)
+
+EXPLORE_SUMMARY = (
+    "You keep the memory of an exploration of linked documents. Previous memory: {previous}\n"
+    "Pages reached in this turn:\n{pages}\n"
+    "Write summary: the memory updated in two or three sentences (which pages exist, what each is about, "
+    "how they link). Write facts: at most {limit} verifiable facts of the pages above, each with "
+    "document_id (of its page), answer (a number with its unit, a date, a year or a unique name, copied "
+    "exactly), relation (how to get from the page to the answer, as an operation) and evidence (the "
+    "sentence stating it, copied verbatim)."
+)
+
+EXPLORE_TASKS = (
+    "Write tasks for an agent that navigates a collection of linked documents, grounded in what an explorer "
+    "really saw (below). Guideline: {guideline}\n"
+    "Rules: the question names the start page by its title and says which links to follow; every page the "
+    "question needs was reached by the explorer and every link it follows was seen on its page; every answer "
+    "is copied exactly from a page's text; the question does not contain any answer; it has exactly one "
+    "correct answer (several numbered ones when it asks several things).\n"
+    "For each task write: question; start_document_id; moves (the links to follow, in order, each as "
+    "from_document_id and to_document_id); answers (each with answer, document_id of its page, evidence "
+    "sentence). Write at most {limit} tasks.\n\nExploration:\n{exploration}"
+)
+
+EXPLORE_GUIDELINES: dict[str, str] = {
+    "retrieval": "information retrieval: start at a page, follow one of its links, and report one fact of the "
+                 "page reached.",
+    "navigation": "navigation across several pages: follow links from page A to B to C (three different pages) "
+                  "and report one fact of C.",
+    "composition": "composition: report one fact of a page and one fact of a page it links to, as two numbered "
+                   "answers.",
+    "repetition": "repetition: from a page, follow two of its links and report the same kind of fact (for example "
+                  "a year, or a length) from each of the two pages reached, as two numbered answers.",
+}
+
 PROMPT_TEXTS: tuple[str, ...] = (
     SOLVER_SYSTEM_PROMPT, ALONE_SYSTEM, IDENTIFY, CONCLUSIONS, QUESTION, CANONICAL, JUDGE, SUPERSET,
     SUPERSET_CHECK, DEPTH_MERGE, DEPTH_CHECK, WIDTH_MERGE, WIDTH_DECOMPOSE,
+    EXPLORE_SOLVER_SYSTEM, EXPLORE_ACTION, EXPLORE_SUMMARY, EXPLORE_TASKS, *EXPLORE_GUIDELINES.values(),
 )
 PROMPT_VERSION = content_id(*PROMPT_TEXTS, length=12)
 
@@ -172,3 +227,45 @@ def numbered(items: str | Sequence[str]) -> str:
     if isinstance(items, str):
         return items
     return "\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1))
+
+
+# ---- exploration (METHOD §2) --------------------------------------------------------------------
+
+EXPLORE_EXCERPT_CHARS = 1500  # of each page's text shown to the task writer, besides its facts
+
+
+def explore_action_messages(view: ExplorerView) -> list[BaseMessage]:
+    frontier = "\n".join(
+        f"{n}. from “{f.from_title}” follow {f.link} to “{f.to_title}” ({'seen' if f.to_seen else 'new page'})"
+        for n, f in enumerate(view.frontier, start=1)) or "(none)"
+    current = f"“{view.current_title}”" if view.current_title else "(nowhere yet)"
+    return [HumanMessage(EXPLORE_ACTION.format(summary=view.summary or "(empty)", pages=", ".join(
+        f"“{title}”" for title in view.pages_seen) or "(none)", current=current, steps_left=view.steps_left,
+        frontier=frontier))]
+
+
+def explore_summary_messages(previous: str, pages: Sequence[ObservedPage], limit: int) -> list[BaseMessage]:
+    listing = "\n---\n".join(f"document_id={p.document_id} title=“{p.title}”\n{p.text}" for p in pages)
+    return [HumanMessage(EXPLORE_SUMMARY.format(previous=previous or "(empty)", pages=listing, limit=limit))]
+
+
+def explore_tasks_messages(guideline: str, exploration: Exploration, limit: int) -> list[BaseMessage]:
+    return [HumanMessage(EXPLORE_TASKS.format(guideline=EXPLORE_GUIDELINES[guideline], limit=limit,
+                                              exploration=describe_exploration(exploration)))]
+
+
+def describe_exploration(exploration: Exploration) -> str:
+    """The trajectory as the task writer reads it: each page in the order reached, with its links,
+    the facts noted on it and the beginning of its text; then the memory's latest summary."""
+    blocks = []
+    for page in exploration.memory.pages:
+        links = ", ".join(f"{t.link} -> “{t.title}” ({t.document_id})" if t.document_id else f"{t.link} -> outside"
+                          for t in page.links or []) or "(not listed)"
+        facts = "\n".join(f"  - {f.answer}: {f.relation} (“{f.evidence}”)"
+                          for f in exploration.memory.facts_on(page.document_id))
+        observed = exploration.observed_text(page.document_id)
+        excerpt = observed[1][:EXPLORE_EXCERPT_CHARS] if observed else ""
+        blocks.append(f"Page “{page.title}” document_id={page.document_id} (reached at step {page.first_step})\n"
+                      f"links: {links}\nfacts:\n{facts or '  (none noted)'}\ntext:\n{excerpt}")
+    summaries = exploration.memory.summaries
+    return "\n\n".join([*blocks, f"Memory: {summaries[-1] if summaries else '(empty)'}"])
