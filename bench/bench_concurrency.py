@@ -12,6 +12,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,6 +58,17 @@ def measure_throughput(settings: Settings, calls: int, concurrency: int) -> tupl
     return calls / (time.perf_counter() - started), usage
 
 
+def compare_concurrency(levels: Sequence[int], measure: Callable[[int], tuple[float, str]], what: str) -> None:
+    """Measure each concurrency level (throughput, and a line describing it), print a line per level,
+    then the ratio of the highest level's throughput to the lowest's."""
+    throughputs = {}
+    for concurrency in levels:
+        throughputs[concurrency], line = measure(concurrency)
+        print(f"concurrency {concurrency:>2}: {line}")
+    low, high = min(throughputs), max(throughputs)
+    print(f"{what} ratio concurrency {high} / {low}: {throughputs[high] / throughputs[low]:.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=32)
@@ -67,13 +79,12 @@ def main() -> int:
         settings = stub_settings(stub, Path(home))
         measure_throughput(settings, calls=2, concurrency=1)  # warm-up: imports, connection pool
         print(f"stub latency {args.latency_ms:.0f} ms per call, {args.calls} structured calls per run")
-        throughputs = {}
-        for concurrency in args.concurrency:
+
+        def measure(concurrency: int) -> tuple[float, str]:
             throughput, usage = measure_throughput(settings, args.calls, concurrency)
-            throughputs[concurrency] = throughput
-            print(f"concurrency {concurrency:>2}: {throughput:6.1f} calls/s  ({usage.calls} calls, {usage.tokens} tokens)")
-    low, high = min(throughputs), max(throughputs)
-    print(f"ratio concurrency {high} / {low}: {throughputs[high] / throughputs[low]:.2f}x")
+            return throughput, f"{throughput:6.1f} calls/s  ({usage.calls} calls, {usage.tokens} tokens)"
+
+        compare_concurrency(args.concurrency, measure, "calls/s")
     return 0
 
 

@@ -30,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_concurrency import compare_concurrency  # noqa: E402
 from stub_openai import RecordedRequest, Reply, StubOpenAI, completion, tool_call_reply  # noqa: E402
 from taskcraft_core.generate.engine import Conclusion  # noqa: E402
 from taskcraft_core.generate.text import match_score  # noqa: E402
@@ -148,22 +149,22 @@ def main() -> int:
                         "(a work unit is a chunk, so fewer chunks than threads caps the overlap).")
     args = parser.parse_args()
     logging.disable(logging.INFO)  # one line per HTTP request would drown the numbers
-    throughput: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as home, StubOpenAI(latency_s=args.latency_ms / 1000,
                                                           default=PromptFollowingModel()) as stub:
         timed_run(stub, Path(home) / "warm-up", 1, 1)  # imports, embeddings, connection pool
         print(f"stub latency {args.latency_ms:.0f} ms per call; atomic tasks from {args.documents} sample documents")
-        for concurrency in args.concurrency:
+
+        def measure(concurrency: int) -> tuple[float, str]:
             seconds, run = timed_run(stub, Path(home) / f"c{concurrency}", concurrency, args.documents)
             summary = run_summary(run)
             verified = max(1, int(summary["accepted"]))
-            throughput[concurrency] = summary["accepted"] / seconds
-            print(f"concurrency {concurrency:>2}: {seconds:6.1f} s, {summary['candidates']} candidates, "
-                  f"{summary['accepted']} verified, {throughput[concurrency]:5.2f} verified tasks/s; "
-                  f"per verified task {run.model_calls / verified:.2f} model calls, {run.tokens / verified:.0f} tokens"
-                  f"{'; errors: ' + str(summary['errors']) if summary['errors'] else ''}")
-    low, high = min(throughput), max(throughput)
-    print(f"throughput ratio concurrency {high} / {low}: {throughput[high] / throughput[low]:.2f}x")
+            throughput = summary["accepted"] / seconds
+            return throughput, (
+                f"{seconds:6.1f} s, {summary['candidates']} candidates, {summary['accepted']} verified, "
+                f"{throughput:5.2f} verified tasks/s; per verified task {run.model_calls / verified:.2f} model calls, "
+                f"{run.tokens / verified:.0f} tokens{'; errors: ' + str(summary['errors']) if summary['errors'] else ''}")
+
+        compare_concurrency(args.concurrency, measure, "throughput")
     return 0
 
 

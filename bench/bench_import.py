@@ -1,5 +1,7 @@
 """Export 36,000 tasks as JSONL, then import them into a fresh store: seconds for each.
 
+Accepted and rejected tasks carry a person's decision, so the import also appends reviews.
+
     python bench/bench_import.py [--n 36000]
 """
 
@@ -14,23 +16,41 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_tasks import make_tasks, write_tasks  # noqa: E402
+from make_tasks import make_tasks  # noqa: E402
 
 from taskcraft_core.exporters import export_tasks  # noqa: E402
 from taskcraft_core.importers import import_tasks  # noqa: E402
+from taskcraft_core.schema import Review, Task  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 from taskcraft_core.store import TaskFilter  # noqa: E402
 from taskcraft_core.workspace import Workspace  # noqa: E402
+
+
+BATCH = 1000
+DECISIONS = {"accepted": "accept", "rejected": "reject"}
+
+
+def decision_of(task: Task) -> Review | None:
+    """The review behind an accepted or rejected generated task."""
+    if task.status not in DECISIONS:
+        return None
+    return Review(task_id=task.id, reviewer="bench", decision=DECISIONS[task.status], reason="bench")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=36_000)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench_import_"))
+    with tempfile.TemporaryDirectory(prefix="bench_import_") as root:  # removed however the run ends
+        measure(Path(root), args.n)
+
+
+def measure(root: Path, n: int) -> None:
     source = Workspace.open(Settings(home=root / "source"))
-    tasks, _ = make_tasks(args.n)
-    write_tasks(source.store, tasks)
+    tasks, _ = make_tasks(n)
+    for start in range(0, len(tasks), BATCH):
+        batch = tasks[start : start + BATCH]
+        source.store.add_tasks(batch, [review for task in batch if (review := decision_of(task))])
     out = root / "export" / "tasks.jsonl"
 
     for fmt, path in (("jsonl", out), ("parquet", root / "p" / "tasks.parquet"), ("openai_chat", root / "o" / "chat.jsonl")):

@@ -77,9 +77,9 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except TaskCraftError as error:
-        st.error(error.message)
+        st.error(escape_markdown(error.message))  # messages quote ids, names, paths and URLs
         if error.hint:
-            st.info(error.hint)
+            st.info(escape_markdown(error.hint))
 
 
 def reviewer_identity() -> str | None:

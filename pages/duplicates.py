@@ -8,6 +8,7 @@ the session; each action removes its cluster from the list.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -35,35 +36,39 @@ def settle(index: int, action: Callable[[], None]) -> None:
     try:
         action()
     except TaskCraftError as error:
-        st.session_state[NOTICE] = f"{error.message} {error.hint}".strip()
+        st.session_state[NOTICE] = escape_markdown(f"{error.message} {error.hint}".strip())
         return
     st.session_state[CLUSTERS] = [c for i, c in enumerate(st.session_state[CLUSTERS]) if i != index]
 
 
-def keep(index: int, task_ids: list[str], keep_id: str, reviewer: str) -> None:
-    settle(index, lambda: dedup.keep_one(workspace(), task_ids, keep_id, reviewer))
+def keep(index: int, cluster: dict[str, Any], keep_id: str, reviewer: str) -> None:
+    """Keep one; if a member was decided since the clusters were found, nothing changes and the
+    conflict is shown (the cluster stays until it is found again)."""
+    settle(index, lambda: dedup.keep_one(workspace(), cluster["task_ids"], keep_id, reviewer,
+                                         seen_reviews=cluster["latest_review_ids"]))
 
 
 def not_duplicates(index: int, task_ids: list[str], reviewer: str) -> None:
     settle(index, lambda: dedup.dismiss_cluster(workspace(), task_ids, reviewer))
 
 
-def show_cluster(ws: Workspace, index: int, cluster: dict[str, object], reviewer: str) -> None:
-    task_ids: list[str] = list(cluster["task_ids"])  # type: ignore[call-overload]
+def show_cluster(ws: Workspace, index: int, cluster: dict[str, Any], reviewer: str) -> None:
+    task_ids: list[str] = list(cluster["task_ids"])
     tasks = ws.store.get_tasks(task_ids[:SHOWN_SIDE_BY_SIDE], with_trajectory=False)
     st.dataframe(cluster["pairs"], hide_index=True)
     first = tasks[0]
     columns = st.columns(len(tasks))
     for column, task in zip(columns, tasks):
         with column, st.container(border=True):
-            st.caption(f"`{task.id}` · {task.kind} · **{task.status}** · difficulty {task.difficulty}")
+            st.caption(f"{escape_markdown(task.id)} · {task.kind} · **{task.status}** · "
+                       f"difficulty {task.difficulty}")
             question = review_queue.highlight_differences(first.question, task.question)[1]
             answer = review_queue.highlight_differences(review_queue.answer_as_text(first.golden_answer),
                                                         review_queue.answer_as_text(task.golden_answer))[1]
             st.html(f'<div style="white-space: pre-wrap"><b>Q</b> {question}<br><b>A</b> {answer}</div>')
             st.markdown(escape_markdown(task.content_identifier))
             st.button("Keep this one", key=f"duplicates_keep_{task.id}", disabled=not reviewer,
-                      on_click=keep, args=(index, task_ids, task.id, reviewer))
+                      on_click=keep, args=(index, cluster, task.id, reviewer))
             if st.button("Open in Review", key=f"duplicates_open_{task.id}"):
                 st.session_state[OPEN_IN_REVIEW] = task.id
                 st.switch_page("pages/review.py")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._common import filter_widgets, user_errors, workspace
+from pages._common import escape_markdown, filter_widgets, user_errors, workspace
 from taskcraft_core import exporters, importers, review_queue
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -37,11 +37,15 @@ def download(ws: Workspace, fmt: str, task_filter: TaskFilter, drop_duplicates: 
     if st.button("Prepare download", key="export_prepare", type="primary"):
         with user_errors():
             data, name, manifest = exporters.export_to_bytes(ws, fmt, task_filter, drop_duplicates=drop_duplicates)
-            st.session_state[PREPARED] = (parameters, data, name, manifest.model_dump(mode="json"))
+            st.session_state[PREPARED] = (parameters, data, name, manifest.to_json())
     prepared = st.session_state.get(PREPARED)
     if prepared and prepared[0] == parameters:
         _, data, name, manifest = prepared
         st.download_button(f"Download {name}", data, file_name=name, key="export_download", on_click="ignore")
+        if exporters.EXPORT_FORMATS[fmt].extension:  # a folder format's zip holds its manifest already
+            manifest_name = exporters.manifest_path(Path(name)).name
+            st.download_button(f"Download {manifest_name}", manifest, file_name=manifest_name,
+                               mime="application/json", key="export_download_manifest", on_click="ignore")
         with st.expander("Manifest"):
             st.json(manifest)
 
@@ -49,7 +53,7 @@ def download(ws: Workspace, fmt: str, task_filter: TaskFilter, drop_duplicates: 
 def write_to_disk(ws: Workspace, fmt: str, task_filter: TaskFilter, drop_duplicates: bool) -> None:
     folder = ws.settings.home / "exports"
     name = st.text_input(f"Export folder under {folder}", value=f"tasks-{fmt}", key="export_name",
-                         help="Each export gets its own folder: the data and manifest.json.")
+                         help="Each export gets its own folder: the data and its .manifest.json.")
     if st.button("Write to disk", key="export_write"):
         if not name.strip() or Path(name).name != name.strip():
             st.error("Give a plain name, without folders.")
@@ -57,7 +61,7 @@ def write_to_disk(ws: Workspace, fmt: str, task_filter: TaskFilter, drop_duplica
         with user_errors():
             out = folder / name.strip() / f"tasks{exporters.EXPORT_FORMATS[fmt].extension}"
             manifest = exporters.export_tasks(ws, fmt, task_filter, out, drop_duplicates=drop_duplicates)
-            st.success(f"Wrote {manifest.count} tasks to {out.parent}.")
+            st.success(escape_markdown(f"Wrote {manifest.count} tasks to {out.parent}."))
             st.json(manifest.model_dump(mode="json"))
 
 

@@ -23,7 +23,7 @@ def dataset_views(database_url: str, version: tuple[int, int, int], _ws: Workspa
     return {
         "funnel": funnel,
         "yield": insights.yield_per_document(tasks, titles),
-        "agreement": insights.reviewer_agreement(reviews),
+        "agreement": insights.reviewer_agreement(store.standing_reviews()),
         "throughput": insights.reviewer_throughput(reviews),
         "figures": {
             "funnel": insights.funnel_figure(funnel),
@@ -39,7 +39,7 @@ def dataset_views(database_url: str, version: tuple[int, int, int], _ws: Workspa
 
 st.title("Insights")
 ws = workspace()
-views = dataset_views(ws.settings.resolved_database_url, insights.data_version(ws.store), ws)
+views = dataset_views(ws.settings.resolved_database_url, ws.store.data_version(), ws)
 figures = views["figures"]
 if not views["funnel"]["candidates"]:
     st.info("No tasks yet. Generate some on the Generate page.")

@@ -1,7 +1,9 @@
 """Review: step through the queue one task at a time and decide.
 
 Only the card reruns on a decision (`st.fragment`); decisions are callbacks, so the next task
-renders in the same run. Ids, positions and notices live in session state, never task objects.
+renders in the same run. Ids, positions and notices live in session state, never task objects; the
+history holds (task id, review id) of this session's decisions, so Undo takes back exactly the
+decision this session made, and only while nobody decided that task after it.
 """
 
 from __future__ import annotations
@@ -46,14 +48,14 @@ def open_task(task_id: str) -> None:
 def record(card: rq.Card, task_filter: TaskFilter, reviewer: str, decision: str, **details: object) -> None:
     store = workspace().store
     try:
-        rq.decide(store, card, reviewer, decision, **details)  # type: ignore[arg-type]
+        review = rq.decide(store, card, reviewer, decision, **details)  # type: ignore[arg-type]
     except ReviewConflict as conflict:
         st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint)
         return
     except TaskCraftError as error:
         st.session_state[NOTICE] = ("error", error.message, error.hint)
         return
-    st.session_state[HISTORY] = [*st.session_state[HISTORY], card.task.id]
+    st.session_state[HISTORY] = [*st.session_state[HISTORY], (card.task.id, review.id)]
     if decision == "edit":  # an edit keeps the task on screen so it can be decided next
         st.session_state.update({EDITING: False, NOTICE: ("success", "Edit saved; the original is kept.", "")})
     elif card.position is None:
@@ -76,10 +78,18 @@ def save_edit(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
 
 
 def undo_last(reviewer: str) -> None:
+    """Take back this session's newest decision and show its task again. If someone decided that
+    task after it, theirs stands: the task is shown with the conflict, and the decision leaves the
+    history (it can no longer be taken back from here)."""
     history = list(st.session_state[HISTORY])
-    task_id = history.pop()
+    task_id, review_id = history.pop()
     try:
-        rq.undo(workspace().store, task_id, reviewer)
+        rq.undo(workspace().store, review_id, reviewer)
+    except ReviewConflict as conflict:
+        st.session_state[HISTORY] = history
+        open_task(task_id)
+        st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint)
+        return
     except TaskCraftError as error:
         st.session_state[NOTICE] = ("error", error.message, error.hint)
         return
@@ -95,11 +105,12 @@ def show_notice() -> None:
     if not notice:
         return
     kind, message, hint = notice
+    text = escape_markdown(f"{message} {hint}".strip())  # messages name tasks and reviewers
     if kind == "conflict":
-        st.warning(f"{message} {hint}")
+        st.warning(text)
         st.button("Reload task", key="review_reload", on_click=st.session_state.update, args=({NOTICE: None},))
     else:
-        {"error": st.error, "info": st.info, "success": st.success}[kind](f"{message} {hint}".strip())
+        {"error": st.error, "info": st.info, "success": st.success}[kind](text)
 
 
 def show_progress(card: rq.Card) -> None:
@@ -114,8 +125,9 @@ def show_progress(card: rq.Card) -> None:
 
 def show_task(card: rq.Card) -> None:
     task = card.task
-    st.caption(f"`{task.id}` · {task.kind} · **{task.status}** · difficulty {task.difficulty} · hops {task.hops} · "
-               f"width {task.width} · {escape_markdown(task.engine)} / {escape_markdown(task.model)}")
+    st.caption(f"{escape_markdown(task.id)} · {task.kind} · **{task.status}** · difficulty {task.difficulty} · "
+               f"hops {task.hops} · width {task.width} · "
+               f"{escape_markdown(task.engine)} / {escape_markdown(task.model)}")
     st.markdown("**Question**  \n" + escape_markdown(task.question))
     answer = task.golden_answer
     lines = [f"{n}\\. {escape_markdown(part)}" for n, part in enumerate(answer, 1)] if isinstance(answer, list) \
@@ -137,7 +149,8 @@ def show_lineage(card: rq.Card) -> None:
             columns = st.columns([1] + [2] * min(len(ids), 5))
             columns[0].caption(label)
             for column, task_id in zip(columns[1:], ids[:5]):
-                column.button(task_id, key=f"lineage_{task_id}", on_click=open_task, args=(task_id,))
+                # Button labels render Markdown: an id like "__init__" must show as written.
+                column.button(escape_markdown(task_id), key=f"lineage_{task_id}", on_click=open_task, args=(task_id,))
 
 
 def show_verification(card: rq.Card) -> None:

@@ -15,6 +15,7 @@ from taskcraft_core import llm
 from taskcraft_core.settings import Settings
 
 ENGINES = ("auto", "offline", "openai")
+DUPLICATE_ACTIONS = {"flag": "Flag it and keep it in the review queue", "skip": "Skip it (status duplicate)"}
 
 
 def settings_form(settings: Settings) -> dict[str, Any] | None:
@@ -41,13 +42,27 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
         max_hops = first.number_input("Max hops", 1, 6, settings.max_hops, key="settings_max_hops")
         judge_votes = second.number_input("Judge votes", 1, 5, settings.judge_votes, key="settings_judge_votes")
         concurrency = second.number_input("Concurrency", 1, 64, settings.concurrency, key="settings_concurrency")
+        st.subheader("Near-duplicates")
+        action = st.radio("A new candidate like an accepted or pending task", list(DUPLICATE_ACTIONS),
+                          index=list(DUPLICATE_ACTIONS).index(settings.duplicate_action),
+                          format_func=DUPLICATE_ACTIONS.get, key="settings_duplicate_action", horizontal=True)
+        ratios = st.columns(3)
+        rules = {
+            name: column.number_input(label, low, high, float(getattr(settings, name)), step,
+                                      key=f"settings_{name}", help=Settings.model_fields[name].description)
+            for column, (name, label, low, high, step) in zip(ratios, (
+                ("near_exact_ratio", "Light edit from (edit similarity)", 0.0, 1.0, 0.01),
+                ("answer_match_ratio", "Same answer from (token-set score)", 0.0, 100.0, 1.0),
+                ("name_match_ratio", "Same name from (spelling score)", 0.0, 100.0, 1.0),
+            ))
+        }
         if not st.form_submit_button("Save settings", type="primary"):
             return None
     overrides = {
         "engine": engine, "openai_base_url": base_url.strip() or None, "model": model.strip(),
         **{f"{role}_model": name.strip() or None for role, name in role_models.items()},
         "duplicate_threshold": threshold, "max_hops": int(max_hops), "judge_votes": int(judge_votes),
-        "concurrency": int(concurrency),
+        "concurrency": int(concurrency), "duplicate_action": action, **rules,
     }
     previous_key = st.session_state.get(SETTINGS_OVERRIDES, {}).get("openai_api_key")
     overrides["openai_api_key"] = api_key.strip() or previous_key

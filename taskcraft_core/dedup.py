@@ -12,6 +12,10 @@ How duplicates are found:
    "the same template with another city or year" does not. Embeddings alone cannot tell these apart.
 4. Pairs a person marked "not duplicates" are dropped; the rest are clustered with union-find and
    labelled lexically (rapidfuzz): exact, near_exact (light edits) or paraphrase.
+The lexical cut-offs of steps 3 and 4 are settings (`LexicalRules.from_settings`).
+
+A cluster remembers the newest review of each member as it was when found; keeping one rejects
+the others only if none of them was decided since (all or nothing).
 
 Chroma's nearest-neighbour queries serve the single-task questions: `find_similar` (Review page)
 and `gate_candidate` (the generation gate).
@@ -23,7 +27,8 @@ import hashlib
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -34,14 +39,12 @@ from rapidfuzz import fuzz
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index import TASKS, task_text
 from taskcraft_core.schema import Task
+from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
 DuplicateKind = Literal["exact", "near_exact", "paraphrase"]
 
-NEAR_EXACT_RATIO = 0.90  # normalised edit similarity from which a pair counts as a light edit
-ANSWER_MATCH_RATIO = 90.0  # rapidfuzz token_set_ratio from which two answers state the same thing
-NAME_MATCH_RATIO = 85.0  # rapidfuzz ratio from which two names are spellings of one name
 DEFAULT_SCOPE = ("pending", "accepted")  # the tasks a person still curates or has kept
 GATE_STATUSES = ("pending", "accepted")
 BLOCK_ROWS = 1024  # rows per matrix block: 1024 x 36k float32 is about 150 MB
@@ -76,6 +79,23 @@ class DuplicateCluster(BaseModel):
     task_ids: list[str]
     pairs: list[DuplicatePair]
     max_similarity: float
+    latest_review_ids: dict[str, int | None] = {}  # each member's newest review when the cluster was found
+
+
+@dataclass(frozen=True)
+class LexicalRules:
+    """The lexical cut-offs (see `Settings`): light edit versus paraphrase, same answer, same name."""
+
+    near_exact_ratio: float
+    answer_match_ratio: float
+    name_match_ratio: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LexicalRules:
+        return cls(settings.near_exact_ratio, settings.answer_match_ratio, settings.name_match_ratio)
+
+
+DEFAULT_RULES = LexicalRules.from_settings(Settings())
 
 
 # ---- the task vectors ---------------------------------------------------------------------------
@@ -103,7 +123,7 @@ def rebuild_task_index(workspace: Workspace) -> int:
     """Drop the task collection and embed every stored task again; returns the number indexed."""
     workspace.index.clear_tasks()
     count = 0
-    for batch in _task_batches(workspace, TaskFilter()):
+    for batch, _ in _task_batches(workspace, TaskFilter()):
         index_tasks(workspace, batch)
         count += len(batch)
     return count
@@ -187,41 +207,42 @@ def _names(question: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _unmatched_names(names: frozenset[str], others: frozenset[str]) -> set[str]:
+def _unmatched_names(names: frozenset[str], others: frozenset[str], min_ratio: float) -> set[str]:
     """Names with no close spelling among the others ("Estonia" matches "Estonian")."""
-    return {name for name in names if not any(fuzz.ratio(name, other) >= NAME_MATCH_RATIO for other in others)}
+    return {name for name in names if not any(fuzz.ratio(name, other) >= min_ratio for other in others)}
 
 
 def _answer_text(task: Task) -> str:
     return task.golden_answer if isinstance(task.golden_answer, str) else " ; ".join(task.golden_answer)
 
 
-def answers_agree(a: str, b: str) -> bool:
+def answers_agree(a: str, b: str, rules: LexicalRules = DEFAULT_RULES) -> bool:
     """Two answers state the same thing: same numbers, and one's words (nearly) contain the other's."""
     fa, fb = _fold(a), _fold(b)
     if _numbers(fa) and _numbers(fb) and _numbers(fa) != _numbers(fb):
         return False
-    return fuzz.token_set_ratio(fa, fb) >= ANSWER_MATCH_RATIO
+    return fuzz.token_set_ratio(fa, fb) >= rules.answer_match_ratio
 
 
-def different_specifics(a: Task, b: Task) -> bool:
+def different_specifics(a: Task, b: Task, rules: LexicalRules = DEFAULT_RULES) -> bool:
     """True when two similar-looking tasks ask about different things (another answer, number or name)."""
-    if not answers_agree(_answer_text(a), _answer_text(b)):
+    if not answers_agree(_answer_text(a), _answer_text(b), rules):
         return True
     numbers_a, numbers_b = _numbers(_fold(a.question)), _numbers(_fold(b.question))
     if numbers_a and numbers_b and numbers_a != numbers_b:
         return True
     names_a, names_b = _names(a.question), _names(b.question)
-    return bool(_unmatched_names(names_a, names_b)) and bool(_unmatched_names(names_b, names_a))
+    return bool(_unmatched_names(names_a, names_b, rules.name_match_ratio)) and bool(
+        _unmatched_names(names_b, names_a, rules.name_match_ratio))
 
 
-def label_pair(a: Task, b: Task, cosine: float, near_exact_ratio: float = NEAR_EXACT_RATIO) -> DuplicatePair:
+def label_pair(a: Task, b: Task, cosine: float, rules: LexicalRules = DEFAULT_RULES) -> DuplicatePair:
     """Score a pair lexically and say whether it is a copy, a light edit or a paraphrase."""
     text_a, text_b = _fold(task_text(a)), _fold(task_text(b))
     lexical = fuzz.ratio(text_a, text_b) / 100.0
     token_set = fuzz.token_set_ratio(text_a, text_b) / 100.0
     same = " ".join(task_text(a).split()).casefold() == " ".join(task_text(b).split()).casefold()
-    kind: DuplicateKind = "exact" if same else "near_exact" if lexical >= near_exact_ratio else "paraphrase"
+    kind: DuplicateKind = "exact" if same else "near_exact" if lexical >= rules.near_exact_ratio else "paraphrase"
     return DuplicatePair(a=a.id, b=b.id, cosine=round(cosine, 4), lexical=round(lexical, 4),
                          token_set=round(token_set, 4), kind=kind)
 
@@ -260,10 +281,16 @@ def cluster_pairs(pairs: Sequence[DuplicatePair], order: Sequence[str] = ()) -> 
     return sorted(clusters, key=lambda c: (-len(c.task_ids), -c.max_similarity, c.task_ids[0]))
 
 
-def _task_batches(workspace: Workspace, task_filter: TaskFilter) -> Iterable[list[Task]]:
+def _task_batches(
+    workspace: Workspace, task_filter: TaskFilter,
+) -> Iterable[tuple[list[Task], dict[str, int | None]]]:
+    """Matching tasks a batch at a time, each with the newest review id of its tasks. The ids are
+    read first, so a decision landing in between shows later as a change, never goes unseen."""
     ids = workspace.store.list_task_ids(task_filter)
     for start in range(0, len(ids), TEXT_BATCH):
-        yield workspace.store.get_tasks(ids[start : start + TEXT_BATCH], with_trajectory=False)
+        batch = ids[start : start + TEXT_BATCH]
+        latest = workspace.store.latest_review_ids(batch)
+        yield workspace.store.get_tasks(batch, with_trajectory=False), latest
 
 
 def _threshold(workspace: Workspace, threshold: float | None) -> float:
@@ -275,23 +302,30 @@ def _threshold(workspace: Workspace, threshold: float | None) -> float:
 
 def find_near_duplicates(
     workspace: Workspace, threshold: float | None = None, task_filter: TaskFilter | None = None,
-    *, near_exact_ratio: float = NEAR_EXACT_RATIO,
 ) -> list[DuplicateCluster]:
     """All clusters of near-duplicate tasks among those matching the filter (default: pending and
-    accepted tasks), ignoring pairs a person marked as not duplicates."""
+    accepted tasks), ignoring pairs a person marked as not duplicates. Each cluster carries its
+    members' newest review ids, for `keep_one`."""
     limit = _threshold(workspace, threshold)
+    rules = LexicalRules.from_settings(workspace.settings)
     scope = task_filter or TaskFilter(statuses=list(DEFAULT_SCOPE))
-    tasks = [task for batch in _task_batches(workspace, scope) for task in batch]
+    tasks: list[Task] = []
+    latest: dict[str, int | None] = {}
+    for batch, batch_latest in _task_batches(workspace, scope):
+        tasks.extend(batch)
+        latest.update(batch_latest)
     if len(tasks) < 2:
         return []
     vectors = task_vectors(workspace, tasks)
     dismissed = workspace.store.not_duplicate_pairs()
     pairs = [
-        label_pair(tasks[i], tasks[j], cosine, near_exact_ratio)
+        label_pair(tasks[i], tasks[j], cosine, rules)
         for i, j, cosine in cosine_pairs(vectors, limit)
-        if tuple(sorted((tasks[i].id, tasks[j].id))) not in dismissed and not different_specifics(tasks[i], tasks[j])
+        if tuple(sorted((tasks[i].id, tasks[j].id))) not in dismissed
+        and not different_specifics(tasks[i], tasks[j], rules)
     ]
-    return cluster_pairs(pairs, order=[task.id for task in tasks])
+    return [cluster.model_copy(update={"latest_review_ids": {i: latest.get(i) for i in cluster.task_ids}})
+            for cluster in cluster_pairs(pairs, order=[task.id for task in tasks])]
 
 
 # ---- single tasks: find similar, gate -----------------------------------------------------------
@@ -315,6 +349,7 @@ def gate_candidate(workspace: Workspace, task: Task, threshold: float | None = N
     The candidate need not be stored; statuses are checked in the database because the
     collection's metadata may lag behind reviews."""
     limit = _threshold(workspace, threshold)
+    rules = LexicalRules.from_settings(workspace.settings)
     sync_task_index(workspace)
     vector = workspace.index.embed([task_text(task)])[0]
     near = [(i, s) for i, s in workspace.index.nearest_tasks(vector, GATE_NEIGHBOURS) if i != task.id and s >= limit]
@@ -326,23 +361,28 @@ def gate_candidate(workspace: Workspace, task: Task, threshold: float | None = N
         other = stored.get(other_id)
         if other is None or other.status not in GATE_STATUSES:
             continue
-        if tuple(sorted((task.id, other_id))) in dismissed or different_specifics(task, other):
+        if tuple(sorted((task.id, other_id))) in dismissed or different_specifics(task, other, rules):
             continue
-        return label_pair(other, task, score)
+        return label_pair(other, task, score, rules)
     return None
 
 
 # ---- decisions ----------------------------------------------------------------------------------
 
 
-def keep_one(workspace: Workspace, task_ids: Sequence[str], keep_id: str, reviewer: str) -> None:
-    """Keep one task of a cluster; every other one is rejected with the reason "duplicate of <keep_id>"."""
+def keep_one(
+    workspace: Workspace, task_ids: Sequence[str], keep_id: str, reviewer: str,
+    *, seen_reviews: Mapping[str, int | None],
+) -> None:
+    """Keep one task of a cluster; every other one is rejected with the reason "duplicate of <keep_id>".
+    All or nothing: `seen_reviews` is the cluster's `latest_review_ids`; if any member (the kept one
+    included) was decided since, `ReviewConflict` names it and nothing changes."""
     if keep_id not in task_ids:
         raise TaskCraftError(f"Task {keep_id} is not in this cluster.", "Keep one of the cluster's own tasks.")
-    for task_id in task_ids:
-        if task_id != keep_id:
-            workspace.store.record_review(task_id, reviewer, "reject", reason=f"duplicate of {keep_id}",
-                                          check_conflict=False)
+    workspace.store.record_reviews(
+        [task_id for task_id in task_ids if task_id != keep_id], reviewer, "reject", reason=f"duplicate of {keep_id}",
+        expected_latest={task_id: seen_reviews[task_id] for task_id in task_ids},
+    )
 
 
 def dismiss_cluster(workspace: Workspace, task_ids: Sequence[str], reviewer: str) -> None:

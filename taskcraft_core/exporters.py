@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from taskcraft_core import tables as t
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import SCHEMA_VERSION, TASK_STATUSES, Review, Task, utcnow
 from taskcraft_core.store import Store, TaskFilter
@@ -33,7 +31,7 @@ from taskcraft_core.workspace import Workspace
 
 IMPORTED_KEY = "imported"  # difficulty_inputs entry holding what an import could not map elsewhere
 EXPORT_BATCH = 1000
-MANIFEST_NAME = "manifest.json"
+MANIFEST_SUFFIX = ".manifest.json"
 
 Record = dict[str, Any]
 
@@ -41,27 +39,9 @@ Record = dict[str, Any]
 # ---- the record contract ------------------------------------------------------------------------
 
 
-def _effective_decisions(history: Sequence[Review]) -> Review | None:
-    """The decision in force after replaying undos (an undo takes back the newest decision)."""
-    applied: list[Review] = []
-    for review in history:
-        if review.decision == "undo":
-            if applied:
-                applied.pop()
-        else:
-            applied.append(review)
-    return applied[-1] if applied else None
-
-
-def latest_decisions(store: Store, task_ids: Sequence[str]) -> dict[str, Review]:
-    """The decision in force for each task that has one, read for many tasks in one query."""
-    histories: dict[str, list[Review]] = {}
-    query = select(t.reviews).where(t.reviews.c.task_id.in_(task_ids)).order_by(t.reviews.c.id)
-    with store.engine.connect() as c:
-        for row in c.execute(query):
-            histories.setdefault(row.task_id, []).append(Review(**row._mapping))
-    decisions = {task_id: _effective_decisions(history) for task_id, history in histories.items()}
-    return {task_id: review for task_id, review in decisions.items() if review is not None}
+def decisions_in_force(store: Store, task_ids: Sequence[str]) -> dict[str, Review]:
+    """The decision in force (the newest standing review) of each task that has one."""
+    return {task_id: in_force[-1] for task_id, in_force in store.standing_reviews(task_ids).items() if in_force}
 
 
 def _review_record(review: Review | None) -> Record | None:
@@ -100,7 +80,7 @@ def task_record(task: Task, store: Store) -> Record:
     """The JSONL contract record of one task (edited question and answer are what it says now)."""
     document = store.get_document(task.document_id) if task.document_id else None
     titles = {document.id: document.title} if document else {}
-    return build_record(task, titles, latest_decisions(store, [task.id]).get(task.id))
+    return build_record(task, titles, decisions_in_force(store, [task.id]).get(task.id))
 
 
 def iter_records(store: Store, task_ids: Sequence[str], batch_size: int = EXPORT_BATCH) -> Iterator[Record]:
@@ -108,7 +88,7 @@ def iter_records(store: Store, task_ids: Sequence[str], batch_size: int = EXPORT
     titles = {doc.id: doc.title for doc in store.list_documents()}
     for start in range(0, len(task_ids), batch_size):
         batch = task_ids[start : start + batch_size]
-        decisions = latest_decisions(store, batch)
+        decisions = decisions_in_force(store, batch)
         for task in store.get_tasks(batch):
             yield build_record(task, titles, decisions.get(task.id))
 
@@ -168,6 +148,10 @@ class ExportManifest(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
 
+    def to_json(self) -> str:
+        """The manifest file's text."""
+        return self.model_dump_json(indent=2)
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -211,7 +195,8 @@ def _export_ids(workspace: Workspace, task_filter: TaskFilter, drop_duplicates: 
 def export_tasks(
     workspace: Workspace, fmt: str, task_filter: TaskFilter, out: Path, *, drop_duplicates: bool = False,
 ) -> ExportManifest:
-    """Write the tasks matching the filter to `out` in a format, with `manifest.json` beside it."""
+    """Write the tasks matching the filter to `out` in a format, with `<out name>.manifest.json`
+    beside it (so several exports can share a folder)."""
     exporter = exporter_for(fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -219,8 +204,13 @@ def export_tasks(
     written = exporter.write(iter_records(workspace.store, ids), out)
     manifest = ExportManifest(format=fmt, filters=task_filter.model_dump(mode="json"), count=len(ids),
                               dropped_duplicates=dropped, files=_file_entries(written, out.parent))
-    (out.parent / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    manifest_path(out).write_text(manifest.to_json(), encoding="utf-8")
     return manifest
+
+
+def manifest_path(out: Path) -> Path:
+    """Where the manifest of an export written to `out` (a file or a folder) goes: beside it."""
+    return out.with_name(out.name + MANIFEST_SUFFIX)
 
 
 def export_to_bytes(

@@ -3,6 +3,14 @@
 A bad line is reported with its line number and the rest of the file still imports; tasks whose id
 is already stored are skipped, so re-importing a file is a no-op.
 
+Our own records round-trip: the decision in force (`review`: reviewer, decision, reason, edits,
+time) is appended as the imported task's one review, so status, reviewer and edits come back and
+export again unchanged. A task that carries an accept, reject or duplicate decision starts from
+"pending" (its status before the person decided); one with an edit keeps the record's status.
+An id that is not a plain identifier (`TASK_ID`: letters, digits, `_ . : -`, at most 32 characters,
+the width of the id column) is replaced by a content id derived from it, parent links alike, and
+the original is kept in difficulty_inputs["imported"]["id"].
+
 Reference format (OPPO-PersonalAI/TaskCraft, `taskcraft` 0.3 on PyPI, and the PersonalAILab/TaskCraft
 dataset on the Hugging Face Hub) -> our Task:
 
@@ -28,22 +36,26 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
 from taskcraft_core.dedup import index_tasks
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.exporters import IMPORTED_KEY
-from taskcraft_core.schema import Task, TrajectoryStep, Verification, content_id
+from taskcraft_core.review_history import DECISION_STATUS
+from taskcraft_core.schema import Review, Task, TrajectoryStep, Verification, content_id
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
 ImportFormat = Literal["jsonl", "taskcraft"]
 IMPORT_BATCH = 1000
 MAX_REPORTED_ERRORS = 1000
+TASK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+IMPORTED_DECISIONS = ("accept", "reject", "edit", "duplicate")  # an undo is never the decision in force
 
 
 class ImportReport(BaseModel):
@@ -58,6 +70,13 @@ class BadRecord(ValueError):
     """A line that is JSON but not a task this format can read."""
 
 
+class ImportedTask(NamedTuple):
+    """A task read from one record, with the decision in force the record carries, if any."""
+
+    task: Task
+    review: Review | None = None
+
+
 # ---- our own records ----------------------------------------------------------------------------
 
 
@@ -66,26 +85,56 @@ def _our_step(position: int, step: dict[str, Any]) -> TrajectoryStep:
                           tool=step.get("tool"), args=step.get("args"), observation=step.get("observation"))
 
 
-def task_from_record(record: dict[str, Any]) -> Task:
-    """A Task from one record of our JSONL contract."""
+def safe_task_id(raw: Any) -> str:
+    """The id itself when it is a plain identifier, else a content id derived from it (stable, so
+    parent links to it map the same way)."""
+    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+    return text if TASK_ID.fullmatch(text) else content_id("imported-id", text)
+
+
+def _imported_review(task_id: str, review: Any) -> Review | None:
+    if review is None:
+        return None
+    if not isinstance(review, dict) or review.get("decision") not in IMPORTED_DECISIONS:
+        raise BadRecord(f"review must be an object with a decision among {', '.join(IMPORTED_DECISIONS)}")
+    values = {"task_id": task_id, "reviewer": review.get("reviewer") or "", "decision": review["decision"],
+              "reason": review.get("reason") or "", "edits": review.get("edits") or {}}
+    if not str(values["reviewer"]).strip():
+        raise BadRecord("review has no reviewer")
+    return Review(**values, **({"created_at": review["time"]} if review.get("time") else {}))
+
+
+def task_from_record(record: dict[str, Any]) -> ImportedTask:
+    """A Task from one record of our JSONL contract, with the decision in force it carries."""
     for key in ("id", "kind", "question", "golden_answer"):
         if key not in record:
             raise BadRecord(f"missing field {key!r}")
     source = record.get("source") or {}
     answer = record["golden_answer"]
     check = record.get("verification")
-    return Task(
-        id=record["id"], kind=record["kind"], question=record["question"], golden_answer=answer,
+    task_id = safe_task_id(record["id"])
+    imported: dict[str, Any] = {}  # what has no field of its own: the source's title, a replaced id
+    if source.get("title"):
+        imported["source_title"] = source["title"]
+    if task_id != record["id"]:
+        imported["id"] = record["id"]
+    review = _imported_review(task_id, record.get("review"))
+    status = record.get("status", "pending")
+    task = Task(
+        id=task_id, kind=record["kind"], question=record["question"], golden_answer=answer,
         content_identifier=record.get("content_identifier") or "", relation=record.get("relation") or "",
         hops=record.get("hops", 1), width=len(answer) if isinstance(answer, list) else 1,
         difficulty=record.get("difficulty", 1), engine=record.get("engine") or "import",
-        model=record.get("model") or "unknown", status=record.get("status", "pending"),
+        model=record.get("model") or "unknown",
+        status="pending" if review and review.decision in DECISION_STATUS else status,
         document_id=source.get("document_id"), chunk_id=source.get("chunk_id"),
-        span_start=source.get("start"), span_end=source.get("end"), parent_ids=record.get("parents") or [],
-        difficulty_inputs={IMPORTED_KEY: {"source_title": source.get("title")}} if source.get("title") else {},
+        span_start=source.get("start"), span_end=source.get("end"),
+        parent_ids=[safe_task_id(parent) for parent in record.get("parents") or []],
+        difficulty_inputs={IMPORTED_KEY: imported} if imported else {},
         trajectory=[_our_step(i, step) for i, step in enumerate(record.get("trajectory") or [])],
         verification=Verification(**check) if check else None,
     )
+    return ImportedTask(task, review)
 
 
 # ---- reference TaskCraft records ----------------------------------------------------------------
@@ -161,8 +210,8 @@ def _reference_trajectory(record: dict[str, Any]) -> list[TrajectoryStep]:
     return [step.model_copy(update={"position": i}) for i, step in enumerate(steps)]
 
 
-def task_from_reference(record: dict[str, Any]) -> Task:
-    """A Task from one output record of the reference TaskCraft library or dataset."""
+def task_from_reference(record: dict[str, Any]) -> ImportedTask:
+    """A Task from one output record of the reference TaskCraft library or dataset (which has no reviews)."""
     question = record.get("question") or record.get("query")
     answers = record.get("golden_answers")
     answer = answers if isinstance(answers, list) and answers else record.get("golden_answer", record.get("answer"))
@@ -176,7 +225,7 @@ def task_from_reference(record: dict[str, Any]) -> Task:
     hops = int(record.get("valid_hop") or depth_hops)
     width = isinstance(answers, list) or "original_questions" in record
     has_check = any(k in record for k in ("agent_result", "agent_score", "llm_result", "llm_score"))
-    return Task(
+    return ImportedTask(Task(
         id=content_id("taskcraft", question, json.dumps(answer, ensure_ascii=False)),
         kind="width" if width else "depth" if hops > 1 else "atomic", question=question, golden_answer=answer,
         content_identifier=_text(record.get("content_identifier") or record.get("identifier")),
@@ -189,16 +238,20 @@ def task_from_reference(record: dict[str, Any]) -> Task:
             agent_answer=_text(record.get("agent_result")), agent_score=_score(record.get("agent_score")),
             agent_steps=int(record.get("agent_step_number") or 0),
         ) if has_check else None,
-    )
+    ))
 
 
-READERS: dict[str, Callable[[dict[str, Any]], Task]] = {"jsonl": task_from_record, "taskcraft": task_from_reference}
+READERS: dict[str, Callable[[dict[str, Any]], ImportedTask]] = {
+    "jsonl": task_from_record, "taskcraft": task_from_reference,
+}
 
 
 # ---- the import ---------------------------------------------------------------------------------
 
 
-def _parse_lines(path: Path, reader: Callable[[dict[str, Any]], Task], report: ImportReport) -> Iterator[Task]:
+def _parse_lines(
+    path: Path, reader: Callable[[dict[str, Any]], ImportedTask], report: ImportReport,
+) -> Iterator[ImportedTask]:
     with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -232,9 +285,9 @@ def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: 
     if not path.is_file():
         raise TaskCraftError(f"No file at {path}.", "Give the path of a .jsonl file.")
     report = ImportReport()
-    batch: list[Task] = []
-    for task in _parse_lines(path, READERS[fmt], report):
-        batch.append(task)
+    batch: list[ImportedTask] = []
+    for imported in _parse_lines(path, READERS[fmt], report):
+        batch.append(imported)
         if len(batch) >= IMPORT_BATCH:
             _store(workspace, batch, report, index)
             batch = []
@@ -242,12 +295,16 @@ def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: 
     return report
 
 
-def _store(workspace: Workspace, batch: list[Task], report: ImportReport, index: bool) -> None:
+def _store(workspace: Workspace, batch: list[ImportedTask], report: ImportReport, index: bool) -> None:
     if not batch:
         return
-    stored = set(workspace.store.list_task_ids(TaskFilter(task_ids=[task.id for task in batch])))
-    new = list({task.id: task for task in batch if task.id not in stored}.values())
-    added = workspace.store.add_tasks(new)
+    stored = set(workspace.store.list_task_ids(TaskFilter(task_ids=[item.task.id for item in batch])))
+    first: dict[str, ImportedTask] = {}  # the first record of an id wins, with its own review
+    for item in batch:
+        if item.task.id not in stored:
+            first.setdefault(item.task.id, item)
+    new = [item.task for item in first.values()]
+    added = workspace.store.add_tasks(new, [item.review for item in first.values() if item.review])
     report.added += added
     report.skipped += len(batch) - added
     if index and new:

@@ -89,6 +89,12 @@ def task_text(task: Task) -> str:
     return f"{task.question}\nAnswer: {answer}"
 
 
+def _chunk_metadata(chunk: Chunk, title: str) -> dict[str, Any]:
+    """What search needs besides the text: where the chunk sits and the title of its document."""
+    return {"document_id": chunk.document_id, "title": title, "start": chunk.start, "end": chunk.end,
+            "page": chunk.page, "position": chunk.position}
+
+
 class VectorIndex:
     """Chroma collections under the data home."""
 
@@ -113,11 +119,7 @@ class VectorIndex:
             CHUNKS,
             ids=[chunk.id for chunk in chunks],
             texts=[chunk.text for chunk in chunks],
-            metadatas=[
-                {"document_id": document.id, "title": document.title, "start": chunk.start, "end": chunk.end,
-                 "page": chunk.page, "position": chunk.position}
-                for chunk in chunks
-            ],
+            metadatas=[_chunk_metadata(chunk, document.title) for chunk in chunks],
         )
 
     def delete_document(self, document_id: str) -> None:
@@ -151,11 +153,7 @@ class VectorIndex:
                 CHUNKS,
                 ids=[c.id for c in batch],
                 texts=[c.text for c in batch],
-                metadatas=[
-                    {"document_id": c.document_id, "title": titles.get(c.document_id, ""), "start": c.start,
-                     "end": c.end, "page": c.page, "position": c.position}
-                    for c in batch
-                ],
+                metadatas=[_chunk_metadata(c, titles.get(c.document_id, "")) for c in batch],
             )
             total += len(batch)
             if progress:

@@ -33,6 +33,11 @@ ProgressCallback = Callable[[int, int, str], None]  # (done, total, current sour
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 DOC_TYPE_SUFFIX = {"pdf": ".pdf", "html": ".html", "text": ".txt", "markdown": ".md", "zip": ".zip"}
 READ_PIECE = 1 << 20
+# A zip member expanding to more than ZIP_MAX_RATIO times its compressed size is refused as a zip bomb,
+# whatever the settings: prose compresses about 3:1 and even repetitive logs stay well under 100:1,
+# while 10 MB of zeros is about 1000:1. Members below ZIP_RATIO_FLOOR bytes are exempt (cheap to read).
+ZIP_MAX_RATIO = 100
+ZIP_RATIO_FLOOR = 1_000_000
 
 
 class Source(BaseModel):
@@ -62,9 +67,19 @@ class IngestReport(BaseModel):
     chunks_added: int = 0
     errors: list[IngestFailure] = []
     document_ids: list[str] = []
+    unsupported_skipped: list[str] = Field(
+        [], description="Files of unsupported types met while walking a directory; skipped, not errors."
+    )
 
     def fail(self, source: str, error: Exception) -> None:
         self.errors.append(_failure(source, error))
+
+
+@dataclass
+class UnsupportedFile:
+    """A file a directory walk passes over because its type cannot be read (source code, images, ...)."""
+
+    name: str
 
 
 @dataclass
@@ -95,11 +110,18 @@ def ingest_locations(
     """Ingest file paths, directories (recursively) and http(s) URLs."""
     sources: list[Source] = []
     failures: list[IngestFailure] = []
+    unsupported: list[str] = []
     for location in locations:
         for item in _location_sources(location, workspace.settings):
-            (failures if isinstance(item, IngestFailure) else sources).append(item)
+            if isinstance(item, IngestFailure):
+                failures.append(item)
+            elif isinstance(item, UnsupportedFile):
+                unsupported.append(item.name)
+            else:
+                sources.append(item)
     report = ingest_sources(sources, workspace, progress)
     report.errors = failures + report.errors
+    report.unsupported_skipped = unsupported
     return report
 
 
@@ -161,8 +183,12 @@ def _raw_input(source: Source, settings: Settings) -> RawInput:
     if source.data is None:
         raise IngestError("nothing to read: the source has neither bytes nor a URL")
     _check_size(len(source.data), settings)
-    doc_type = "zip" if source.name.lower().endswith(".zip") else doc_type_for(source.name)
-    return RawInput(source.name, source.data, doc_type)
+    return RawInput(source.name, source.data, _source_type(source.name))
+
+
+def _source_type(name: str) -> str:
+    """"zip" for an archive, else the document type; IngestError for types we cannot read."""
+    return "zip" if name.lower().endswith(".zip") else doc_type_for(name)
 
 
 def _check_size(size: int, settings: Settings) -> None:
@@ -204,8 +230,12 @@ def _ingest_item(item: RawInput, workspace: Workspace, report: IngestReport) -> 
 # ---- locations ------------------------------------------------------------------------------
 
 
-def _location_sources(location: str, settings: Settings) -> Iterator[Source | IngestFailure]:
-    """The sources one location stands for; what cannot even be read is a failure right away."""
+def _location_sources(location: str, settings: Settings) -> Iterator[Source | IngestFailure | UnsupportedFile]:
+    """The sources one location stands for; what cannot even be read is a failure right away.
+
+    A file named on its own must be ingested, so an unsupported type is an error; a directory holds
+    whatever else its owner keeps there, so its unsupported files are passed over.
+    """
     path = Path(location).expanduser()
     if URL_SCHEME.match(location):
         if location.lower().startswith(("http://", "https://")):
@@ -215,11 +245,20 @@ def _location_sources(location: str, settings: Settings) -> Iterator[Source | In
     elif path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
         for file in files:
-            yield _path_source(file, file.relative_to(path.parent).as_posix(), settings)
+            name = file.relative_to(path.parent).as_posix()
+            yield _path_source(file, name, settings) if _supported(name) else UnsupportedFile(name)
     elif path.is_file():
         yield _path_source(path, path.name, settings)
     else:
         yield _failure(location, IngestError("no such file or directory"))
+
+
+def _supported(name: str) -> bool:
+    try:
+        _source_type(name)
+    except IngestError:
+        return False
+    return True
 
 
 def _hidden(relative: Path) -> bool:
@@ -263,6 +302,7 @@ def _zip_members(archive: RawInput, settings: Settings) -> Iterator[RawInput | I
         name = f"{archive.name}/{info.filename}"
         try:
             doc_type = _member_type(info)
+            _check_ratio(info, len(archive.data))
             data = _read_member(zip_file, info, min(budget, settings.max_file_bytes) + 1)
         except IngestError as error:
             yield _failure(name, error)
@@ -306,6 +346,23 @@ def _read_member(zip_file: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
         raise IngestError(f"the archive member is corrupt ({error})") from None
     return b"".join(pieces)
+
+
+def _check_ratio(info: zipfile.ZipInfo, archive_size: int) -> None:
+    """Refuse a member over ZIP_RATIO_FLOOR that declares more than ZIP_MAX_RATIO times its compressed size.
+
+    Checking the declared sizes is enough: zipfile never returns more than the declared size (it stops
+    there and the CRC check fails) nor reads more than the declared compressed size, and a member cannot
+    have used more compressed bytes than the whole archive, whatever it declares.
+    """
+    expanded, compressed = info.file_size, max(1, min(info.compress_size, archive_size))
+    if expanded > ZIP_RATIO_FLOOR and expanded > ZIP_MAX_RATIO * compressed:
+        raise IngestError(
+            f"the member would expand {human_size(compressed)} to {human_size(expanded)}, a compression ratio "
+            f"of {expanded // compressed}:1, over the limit of {ZIP_MAX_RATIO}:1 (ZIP_MAX_RATIO); it looks like "
+            "a zip bomb and was not expanded",
+            hint="if you trust it, extract it and ingest the file itself",
+        )
 
 
 def _bomb_message(what: str, settings: Settings) -> str:

@@ -1,7 +1,8 @@
 """Distributions of a dataset as tables and plotly figures, from cheap store queries.
 
 The tables (pandas) are what tests check; the figures only draw them. Reads are column-only
-(`task_columns`, `tool_step_counts`, `all_reviews`), so a 36,000-task store stays quick.
+(`task_columns`, `tool_step_counts`, `all_reviews`, `standing_reviews`), so a 36,000-task store
+stays quick.
 """
 
 from __future__ import annotations
@@ -13,23 +14,12 @@ from itertools import combinations
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from sqlalchemy import func, select
-
-from taskcraft_core import tables as t
 from taskcraft_core.schema import Review
 from taskcraft_core.store import Store, TaskFilter
 
 TASK_COLUMNS = ["id", "status", "kind", "difficulty", "hops", "width", "document_id"]
 FUNNEL_STAGES = ("candidates", "verified", "accepted")
 FINAL_DECISIONS = {"accept", "reject", "duplicate"}
-
-
-def data_version(store: Store) -> tuple[int, int, int]:
-    """Changes whenever tasks are added or decided: a cache key for the figures."""
-    with store.engine.connect() as conn:
-        return (int(conn.scalar(select(func.count()).select_from(t.tasks)) or 0),
-                int(conn.scalar(select(func.max(t.reviews.c.id))) or 0),
-                int(conn.scalar(select(func.count()).select_from(t.runs)) or 0))
 
 
 def task_table(store: Store, task_filter: TaskFilter | None = None) -> pd.DataFrame:
@@ -93,26 +83,12 @@ def tool_usage(counts: dict[str, dict[str, int]], task_ids: Sequence[str]) -> pd
     return table
 
 
-def standing_decisions(reviews: Sequence[Review]) -> dict[str, dict[str, str]]:
-    """task -> reviewer -> that reviewer's decision still standing after undos (accept/reject/duplicate)."""
-    applied: dict[str, list[Review]] = defaultdict(list)
-    for review in sorted(reviews, key=lambda r: r.id or 0):
-        stack = applied[review.task_id]
-        if review.decision == "undo":
-            if stack:
-                stack.pop()
-        else:
-            stack.append(review)
-    return {
-        task_id: {r.reviewer: r.decision for r in stack if r.decision in FINAL_DECISIONS}
-        for task_id, stack in applied.items()
-    }
-
-
-def reviewer_agreement(reviews: Sequence[Review]) -> pd.DataFrame:
-    """Per pair of reviewers who both decided the same tasks: shared tasks and how often they agreed."""
+def reviewer_agreement(standing: Mapping[str, Sequence[Review]]) -> pd.DataFrame:
+    """Per pair of reviewers who both decided the same tasks: shared tasks and how often they agreed.
+    `standing` is `store.standing_reviews()`: each task's decisions still in force after undos."""
     pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for decisions in standing_decisions(reviews).values():
+    for in_force in standing.values():
+        decisions = {r.reviewer: r.decision for r in in_force if r.decision in FINAL_DECISIONS}
         for a, b in combinations(sorted(decisions), 2):
             pairs[(a, b)][0] += 1
             pairs[(a, b)][1] += decisions[a] == decisions[b]

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from taskcraft_core import tables as t
 from taskcraft_core.schema import Chunk, Decision, Review, Task, TrajectoryStep
 from taskcraft_core.store import Store, TaskFilter
 
@@ -52,13 +50,9 @@ class FilterOptions(BaseModel):
 
 
 def filter_options(store: Store) -> FilterOptions:
-    c = t.tasks.c
-    with store.engine.connect() as conn:
-        def values(column: Any) -> list[Any]:
-            return sorted(v for v in conn.scalars(select(column).distinct()) if v is not None)
-
-        return FilterOptions(hops=values(c.hops), run_ids=values(c.run_id), engines=values(c.engine),
-                             reviewers=values(c.last_reviewer))
+    values = store.distinct_task_values
+    return FilterOptions(hops=values("hops"), run_ids=values("run_id"), engines=values("engine"),
+                         reviewers=values("last_reviewer"))
 
 
 def build_filter(
@@ -180,12 +174,6 @@ class Card:
     steps: list[StepView] = field(default_factory=list)
 
 
-def latest_review_id(store: Store, task_id: str) -> int | None:
-    """The review a decision must supersede: what `record_review(expected_latest=...)` checks."""
-    with store.engine.connect() as conn:
-        return conn.scalar(select(t.tasks.c.latest_review_id).where(t.tasks.c.id == task_id))
-
-
 def clamp(position: int, total: int) -> int:
     return max(0, min(position, total - 1)) if total else 0
 
@@ -202,8 +190,9 @@ def load_card(store: Store, task_filter: TaskFilter, position: int, pinned_id: s
     if not tasks:
         return None
     task = tasks[0]
+    latest = store.latest_review_ids([task.id]).get(task.id)
     return Card(
-        task=task, position=position_shown, total=total, latest_review_id=latest_review_id(store, task.id),
+        task=task, position=position_shown, total=total, latest_review_id=latest,
         parent_ids=list(task.parent_ids), child_ids=store.children_of(task.id), evidence=evidence_for(store, task),
         steps=step_views(task.trajectory),
     )
@@ -226,9 +215,10 @@ def decide(store: Store, card: Card, reviewer: str, decision: Decision, *, reaso
                                expected_latest=card.latest_review_id)
 
 
-def undo(store: Store, task_id: str, reviewer: str) -> Review:
-    """Take back the newest decision on a task (the one this reviewer just made)."""
-    return store.record_review(task_id, reviewer, "undo", expected_latest=latest_review_id(store, task_id))
+def undo(store: Store, review_id: int, reviewer: str) -> Review:
+    """Take back a decision this session made (by its review id); `ReviewConflict` when someone
+    decided the task after it, whose decision then stands."""
+    return store.undo_review(review_id, reviewer)
 
 
 def reject_reason(choice: str, details: str) -> str:

@@ -1,12 +1,16 @@
 """The engine room of a generation run: work units, a thread pool, and one writer.
 
 A run is split into work units with stable ids — `atomic:<chunk id>`, `depth:<task id>`,
-`width:<sorted task ids>` — executed stage by stage (atomic, then depth, then width). Worker threads
+`width:<sorted task ids>`, `explore:<start document id>` — executed stage by stage (atomic, depth,
+width, then explore). Exploration (METHOD §2) plans one unit per start page, and the real method
+picks one start page per run (`choose_start_page`: the page from which most of the run's documents
+are reachable by links), as AutoPlay explores an app from its launch screen; a unit explores the
+run's documents from there and writes, grounds and verifies tasks from what it saw. Worker threads
 only call the method (model calls, agent runs); this module's coordinating thread does every write:
 a unit's tasks and its mark in `run.done_units` are stored in one transaction, so a killed process
 resumes exactly where it stopped, without duplicating or losing tasks.
 
-The per-unit work is a `Pipeline` (the real method by default, `method_pipeline`); tests inject fakes.
+The per-unit work is a `Pipeline` (the real method, `runs.method_pipeline`, by default); tests inject fakes.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, utcnow
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
-STAGES: tuple[str, ...] = ("atomic", "depth", "width")
+STAGES: tuple[str, ...] = ("atomic", "depth", "width", "explore")
 OUTCOMES: tuple[str, ...] = ("candidates", "accepted", "rejected", "duplicates")
 # How often the coordinator writes a heartbeat and looks for a cancel, in seconds.
 HEARTBEAT_INTERVAL_S = 1.0
@@ -61,35 +65,19 @@ class Pipeline:
     depth: Callable[[Task, Any], list[Task]]
     group_for_width: Callable[[Sequence[Task], Any], list[list[Task]]]
     width: Callable[[list[Task], Any], Task]
+    # Exploration: the start pages among the run's documents (a unit each), and the tasks written
+    # from exploring the documents from one start page.
+    explore_starts: Callable[[Sequence[Document], Any], list[Document]]
+    explore: Callable[[Sequence[Document], Document, Any], list[Task]]
     # The near-duplicate gate and the task index (dedup.py); None leaves tasks ungated.
     gate: Callable[[Workspace, Task], Any] | None = None
     index_tasks: Callable[[Workspace, list[Task]], None] | None = None
-    # Errors meaning "this unit has nothing to give" (a chunk without facts): the unit is done,
-    # its reason noted, and it is not a failure to retry.
+    # Errors meaning "this unit has nothing to give" (a chunk without facts, an exploration that
+    # offers no task): the unit is done, its reason noted, and it is not a failure to retry.
     empty_unit_errors: tuple[type[BaseException], ...] = ()
 
 
 PipelineFactory = Callable[[Workspace, GenerationRun], Pipeline]
-
-
-def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
-    """The real method (generate/*) with one engine for the whole run, and the dedup gate."""
-    from taskcraft_core import dedup
-    from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
-    from taskcraft_core.generate.context import GenerationContext, make_engine
-    from taskcraft_core.generate.depth import extend_depth
-    from taskcraft_core.generate.width import extend_width, group_for_width
-    from taskcraft_core.llm import Usage
-
-    # The workspace carries the run's snapshot settings: model names and base URL are resolved there.
-    engine = make_engine(workspace.settings, run.config["engine"])
-
-    def new_context(cancel: threading.Event) -> GenerationContext:
-        return GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id, cancel=cancel)
-
-    return Pipeline(new_context, generate_atomic, extend_depth, group_for_width, extend_width,
-                    gate=dedup.gate_candidate, index_tasks=dedup.index_tasks,
-                    empty_unit_errors=(NoCandidatesError,))
 
 
 @dataclass(frozen=True)
@@ -222,7 +210,9 @@ class Executor:
     # ---- planning ---------------------------------------------------------------------------
 
     def plan(self, stage: str) -> list[WorkUnit]:
-        return {"atomic": self.plan_atomic, "depth": self.plan_depth, "width": self.plan_width}[stage]()
+        plans = {"atomic": self.plan_atomic, "depth": self.plan_depth, "width": self.plan_width,
+                 "explore": self.plan_explore}
+        return plans[stage]()
 
     def plan_atomic(self) -> list[WorkUnit]:
         load_document = lru_cache(maxsize=8)(self.store.get_document)
@@ -262,6 +252,19 @@ class Executor:
             return WorkUnit(unit_id, "width", lambda ctx: [self.pipeline.width(group, ctx)])
 
         return [unit(group) for group in groups]
+
+    def plan_explore(self) -> list[WorkUnit]:
+        """A unit per start page; each explores all of the run's documents (its environment)."""
+        documents = [d for d in map(self.store.get_document, self.state.run.config["document_ids"]) if d is not None]
+        context = self.pipeline.new_context(self.state.cancel)
+        starts = self.pipeline.explore_starts(documents, context)
+        self.add_usage(context)
+
+        def unit(start: Document) -> WorkUnit:
+            return WorkUnit(f"explore:{start.id}", "explore",
+                            lambda ctx: self.pipeline.explore(documents, start, ctx))
+
+        return [unit(start) for start in starts]
 
     # ---- recording (coordinator thread only) -------------------------------------------------
 

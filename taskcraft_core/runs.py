@@ -8,38 +8,46 @@ Its `counts` hold the stage, units done / total, the funnel per kind, unit error
 
 `limit` caps verified tasks per kind: once a stage has made that many, it starts no more units and
 stops the ones in flight (left undone). A unit's tasks are kept whole, so the unit that crossed the
-limit may take the stage a little above it (one chunk gives several candidates).
+limit may take the stage a little above it (one chunk gives several candidates). The explore stage
+is a single unit (one exploration from one start page), so there the limit is spread over the
+guideline families instead: ceil(limit / 4) candidates per family, which verify to at most about
+the limit (and, as candidates can fail, sometimes fewer).
+
+`method_pipeline` wires the real method (generate/*) into the executor (run_executor.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel
 
 from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.generate.explore_records import GUIDELINES
 from taskcraft_core.run_executor import (
     OUTCOMES,
     STAGES,
     Executor,
+    Pipeline,
     PipelineFactory,
     ProgressCallback,
     RunProgress,
-    method_pipeline,
 )
-from taskcraft_core.schema import GenerationRun, utcnow
+from taskcraft_core.schema import Document, GenerationRun, Task, utcnow
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace
 
 __all__ = [
     "STAGES", "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
-    "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
+    "method_pipeline", "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
 ]
 
 # Settings that shape what a run makes; snapshotted on the run and restored on resume.
@@ -49,6 +57,8 @@ RUN_SETTINGS: tuple[str, ...] = (
     "tool_timeout_s", "solver_can_fetch_urls", "max_candidates_per_chunk", "max_hops", "hop_attempts",
     "width_group_size", "judge_votes", "duplicate_threshold", "duplicate_action",
 )
+# Candidates an exploration's task writer makes per guideline family when the run has no limit.
+EXPLORE_TASKS_PER_GUIDELINE = 5
 # A "running" run whose heartbeat is older than this belongs to a process that is gone.
 STALE_AFTER = timedelta(seconds=30)
 
@@ -58,7 +68,8 @@ _active_lock = threading.Lock()
 
 
 class RunRequest(BaseModel):
-    """What a person asks a run to do; empty `document_ids` means every document."""
+    """What a person asks a run to do: by default every kind (stage) from every document (empty
+    `document_ids`)."""
 
     kinds: list[str] = list(STAGES)
     document_ids: list[str] = []
@@ -133,6 +144,49 @@ def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) 
         "prompt_version": PROMPT_VERSION,
         "settings": settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
     }
+
+
+# ---- the method a run executes ---------------------------------------------------------------
+
+
+def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
+    """The real method (generate/*) with one engine for the whole run, and the dedup gate."""
+    from taskcraft_core import dedup
+    from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
+    from taskcraft_core.generate.context import GenerationContext, make_engine
+    from taskcraft_core.generate.depth import extend_depth
+    from taskcraft_core.generate.explore import (
+        NoExploreTasksError, choose_start_page, explore_corpus, generate_explore_tasks,
+    )
+    from taskcraft_core.generate.width import extend_width, group_for_width
+    from taskcraft_core.llm import Usage
+
+    # The workspace carries the run's snapshot settings: model names and base URL are resolved there.
+    engine = make_engine(workspace.settings, run.config["engine"])
+
+    def new_context(cancel: threading.Event) -> GenerationContext:
+        return GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id, cancel=cancel)
+
+    def explore_starts(documents: Sequence[Document], ctx: GenerationContext) -> list[Document]:
+        return [choose_start_page(documents, ctx)] if documents else []
+
+    per_guideline = explore_tasks_per_guideline(run.config["request"].get("limit"))
+
+    def explore(documents: Sequence[Document], start: Document, ctx: GenerationContext) -> list[Task]:
+        exploration = explore_corpus(documents, ctx, start_document_id=start.id)
+        return generate_explore_tasks(exploration, ctx, max_tasks_per_guideline=per_guideline)
+
+    return Pipeline(new_context, generate_atomic, extend_depth, group_for_width, extend_width, explore_starts, explore,
+                    gate=dedup.gate_candidate, index_tasks=dedup.index_tasks,
+                    empty_unit_errors=(NoCandidatesError, NoExploreTasksError))
+
+
+def explore_tasks_per_guideline(limit: int | None) -> int:
+    """Candidates the explore unit writes per guideline family: EXPLORE_TASKS_PER_GUIDELINE, or
+    fewer under a run limit (the limit spread over the families, rounded up), so that the stage's
+    single unit stays near the limit instead of far above it, with every family represented."""
+    return EXPLORE_TASKS_PER_GUIDELINE if limit is None else min(EXPLORE_TASKS_PER_GUIDELINE,
+                                                                 math.ceil(limit / len(GUIDELINES)))
 
 
 # ---- executing --------------------------------------------------------------------------------

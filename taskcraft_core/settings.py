@@ -28,6 +28,8 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_EMBEDDINGS": "embeddings",
     "TASKCRAFT_CONCURRENCY": "concurrency",
     "TASKCRAFT_ALLOW_PRIVATE_URLS": "allow_private_urls",
+    "TASKCRAFT_DUPLICATE_THRESHOLD": "duplicate_threshold",
+    "TASKCRAFT_DUPLICATE_ACTION": "duplicate_action",
 }
 
 
@@ -79,7 +81,20 @@ class Settings(BaseModel):
     judge_votes: int = Field(1, ge=1, description="Judge calls averaged per comparison (reference: 3).")
     duplicate_threshold: float = Field(0.92, description="Cosine similarity above which tasks are near-duplicates.")
     duplicate_action: Literal["flag", "skip"] = Field(
-        "flag", description="What the generation gate does with a near-duplicate candidate."
+        "flag", description="What the generation gate does with a near-duplicate candidate: flag (it stays "
+        "in the review queue with a note) or skip (stored as status duplicate, out of the queue)."
+    )
+    near_exact_ratio: float = Field(
+        0.90, ge=0.0, le=1.0, description="Normalised edit similarity (0-1) from which a near-duplicate pair "
+        "is labelled a light edit (near_exact) rather than a paraphrase."
+    )
+    answer_match_ratio: float = Field(
+        90.0, ge=0.0, le=100.0, description="rapidfuzz token-set score (0-100) from which two answers state "
+        "the same thing; similar questions with answers scoring lower are not duplicates."
+    )
+    name_match_ratio: float = Field(
+        85.0, ge=0.0, le=100.0, description="rapidfuzz score (0-100) from which two names in questions are "
+        "spellings of one name; similar questions naming different things are not duplicates."
     )
 
     model_config = {"frozen": True}

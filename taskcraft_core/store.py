@@ -6,7 +6,7 @@ upgraded with Alembic on open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Row
 
 from taskcraft_core import tables as t
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
+from taskcraft_core.review_history import replay, standing
 from taskcraft_core.schema import (
     Chunk,
     Decision,
@@ -32,7 +33,6 @@ from taskcraft_core.schema import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-DECISION_STATUS: dict[str, TaskStatus] = {"accept": "accepted", "reject": "rejected", "duplicate": "duplicate"}
 
 
 class TaskFilter(BaseModel):
@@ -160,13 +160,15 @@ class Store:
 
     # ---- tasks ----------------------------------------------------------------------------
 
-    def add_tasks(self, tasks: Iterable[Task]) -> int:
-        """Store tasks with trajectories and verifications; tasks whose id exists are skipped."""
+    def add_tasks(self, tasks: Iterable[Task], reviews: Sequence[Review] = ()) -> int:
+        """Store tasks with trajectories and verifications; tasks whose id exists are skipped.
+        `reviews` (at most one per task, e.g. decisions carried by an import) are appended to the
+        new tasks they name, with their own reviewer and time, in the same transaction."""
         tasks = list(tasks)
         if not tasks:
             return 0
         with self.engine.begin() as c:
-            return _insert_new_tasks(c, tasks)
+            return _insert_new_tasks(c, tasks, reviews)
 
     def get_task(self, task_id: str) -> Task | None:
         tasks = self.get_tasks([task_id])
@@ -238,6 +240,11 @@ class Store:
         with self.engine.connect() as c:
             return [dict(row._mapping) for row in c.execute(query)]
 
+    def distinct_task_values(self, column: str) -> list[Any]:
+        """The different values of one task column, sorted, without None (for filter widgets)."""
+        with self.engine.connect() as c:
+            return sorted(v for v in c.scalars(select(t.tasks.c[column]).distinct()) if v is not None)
+
     def tool_step_counts(self, task_filter: TaskFilter | None = None) -> dict[str, dict[str, int]]:
         """For each task, how many times each tool was called in its trajectory."""
         ids = select(t.tasks.c.id).where(*_conditions(task_filter or TaskFilter()))
@@ -275,33 +282,74 @@ class Store:
     ) -> Review:
         """Append a decision. With `check_conflict`, the decision applies only if nobody else
         decided since the reviewer saw `expected_latest`; otherwise `ReviewConflict` is raised."""
-        if not reviewer.strip():
-            raise TaskCraftError("A review needs the reviewer's name.", "Enter your name first.")
+        reviewer = _reviewer_name(reviewer)
         with self.engine.begin() as c:
-            row = c.execute(select(t.tasks).where(t.tasks.c.id == task_id)).first()
-            if row is None:
-                raise TaskCraftError(f"No task with id {task_id}.")
+            row = _task_for_review(c, task_id)
             if check_conflict and row.latest_review_id != expected_latest:
                 raise ReviewConflict(
                     f"Task {task_id} was decided by {row.last_reviewer} in the meantime.",
                     "Reload the task to see the newest decision.",
                 )
-            review = Review(
-                task_id=task_id, reviewer=reviewer.strip(), decision=decision, reason=reason,
-                edits=edits or {}, supersedes_id=row.latest_review_id,
-            )
-            review.id = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key[0]
-            history = _review_history(c, task_id)
-            status, current_edits = _replay(history, base_status=_base_status(row))
-            changed = c.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id == task_id, _same_latest(row.latest_review_id))
-                .values(status=status, current_edits=current_edits, latest_review_id=review.id,
-                        last_reviewer=review.reviewer)
-            ).rowcount
-            if changed != 1:
-                raise ReviewConflict(f"Task {task_id} was decided by someone else at the same moment.")
-        return review
+            return _append_review(c, row, reviewer, decision, reason, edits or {})
+
+    def record_reviews(
+        self, task_ids: Sequence[str], reviewer: str, decision: Decision, *, reason: str = "",
+        expected_latest: Mapping[str, int | None],
+    ) -> list[Review]:
+        """One decision on several tasks, all or none. Every task in `expected_latest` (those decided
+        and any others the decision relies on) must still have the latest review it maps to;
+        otherwise `ReviewConflict` names the changed tasks and nothing is recorded."""
+        reviewer = _reviewer_name(reviewer)
+        unseen = [task_id for task_id in task_ids if task_id not in expected_latest]
+        if unseen:
+            raise ValueError(f"No review state seen for {unseen}: the caller must say what it saw.")
+        with self.engine.begin() as c:
+            rows = {task_id: _task_for_review(c, task_id) for task_id in expected_latest}
+            changed = [task_id for task_id, row in rows.items() if row.latest_review_id != expected_latest[task_id]]
+            if changed:
+                deciders = ", ".join(f"{task_id} by {rows[task_id].last_reviewer}" for task_id in changed)
+                raise ReviewConflict(f"Decided in the meantime: {deciders}. Nothing was changed.",
+                                     "Look again at the newest decisions, then decide.")
+            return [_append_review(c, rows[task_id], reviewer, decision, reason, {}) for task_id in task_ids]
+
+    def undo_review(self, review_id: int, reviewer: str) -> Review:
+        """Take back one decision while it is the newest one in force on its task. If someone decided
+        after it, or it was taken back already, `ReviewConflict` is raised and nothing changes."""
+        reviewer = _reviewer_name(reviewer)
+        with self.engine.begin() as c:
+            task_id = c.scalar(select(t.reviews.c.task_id).where(t.reviews.c.id == review_id))
+            if task_id is None:
+                raise TaskCraftError(f"No review with id {review_id}.")
+            row = _task_for_review(c, task_id)
+            in_force = standing(_review_history(c, task_id))
+            if review_id not in [review.id for review in in_force]:
+                raise ReviewConflict(f"The decision on task {task_id} was already taken back.",
+                                     "Reload the task to see the newest decision.")
+            if in_force[-1].id != review_id:
+                raise ReviewConflict(
+                    f"Task {task_id} was decided by {in_force[-1].reviewer} after your decision; "
+                    "undo would take back theirs, so theirs stands.",
+                    "Reload the task to see the newest decision.",
+                )
+            return _append_review(c, row, reviewer, "undo", "", {})
+
+    def latest_review_ids(self, task_ids: Sequence[str]) -> dict[str, int | None]:
+        """The newest review of each task (None when undecided): what a later decision must expect."""
+        query = select(t.tasks.c.id, t.tasks.c.latest_review_id).where(t.tasks.c.id.in_(task_ids))
+        with self.engine.connect() as c:
+            return {task_id: latest for task_id, latest in c.execute(query)}
+
+    def standing_reviews(self, task_ids: Sequence[str] | None = None) -> dict[str, list[Review]]:
+        """For each task that has reviews (among `task_ids`, or all): the decisions still in force
+        after undos, oldest first; the last one is the decision in force."""
+        query = select(t.reviews).order_by(t.reviews.c.id)
+        if task_ids is not None:
+            query = query.where(t.reviews.c.task_id.in_(task_ids))
+        histories: dict[str, list[Review]] = {}
+        with self.engine.connect() as c:
+            for row in c.execute(query):
+                histories.setdefault(row.task_id, []).append(Review(**row._mapping))
+        return {task_id: standing(history) for task_id, history in histories.items()}
 
     def reviews_for(self, task_id: str) -> list[Review]:
         with self.engine.connect() as c:
@@ -310,6 +358,13 @@ class Store:
     def all_reviews(self) -> list[Review]:
         with self.engine.connect() as c:
             return [Review(**row._mapping) for row in c.execute(select(t.reviews).order_by(t.reviews.c.id))]
+
+    def data_version(self) -> tuple[int, int, int]:
+        """Tasks, newest review id and runs: changes whenever tasks are added or decided (a cache key)."""
+        with self.engine.connect() as c:
+            return (int(c.scalar(select(func.count()).select_from(t.tasks)) or 0),
+                    int(c.scalar(select(func.max(t.reviews.c.id))) or 0),
+                    int(c.scalar(select(func.count()).select_from(t.runs)) or 0))
 
     # ---- runs -----------------------------------------------------------------------------
 
@@ -355,13 +410,22 @@ class Store:
             return _insert_new_tasks(c, tasks) if tasks else 0
 
 
-def _insert_new_tasks(c: Connection, tasks: Sequence[Task]) -> int:
-    """Insert the tasks whose ids are not stored yet (one row per id); returns how many."""
+def _insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Review] = ()) -> int:
+    """Insert the tasks whose ids are not stored yet (one row per id), and the given reviews of
+    those tasks; returns how many tasks."""
     existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_([task.id for task in tasks]))))
     new = list({task.id: task for task in tasks if task.id not in existing}.values())
     if not new:
         return 0
-    c.execute(insert(t.tasks), [_task_row(task) for task in new])
+    review_of = {review.task_id: review for review in reviews}
+    if len(review_of) != len(reviews):
+        raise ValueError("At most one review per task can be stored with new tasks.")
+    c.execute(insert(t.tasks), [_task_row(task, review_of.get(task.id)) for task in new])
+    decided = [review_of[task.id] for task in new if task.id in review_of]
+    if decided:
+        c.execute(insert(t.reviews), [review.model_dump(exclude={"id", "supersedes_id"}) for review in decided])
+        newest = select(func.max(t.reviews.c.id)).where(t.reviews.c.task_id == t.tasks.c.id).scalar_subquery()
+        c.execute(update(t.tasks).where(t.tasks.c.id.in_([r.task_id for r in decided])).values(latest_review_id=newest))
     steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
     if steps:
         c.execute(insert(t.trajectory_steps), steps)
@@ -371,10 +435,13 @@ def _insert_new_tasks(c: Connection, tasks: Sequence[Task]) -> int:
     return len(new)
 
 
-def _task_row(task: Task) -> dict[str, Any]:
+def _task_row(task: Task, review: Review | None = None) -> dict[str, Any]:
+    """The row of a new task; with its first review, the state that review gives (its id is set
+    once the review row exists)."""
     row = task.model_dump(exclude={"trajectory", "verification"})
-    return row | {"generated_status": task.status, "latest_review_id": None, "last_reviewer": None,
-                  "current_edits": {}}
+    status, edits = replay([review], base_status=task.status) if review else (task.status, {})
+    return row | {"status": status, "generated_status": task.status, "latest_review_id": None,
+                  "last_reviewer": review.reviewer if review else None, "current_edits": edits}
 
 
 def _task_from_row(row: Row, steps: list[TrajectoryStep], check: Verification | None) -> Task:
@@ -392,31 +459,40 @@ def _same_latest(latest: int | None) -> Any:
     return column.is_(None) if latest is None else column == latest
 
 
-def _base_status(row: Row) -> TaskStatus:
-    """The status a task had before any person decided it."""
-    return row.generated_status
+def _reviewer_name(reviewer: str) -> str:
+    if not reviewer.strip():
+        raise TaskCraftError("A review needs the reviewer's name.", "Enter your name first.")
+    return reviewer.strip()
+
+
+def _task_for_review(c: Connection, task_id: str) -> Row:
+    row = c.execute(select(t.tasks).where(t.tasks.c.id == task_id)).first()
+    if row is None:
+        raise TaskCraftError(f"No task with id {task_id}.")
+    return row
+
+
+def _append_review(c: Connection, row: Row, reviewer: str, decision: Decision, reason: str,
+                   edits: dict[str, Any]) -> Review:
+    """Insert a review after the task's newest one and rewrite the task's state from its history;
+    `ReviewConflict` when another transaction decided the task in between."""
+    review = Review(task_id=row.id, reviewer=reviewer, decision=decision, reason=reason, edits=edits,
+                    supersedes_id=row.latest_review_id)
+    review.id = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key[0]
+    status, current_edits = replay(_review_history(c, row.id), base_status=row.generated_status)
+    changed = c.execute(
+        update(t.tasks)
+        .where(t.tasks.c.id == row.id, _same_latest(row.latest_review_id))
+        .values(status=status, current_edits=current_edits, latest_review_id=review.id, last_reviewer=reviewer)
+    ).rowcount
+    if changed != 1:
+        raise ReviewConflict(f"Task {row.id} was decided by someone else at the same moment.")
+    return review
 
 
 def _review_history(c: Connection, task_id: str) -> list[Review]:
     query = select(t.reviews).where(t.reviews.c.task_id == task_id).order_by(t.reviews.c.id)
     return [Review(**row._mapping) for row in c.execute(query)]
-
-
-def _replay(history: Sequence[Review], base_status: TaskStatus) -> tuple[TaskStatus, dict[str, Any]]:
-    """Status and edits that follow from the review history; an undo takes back the newest decision."""
-    applied: list[Review] = []
-    for review in history:
-        if review.decision == "undo":
-            if applied:
-                applied.pop()
-        else:
-            applied.append(review)
-    status: TaskStatus = base_status
-    edits: dict[str, Any] = {}
-    for review in applied:
-        status = DECISION_STATUS.get(review.decision, status)
-        edits.update(review.edits)
-    return status, edits
 
 
 def _conditions(f: TaskFilter) -> list[Any]:

@@ -2,7 +2,8 @@
 
 A URL is refused before any request when it is not http(s) or when its host resolves to an address
 that is not public (loopback, private, link-local, reserved, ...), unless the user allowed such
-addresses. Every redirect target passes the same guard. Responses are streamed with a size cap, an
+addresses. Every redirect target passes the same guard, and each request connects to the address the
+guard checked rather than resolving the name again. Responses are streamed with a size cap, an
 overall deadline and a content-type check, so a hostile server cannot exhaust memory or time.
 """
 
@@ -12,6 +13,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -31,6 +33,7 @@ CONTENT_TYPES: dict[str, str] = {
 }
 MAX_REDIRECTS = 5
 PRIVATE_HINT = "set allow_private_urls (CLI: --allow-private-urls) to fetch from your own network"
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class FetchedResource(BaseModel):
@@ -49,7 +52,7 @@ def human_size(size: int) -> str:
     return f"{size / 1000:.1f} kB" if size >= 1000 else f"{size} bytes"
 
 
-def _address_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def _address_kind(address: IPAddress) -> str | None:
     """Why an address is refused, or None when it is a public address."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
@@ -59,16 +62,22 @@ def _address_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str
     return None if address.is_global else "non-public"
 
 
-def check_url(url: str, allow_private: bool = False) -> None:
-    """Raise UnsafeURLError unless the URL is http(s) and its host resolves only to public addresses."""
+def check_url(url: str, allow_private: bool = False) -> IPAddress | None:
+    """Raise UnsafeURLError unless the URL is http(s) and its host resolves only to public addresses.
+
+    Returns the address to connect to (the first one checked), so that the request goes where the check
+    looked: resolving again could give another answer (DNS rebinding). None when private addresses are
+    allowed: then nothing is checked and the client resolves the host itself.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURLError(f"only http and https URLs can be fetched, not {parts.scheme or 'a bare path'!r}")
     if not parts.hostname:
         raise UnsafeURLError("the URL has no host name")
     if allow_private:
-        return
-    for address in _resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)):
+        return None
+    addresses = _resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    for address in addresses:
         kind = _address_kind(address)
         if kind:
             raise UnsafeURLError(
@@ -76,9 +85,10 @@ def check_url(url: str, allow_private: bool = False) -> None:
                 "loopback, private and link-local addresses are refused",
                 hint=PRIVATE_HINT,
             )
+    return addresses[0]
 
 
-def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
@@ -91,27 +101,44 @@ def fetch_url(url: str, settings: Settings, content_types: Mapping[str, str] = C
     """Download one URL within the settings' timeout and size cap; redirects are guarded one by one."""
     deadline = time.monotonic() + settings.url_timeout_s
     current = url
-    with httpx.Client(timeout=settings.url_timeout_s, follow_redirects=False) as client:
-        for _ in range(MAX_REDIRECTS + 1):
-            check_url(current, settings.allow_private_urls)
-            try:
-                with client.stream("GET", current, headers={"Accept": ", ".join(content_types)}) as response:
-                    if response.is_redirect:
-                        current = urljoin(current, response.headers.get("location", ""))
-                        continue
-                    content_type = _checked_response(response, content_types, settings.url_max_bytes)
-                    data = _read_capped(response, settings.url_max_bytes, deadline, settings.url_timeout_s)
-                    return FetchedResource(url=url, final_url=current, content_type=content_type, data=data)
-            except httpx.TimeoutException:
-                raise IngestError(
-                    f"no answer within {settings.url_timeout_s:g} s", hint="try again later or raise url_timeout_s"
-                ) from None
-            except httpx.HTTPError as error:
-                raise IngestError(
-                    f"could not connect to {urlsplit(current).netloc} ({error})",
-                    hint="check that the URL is right and the server is reachable",
-                ) from None
+    for _ in range(MAX_REDIRECTS + 1):
+        target, headers, extensions = _pinned(current, check_url(current, settings.allow_private_urls))
+        headers["Accept"] = ", ".join(content_types)
+        try:
+            # A client per hop: a pooled TLS connection to a shared address must not serve another host.
+            with (
+                httpx.Client(timeout=settings.url_timeout_s, follow_redirects=False) as client,
+                client.stream("GET", target, headers=headers, extensions=extensions) as response,
+            ):
+                if response.is_redirect:
+                    current = urljoin(current, response.headers.get("location", ""))
+                    continue
+                content_type = _checked_response(response, content_types, settings.url_max_bytes)
+                data = _read_capped(response, settings.url_max_bytes, deadline, settings.url_timeout_s)
+                return FetchedResource(url=url, final_url=current, content_type=content_type, data=data)
+        except httpx.TimeoutException:
+            raise IngestError(
+                f"no answer within {settings.url_timeout_s:g} s", hint="try again later or raise url_timeout_s"
+            ) from None
+        except httpx.HTTPError as error:
+            raise IngestError(
+                f"could not connect to {urlsplit(current).netloc} ({error})",
+                hint="check that the URL is right and the server is reachable",
+            ) from None
     raise IngestError(f"more than {MAX_REDIRECTS} redirects", hint="open the final URL directly")
+
+
+def _pinned(url: str, address: IPAddress | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL to request, its headers and httpx extensions, so the connection goes to `address`.
+
+    The Host header and the TLS server name (SNI, also the name the certificate is checked against)
+    stay the URL's host, so virtual hosts and HTTPS work as if the client had resolved the name.
+    """
+    if address is None:
+        return url, {}, {}
+    parsed = httpx.URL(url)
+    host = parsed.raw_host.decode("ascii")
+    return str(parsed.copy_with(host=str(address))), {"Host": parsed.netloc.decode("ascii")}, {"sni_hostname": host}
 
 
 def _checked_response(response: httpx.Response, content_types: Mapping[str, str], max_bytes: int) -> str:

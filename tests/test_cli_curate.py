@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ from curation_factory import question_tasks, workspace  # noqa: F401
 
 from taskcraft_core.cli import main
 from taskcraft_core.workspace import Workspace
+
+REPO = Path(__file__).parent.parent
 
 
 @pytest.fixture
@@ -68,3 +73,13 @@ def test_dedup_prints_clusters(home: Workspace, capsys: pytest.CaptureFixture[st
     assert "t1 ~ t2  exact  cosine 1.000" in out
     code, _, err = run(["dedup", "--threshold", "2"], capsys)
     assert code == 1 and "out of range" in err
+
+
+def test_dedup_piped_into_a_reader_that_stops_early_ends_quietly(home: Workspace) -> None:
+    # `dedup | head -0`: the reader is gone before the first line is written.
+    env = {**os.environ, "TASKCRAFT_HOME": str(home.settings.home)}
+    process = subprocess.Popen([sys.executable, "-m", "taskcraft_core", "dedup", "--threshold", "0.85"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0 and errors == ""

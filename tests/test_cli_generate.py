@@ -15,7 +15,7 @@ import pytest
 from taskcraft_core.cli import main
 from taskcraft_core.runs import RunRequest, create_run, execute_run, interrupted_runs, run_summary
 from taskcraft_core.workspace import Workspace
-from test_runs import sample_workspace
+from test_run_method import sample_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"run_id", "candidates", "accepted", "rejected", "by_kind", "model_calls", "errors"}
@@ -49,8 +49,24 @@ def test_generate_json_prints_one_object_and_a_progress_bar(home: Path, capsys: 
     assert workspace.store.count_tasks() == summary["candidates"]
     assert f"run {run.id} (resume with: generate --resume {run.id})" in err
     # Not a terminal: one line per stage start and per tenth of the stage, no carriage returns.
-    assert "atomic [..............................] 0/2 units  0 verified, 0 rejected\n" in err
-    assert f"atomic [{'#' * 15}{'.' * 15}] 1/2 units  {summary['accepted']} verified" in err and "\r" not in err
+    assert "atomic  [..............................] 0/2 units  0 verified, 0 rejected\n" in err
+    assert f"atomic  [{'#' * 15}{'.' * 15}] 1/2 units  {summary['accepted']} verified" in err and "\r" not in err
+
+
+def test_generate_explore_reports_the_kind_in_json(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workspace = sample_workspace(home)
+    [ada] = document_ids(workspace, "Ada Merrow")
+    code = main(["generate", "--engine", "offline", "--kinds", "explore", "--limit", "2", "--json"])
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert code == 0 and set(summary) == SUMMARY_KEYS
+    # limit 2 over four guideline families: one candidate each, all verified
+    assert summary["by_kind"] == {"explore": {"candidates": 4, "accepted": 4, "rejected": 0, "duplicates": 0}}
+    run = workspace.store.get_run(summary["run_id"])
+    assert run is not None and run.done_units == [f"explore:{ada}"] and summary == run_summary(run)
+    assert {(t.kind, t.engine, t.status) for t in workspace.store.list_tasks(limit=None)} == {
+        ("explore", "offline", "pending")}
+    assert f"explore [{'#' * 30}] 1/1 units  4 verified, 0 rejected" in err
 
 
 def test_generate_text_summary_and_runs_listing(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,8 +92,8 @@ def test_misuse_and_bad_input_exit_1_with_a_message(home: Path, capsys: pytest.C
     assert "No generation run with id nope" in capsys.readouterr().err
     assert main(["generate", "--documents", "nope", "--engine", "offline"]) == 1
     assert "Unknown document ids: nope" in capsys.readouterr().err
-    assert main(["generate", "--kinds", "atomic,explore", "--engine", "offline"]) == 1
-    assert "Unknown task kinds: explore" in capsys.readouterr().err
+    assert main(["generate", "--kinds", "atomic,sideways", "--engine", "offline"]) == 1
+    assert "Unknown task kinds: sideways" in capsys.readouterr().err
     assert main(["generate", "--engine", "bogus"]) == 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import time
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,22 @@ def test_chunk_offsets_are_exact_even_with_repeated_text() -> None:
     chunks = chunk_document(document, chunk_size=200, chunk_overlap=60)
     assert len(chunks) > 20
     assert_offsets_exact(document, chunks)
-    assert all(later.start > earlier.start for earlier, later in zip(chunks, chunks[1:]))
+    # Each chunk sits where it really is: right after the previous one, sharing at most the overlap.
+    assert (chunks[0].start, chunks[-1].end) == (0, len(document.text) - 2)
+    assert all(earlier.end - 60 <= later.start <= earlier.end for earlier, later in zip(chunks, chunks[1:]))
+
+
+def test_text_without_whitespace_is_cut_in_chunk_size_pieces_quickly() -> None:
+    text = "".join(f"{n:07d}" for n in range(300_000)) + "\n\nThe end."  # 2.1 MB, no whitespace but the tail
+    document = load_document("run.txt", text.encode(), "text")
+    started = time.perf_counter()
+    chunks = chunk_document(document, chunk_size=1000, chunk_overlap=100)
+    assert time.perf_counter() - started < 0.5
+    assert_offsets_exact(document, chunks)
+    assert [(c.start, c.end) for c in chunks[:3]] == [(0, 1000), (900, 1900), (1800, 2800)]
+    # Pieces start every 900 characters; the 2334th (start 2333 * 900) is cut short at the run's end.
+    assert (len(chunks), chunks[-2].start, chunks[-2].end) == (2335, 2_099_700, 2_100_000)
+    assert (chunks[-1].text, chunks[-1].start) == ("The end.", 2_100_002)
 
 
 def test_sample_corpus_chunks_are_exact_slices() -> None:

@@ -6,10 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from curation_factory import FIXTURES_PAIRS, make_task, question_tasks, workspace  # noqa: F401
+from curation_factory import QUESTIONS, FIXTURES_PAIRS, make_task, question_tasks, workspace  # noqa: F401
 
 from taskcraft_core.dedup import (
+    DuplicateCluster,
+    LexicalRules,
     cosine_pairs,
+    different_specifics,
     dismiss_cluster,
     find_near_duplicates,
     find_similar,
@@ -18,7 +21,7 @@ from taskcraft_core.dedup import (
     rebuild_task_index,
     task_vectors,
 )
-from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.index import VectorIndex
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -89,9 +92,13 @@ def test_not_duplicates_are_remembered(workspace: Workspace) -> None:
     assert [c.task_ids for c in find_near_duplicates(workspace, THRESHOLD)] == [["t1", "t2"]]
 
 
+def keep(workspace: Workspace, cluster: DuplicateCluster, keep_id: str, reviewer: str) -> None:
+    keep_one(workspace, cluster.task_ids, keep_id, reviewer, seen_reviews=cluster.latest_review_ids)
+
+
 def test_keep_one_rejects_the_others_as_duplicates_and_they_leave_the_clusters(workspace: Workspace) -> None:
     clusters = find_near_duplicates(stored(workspace), THRESHOLD)
-    keep_one(workspace, clusters[0].task_ids, "t3", "ann")
+    keep(workspace, clusters[0], "t3", "ann")
     statuses = {t.id: t.status for t in workspace.store.get_tasks(["t1", "t2", "t3"], with_trajectory=False)}
     assert statuses == {"t1": "rejected", "t2": "rejected", "t3": "pending"}
     assert [(r.decision, r.reason, r.reviewer) for r in workspace.store.reviews_for("t1")] == [
@@ -100,7 +107,36 @@ def test_keep_one_rejects_the_others_as_duplicates_and_they_leave_the_clusters(w
     everything = find_near_duplicates(workspace, THRESHOLD, TaskFilter())
     assert [c.task_ids for c in everything] == [["t1", "t2", "t3"], ["t5", "t6"]]
     with pytest.raises(TaskCraftError, match="not in this cluster"):
-        keep_one(workspace, ["t5", "t6"], "t1", "ann")
+        keep(workspace, clusters[1], "t1", "ann")
+
+
+def test_keep_one_on_a_stale_cluster_changes_nothing_and_names_the_changed_task(workspace: Workspace) -> None:
+    [cluster, _] = find_near_duplicates(stored(workspace), THRESHOLD)
+    assert cluster.latest_review_ids == {"t1": None, "t2": None, "t3": None}
+    workspace.store.record_review("t2", "bob", "accept")  # while ann looks at the cluster
+    with pytest.raises(ReviewConflict, match="t2 by bob"):
+        keep(workspace, cluster, "t3", "ann")
+    statuses = {t.id: t.status for t in workspace.store.get_tasks(["t1", "t2", "t3"], with_trajectory=False)}
+    assert statuses == {"t1": "pending", "t2": "accepted", "t3": "pending"}
+    assert workspace.store.reviews_for("t1") == []
+    [fresh, _] = find_near_duplicates(workspace, THRESHOLD)
+    assert fresh.latest_review_ids["t2"] == workspace.store.reviews_for("t2")[-1].id
+    keep(workspace, fresh, "t2", "ann")
+    assert [t.status for t in workspace.store.get_tasks(["t1", "t2", "t3"])] == ["rejected", "accepted", "rejected"]
+
+
+def test_lexical_cut_offs_come_from_the_settings(workspace: Workspace) -> None:
+    stored(workspace).store.add_tasks([make_task("t11", QUESTIONS[0][1], "Alistair Munro")])
+    assert [c.task_ids for c in find_near_duplicates(workspace, THRESHOLD)][0] == ["t1", "t2", "t3"]
+    loose_rules = workspace.settings.with_changes(near_exact_ratio=0.5, answer_match_ratio=80.0)
+    loose = Workspace(loose_rules, workspace.store, workspace.index)
+    clusters = find_near_duplicates(loose, THRESHOLD)
+    assert [c.task_ids for c in clusters] == [["t1", "t2", "t3", "t11"], ["t5", "t6"]]
+    assert kinds(clusters)[("t1", "t3")] == "near_exact"  # a paraphrase at the default 0.90
+    a = make_task("a", "What was the inflation rate in Estonia in 2008?", "10.4%")
+    b = make_task("b", "What was the Estonian inflation rate in 2008?", "10.4%")
+    assert not different_specifics(a, b, LexicalRules.from_settings(workspace.settings))
+    assert different_specifics(a, b, LexicalRules.from_settings(workspace.settings.with_changes(name_match_ratio=95)))
 
 
 def test_the_gate_flags_a_candidate_like_a_pending_or_accepted_task_only(workspace: Workspace) -> None:

@@ -86,11 +86,26 @@ def test_jsonl_export_holds_the_filtered_tasks_and_a_manifest_with_checksums(wor
     manifest = export_tasks(workspace, "jsonl", TaskFilter(statuses=["accepted"]), out)
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in records] == ["t2", "t7"] and manifest.count == 2
-    on_disk = json.loads((out.parent / "manifest.json").read_text())
+    on_disk = json.loads((out.parent / "tasks.jsonl.manifest.json").read_text())
     assert on_disk["format"] == "jsonl" and on_disk["filters"]["statuses"] == ["accepted"]
     assert on_disk["files"] == [{"path": "tasks.jsonl", "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
                                  "bytes": out.stat().st_size}]
     assert on_disk["schema_version"] == 1
+
+
+def test_exports_sharing_a_folder_each_keep_their_own_manifest(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.store.add_tasks(question_tasks())
+    workspace.store.record_review("t2", "ann", "accept")
+    export_tasks(workspace, "jsonl", TaskFilter(statuses=["accepted"]), tmp_path / "accepted.jsonl")
+    export_tasks(workspace, "csv", ALL, tmp_path / "all.csv")
+    export_tasks(workspace, "hf_dataset", ALL, tmp_path / "all_hf")
+    manifests = {path.name: json.loads(path.read_text()) for path in tmp_path.glob("*.manifest.json")}
+    assert {name: (m["format"], m["count"]) for name, m in manifests.items()} == {
+        "accepted.jsonl.manifest.json": ("jsonl", 1), "all.csv.manifest.json": ("csv", 10),
+        "all_hf.manifest.json": ("hf_dataset", 10)}
+    assert [f["path"] for f in manifests["all.csv.manifest.json"]["files"]] == ["all.csv"]
+    assert all(f["path"].startswith("all_hf/") for f in manifests["all_hf.manifest.json"]["files"])
+    assert not (tmp_path / "manifest.json").exists()
 
 
 def width_and_depth(workspace: Workspace) -> None:
@@ -179,7 +194,7 @@ def test_downloads_are_the_file_or_a_zip_of_the_folder(workspace: Workspace) -> 
     assert name == "taskcraft_jsonl.jsonl" and len(data.splitlines()) == 2 and manifest.count == 2
     data, name, _ = export_to_bytes(workspace, "hf_dataset", ALL)
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    assert name == "taskcraft_hf_dataset.zip" and "manifest.json" in names
+    assert name == "taskcraft_hf_dataset.zip" and "taskcraft_hf_dataset.manifest.json" in names
     assert "taskcraft_hf_dataset/dataset_info.json" in names
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ from curation_factory import make_task, question_tasks, workspace  # noqa: F401
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.exporters import export_tasks
 from taskcraft_core.importers import import_tasks
-from taskcraft_core.schema import Chunk, Document
+from taskcraft_core.schema import Chunk, Document, content_id
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -23,7 +26,7 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_export_import_export_gives_the_same_records_except_review(workspace: Workspace, tmp_path: Path) -> None:
+def test_export_import_export_gives_the_same_records_reviews_included(workspace: Workspace, tmp_path: Path) -> None:
     text = "The Kelvingrove Concert Hall was designed by Alasdair Munro."
     workspace.store.add_document(
         Document(id="d1", source="hall.txt", content_hash="h1", title="Glasgow Halls", doc_type="text", text=text),
@@ -35,6 +38,10 @@ def test_export_import_export_gives_the_same_records_except_review(workspace: Wo
     workspace.store.add_tasks(tasks)
     workspace.store.record_review("t2", "ann", "accept", check_conflict=False)
     workspace.store.record_review("t3", "ann", "edit", edits={"question": "Edited?"}, check_conflict=False)
+    workspace.store.record_review("t4", "bob", "reject", reason="Answer is wrong: 1932", check_conflict=False)
+    workspace.store.record_review("t4", "cleo", "edit", edits={"golden_answer": "M. Reid"}, check_conflict=False)
+    undone = workspace.store.record_review("t5", "bob", "accept", check_conflict=False)
+    workspace.store.undo_review(undone.id, "bob")
     first = tmp_path / "first" / "tasks.jsonl"
     export_tasks(workspace, "jsonl", ALL, first)
 
@@ -44,12 +51,18 @@ def test_export_import_export_gives_the_same_records_except_review(workspace: Wo
     second = tmp_path / "second" / "tasks.jsonl"
     export_tasks(fresh, "jsonl", ALL, second)
 
-    def without_review(rows: list[dict]) -> dict[str, dict]:
-        return {row["id"]: {k: v for k, v in row.items() if k != "review"} for row in rows}
-
-    assert without_review(records(second)) == without_review(records(first))
-    assert {r["id"]: r["status"] for r in records(second)}["t2"] == "accepted"
-    assert {r["id"]: r["question"] for r in records(second)}["t3"] == "Edited?"
+    assert records(second) == records(first)
+    by_id = {r["id"]: r for r in records(second)}
+    assert (by_id["t2"]["status"], by_id["t2"]["review"]["reviewer"], by_id["t2"]["review"]["decision"]) == (
+        "accepted", "ann", "accept")
+    assert (by_id["t3"]["question"], by_id["t3"]["review"]["edits"]) == ("Edited?", {"question": "Edited?"})
+    assert (by_id["t4"]["status"], by_id["t4"]["golden_answer"], by_id["t4"]["review"]["reviewer"]) == (
+        "rejected", "M. Reid", "cleo")
+    assert by_id["t5"]["status"] == "pending" and by_id["t5"]["review"] is None
+    assert fresh.store.count_tasks(TaskFilter(reviewers=["ann"])) == 2
+    [accept] = fresh.store.reviews_for("t2")
+    fresh.store.undo_review(accept.id, "ann")  # an accepted import goes back to the queue when undone
+    assert fresh.store.get_task("t2").status == "pending"
     assert import_tasks(fresh, first, "jsonl").model_dump() == {"added": 0, "skipped": 11, "errors": []}
     assert fresh.store.count_tasks() == 11
 
@@ -69,6 +82,50 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imports(workspac
     assert "missing field 'question'" in report.errors[2] and "invalid field kind" in report.errors[3]
     imported = workspace.store.get_task("g1")
     assert imported is not None and (imported.engine, imported.status) == ("import", "pending")
+
+
+def test_ids_that_are_not_plain_identifiers_are_replaced_and_kept(workspace: Workspace, tmp_path: Path) -> None:
+    odd_id = "**bold**<img src=x onerror=alert(1)>"
+    rows = [{"id": odd_id, "kind": "atomic", "question": "Q1?", "golden_answer": "1"},
+            {"id": "child_1", "kind": "depth", "question": "Q2?", "golden_answer": "2", "parents": [odd_id]},
+            {"id": "x" * 33, "kind": "atomic", "question": "Q3?", "golden_answer": "3"},
+            {"id": "ok:id-1.2_z", "kind": "atomic", "question": "Q4?", "golden_answer": "4"}]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    assert import_tasks(workspace, path, "jsonl").added == 4
+    derived = content_id("imported-id", odd_id)
+    parent = workspace.store.get_task(derived)
+    assert parent is not None and parent.difficulty_inputs["imported"] == {"id": odd_id}
+    assert workspace.store.get_task("child_1").parent_ids == [derived]
+    assert workspace.store.get_task(content_id("imported-id", "x" * 33)).question == "Q3?"
+    kept = workspace.store.get_task("ok:id-1.2_z")
+    assert kept is not None and kept.difficulty_inputs == {}
+    assert import_tasks(workspace, path, "jsonl").skipped == 4  # the derived ids are stable
+
+
+def test_a_review_that_is_not_a_decision_is_a_bad_line(workspace: Workspace, tmp_path: Path) -> None:
+    base = {"kind": "atomic", "question": "Q?", "golden_answer": "1"}
+    rows = [base | {"id": "a", "review": {"reviewer": "ann", "decision": "undo"}},
+            base | {"id": "b", "review": {"reviewer": " ", "decision": "accept"}},
+            base | {"id": "c", "review": {"reviewer": "ann", "decision": "accept", "time": "yesterday"}},
+            base | {"id": "d", "review": {"reviewer": "ann", "decision": "reject", "reason": "vague"}}]
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    report = import_tasks(workspace, path, "jsonl")
+    assert report.added == 1 and [e.split(":")[0] for e in report.errors] == ["line 1", "line 2", "line 3"]
+    assert "decision among accept, reject, edit, duplicate" in report.errors[0]
+    assert "no reviewer" in report.errors[1] and "invalid field created_at" in report.errors[2]
+    assert workspace.store.get_task("d").status == "rejected"
+
+
+def test_the_import_benchmark_leaves_no_folders_behind(tmp_path: Path) -> None:
+    bench = Path(__file__).parent.parent / "bench" / "bench_import.py"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(bench), "--n", "30"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "import jsonl, database only: 30 added, 0 errors" in done.stdout
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_file_and_unknown_format_are_errors(workspace: Workspace, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import struct
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,31 @@ def test_a_member_larger_than_it_declares_is_refused_and_never_fully_read(worksp
     assert stored_sources(workspace) == ["liar.zip/fine.md"]
 
 
+def test_zip_bomb_is_refused_by_its_ratio_with_default_settings_and_good_members_stay(workspace: Workspace) -> None:
+    started = time.perf_counter()
+    report = ingest_sources([fixture("zip_bomb.zip")], workspace)
+    assert time.perf_counter() - started < 2
+    assert errors_by_source(report) == {
+        "zip_bomb.zip/zeros.txt": "zip_bomb.zip/zeros.txt: the member would expand 9.7 kB to 10.0 MB, a compression "
+        "ratio of 1027:1, over the limit of 100:1 (ZIP_MAX_RATIO); it looks like a zip bomb and was not expanded "
+        "(if you trust it, extract it and ingest the file itself)"
+    }
+    assert stored_sources(workspace) == ["zip_bomb.zip/small.md"]
+
+
+def test_a_bomb_declaring_a_huge_compressed_size_is_measured_against_the_archive(workspace: Workspace) -> None:
+    data = bytearray((FIXTURES / "zip_bomb.zip").read_bytes())
+    for header, field in ((b"PK\x03\x04", 18), (b"PK\x01\x02", 20)):  # compressed size of the first member
+        offset = data.find(header) + field
+        data[offset : offset + 4] = struct.pack("<I", 9_000_000)
+    report = ingest_sources([Source(name="liar.zip", data=bytes(data))], workspace)
+    assert errors_by_source(report)["liar.zip/zeros.txt"].startswith(
+        f"liar.zip/zeros.txt: the member would expand {len(data) / 1000:.1f} kB to 10.0 MB, a compression ratio "
+        f"of {10_000_000 // len(data)}:1"
+    )
+    assert stored_sources(workspace) == ["liar.zip/small.md"]
+
+
 def test_same_content_is_skipped_by_hash_and_ids_follow_content(workspace: Workspace) -> None:
     first = ingest_sources([fixture(GOOD)], workspace)
     again = ingest_sources([Source(name="copy.md", data=(FIXTURES / GOOD).read_bytes())], workspace)
@@ -223,21 +249,54 @@ def test_reindex_rebuilds_the_chunk_collection(workspace: Workspace) -> None:
     assert workspace.index.search_chunks("North Quay length", k=1)[0].title == "Harbour Notes"
 
 
-def test_locations_walk_directories_and_report_missing_paths(workspace: Workspace, tmp_path: Path) -> None:
+def mixed_folder(tmp_path: Path) -> Path:
+    """Two documents beside files of types we do not read, as a project folder holds them."""
     folder = tmp_path / "corpus"
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "a.md").write_text("# Alpha\n\nAlpha has 3 masts.\n")
     (folder / "b.txt").write_text("Beta has 4 masts.\n")
     (folder / ".hidden.txt").write_text("never read")
     (folder / "slides.pptx").write_bytes(b"PK")
-    report = ingest_locations([str(folder), str(tmp_path / "nope.pdf"), "ftp://example.org/x.txt"], workspace)
+    (folder / "sub" / "tool.py").write_text("print('hi')\n")
+    (folder / "sub" / "rows.jsonl").write_text('{"a": 1}\n')
+    return folder
+
+
+def test_locations_walk_directories_skip_unsupported_files_and_report_missing_paths(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    folder = mixed_folder(tmp_path)
+    locations = [str(folder), str(tmp_path / "nope.pdf"), "ftp://example.org/x.txt", str(folder / "slides.pptx")]
+    report = ingest_locations(locations, workspace)
     assert stored_sources(workspace) == ["corpus/b.txt", "corpus/sub/a.md"]
+    assert report.unsupported_skipped == ["corpus/slides.pptx", "corpus/sub/rows.jsonl", "corpus/sub/tool.py"]
     assert errors_by_source(report) == {
         str(tmp_path / "nope.pdf"): f"{tmp_path / 'nope.pdf'}: no such file or directory",
         "ftp://example.org/x.txt": "ftp://example.org/x.txt: only http and https URLs can be fetched",
-        "corpus/slides.pptx": "corpus/slides.pptx: unsupported file type '.pptx' (supported: .htm, .html, "
+        "slides.pptx": "slides.pptx: unsupported file type '.pptx' (supported: .htm, .html, "
         ".markdown, .md, .pdf, .text, .txt, .xhtml and .zip archives of those)",
     }
+
+
+def test_cli_ingest_of_a_directory_skips_unsupported_files_but_not_a_named_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("TASKCRAFT_HOME", str(tmp_path / "cli_home"))
+    folder = mixed_folder(tmp_path)
+    assert main(["ingest", "--json", str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "documents_added": 2, "documents_skipped": 0, "chunks_added": 2, "errors": [],
+    }
+    assert main(["ingest", str(folder)]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "0 documents added (0 chunks), 2 already present, 0 failed",
+        "  skipped 3 files of unsupported types: corpus/slides.pptx, corpus/sub/rows.jsonl, corpus/sub/tool.py",
+    ]
+    assert main(["ingest", "--json", str(folder / "sub" / "tool.py")]) == 2
+    assert json.loads(capsys.readouterr().out)["errors"] == [
+        {"source": "tool.py", "error": "tool.py: unsupported file type '.py' (supported: .htm, .html, .markdown, "
+         ".md, .pdf, .text, .txt, .xhtml and .zip archives of those)"}
+    ]
 
 
 def test_oversized_file_on_disk_is_refused_unread(workspace: Workspace) -> None:

@@ -64,7 +64,7 @@ def test_agreement_counts_standing_decisions_after_undo(store: Store) -> None:
     store.record_review("t4", "ben", "undo", check_conflict=False)  # takes back ben's accept
     store.record_review("t4", "ben", "reject", reason="wrong", check_conflict=False)
     store.record_review("t1", "cleo", "accept", check_conflict=False)
-    table = insights.reviewer_agreement(store.all_reviews())
+    table = insights.reviewer_agreement(store.standing_reviews())
     assert table.to_dict("records") == [
         {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 2, "agreed": 1, "agreement": 0.5},
     ]
@@ -97,16 +97,16 @@ def test_empty_store_gives_empty_tables(store: Store) -> None:
     tasks = insights.task_table(store)
     assert insights.funnel_counts(insights.status_counts(tasks)) == {"candidates": 0, "verified": 0, "accepted": 0}
     assert insights.yield_per_document(tasks, {}).empty
-    assert insights.reviewer_agreement([]).empty and insights.reviewer_throughput([]).empty
+    assert insights.reviewer_agreement(store.standing_reviews()).empty and insights.reviewer_throughput([]).empty
     assert insights.tool_usage({}, []).empty
 
 
 def test_data_version_changes_with_tasks_and_reviews(store: Store) -> None:
-    before = insights.data_version(store)
+    before = store.data_version()
     seeded(store)
-    added = insights.data_version(store)
+    added = store.data_version()
     store.record_review("t1", "ana", "reject", check_conflict=False)
-    assert before == (0, 0, 0) and added == (4, 0, 0) and insights.data_version(store)[1] == 1
+    assert before == (0, 0, 0) and added == (4, 0, 0) and store.data_version()[1] == 1
 
 
 def test_dashboard_counts_from_status_kind_pairs(store: Store) -> None:

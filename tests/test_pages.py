@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification
+from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification, content_id
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 
@@ -74,7 +74,7 @@ def table_with(at: AppTest, column: str) -> pd.DataFrame:
 
 
 def card_caption(at: AppTest) -> str:
-    return next(c.value for c in at.caption if c.value.startswith("`task"))
+    return next(c.value for c in at.caption if " · hops " in c.value)
 
 
 # ---- every page, empty ---------------------------------------------------------------------------
@@ -144,10 +144,10 @@ def test_corpus_url_refused_shows_a_per_source_error(home: Path, db: Store) -> N
 def test_review_needs_a_name_then_accept_reject_edit_undo_change_the_store(home: Path, db: Store) -> None:
     seed(db)
     at = open_page("review")
-    assert at.button(key="review_accept").disabled and card_caption(at).startswith("`task0`")
+    assert at.button(key="review_accept").disabled and card_caption(at).startswith("task0 ·")
     at.text_input(key="reviewer_name").input("ana").run()
     at.button(key="review_accept").click().run()
-    assert db.get_task("task0").status == "accepted" and card_caption(at).startswith("`task1`")
+    assert db.get_task("task0").status == "accepted" and card_caption(at).startswith("task1 ·")
 
     at.selectbox(key="reject_reason").select("Answer is wrong")
     at.text_input(key="reject_details").input("it was 1932")
@@ -166,7 +166,7 @@ def test_review_needs_a_name_then_accept_reject_edit_undo_change_the_store(home:
     at.button(key="review_undo").click().run()  # takes back the edit
     assert db.get_task("task2").question == "When did *observatory* 2 open?"
     at.button(key="review_undo").click().run()  # and the rejection, showing that task again
-    assert db.get_task("task1").status == "pending" and card_caption(at).startswith("`task1`")
+    assert db.get_task("task1").status == "pending" and card_caption(at).startswith("task1 ·")
     assert [r.decision for r in db.reviews_for("task1")] == ["reject", "undo"]
 
 
@@ -176,9 +176,9 @@ def test_review_moves_with_next_previous_skip_and_shows_progress(home: Path, db:
     assert at.button(key="review_previous").disabled
     at.button(key="review_next").click().run()
     at.button(key="review_skip").click().run()
-    assert card_caption(at).startswith("`task2`")
+    assert card_caption(at).startswith("task2 ·")
     at.button(key="review_previous").click().run()
-    assert card_caption(at).startswith("`task1`")
+    assert card_caption(at).startswith("task1 ·")
     assert "Task 2 of 4" in at.get("progress")[0].proto.text
 
 
@@ -199,10 +199,10 @@ def test_review_filters_narrow_the_queue(home: Path, db: Store) -> None:
     at = open_page("review")
     assert "of 2" in at.get("progress")[0].proto.text
     at.multiselect(key="review_status").set_value(["accepted"]).run()
-    assert card_caption(at).startswith("`task1`") and "of 1" in at.get("progress")[0].proto.text
+    assert card_caption(at).startswith("task1 ·") and "of 1" in at.get("progress")[0].proto.text
     at.multiselect(key="review_status").set_value([]).run()
     at.text_input(key="review_text").input("observatory* 2").run()
-    assert card_caption(at).startswith("`task2`")
+    assert card_caption(at).startswith("task2 ·")
 
 
 def test_review_conflict_warns_and_keeps_the_other_decision(home: Path, db: Store) -> None:
@@ -217,15 +217,59 @@ def test_review_conflict_warns_and_keeps_the_other_decision(home: Path, db: Stor
     assert not at.warning
 
 
+def test_review_undo_after_another_reviewer_decided_warns_and_their_decision_stands(home: Path, db: Store) -> None:
+    seed(db, n=2)
+    at = open_page("review")
+    at.text_input(key="reviewer_name").input("alice").run()
+    at.button(key="review_accept").click().run()
+    [alice] = db.reviews_for("task0")
+    db.record_review("task0", "bob", "reject", reason="wrong", expected_latest=alice.id)  # bob decides after her
+    at.button(key="review_undo").click().run()
+    assert not at.exception
+    assert db.get_task("task0").status == "rejected"
+    assert [(r.reviewer, r.decision) for r in db.reviews_for("task0")] == [("alice", "accept"), ("bob", "reject")]
+    assert "Task task0 was decided by bob after your decision" in at.warning[0].value
+    assert card_caption(at).startswith("task0 ·") and at.button(key="review_undo").disabled
+
+
+def test_an_imported_task_with_markdown_and_html_renders_literally(home: Path, db: Store) -> None:
+    question = "Is **this** <b>bold</b> or [a link](http://x)?"
+    records = [{"id": "__init__", "kind": "atomic", "question": question, "golden_answer": "_no_"},
+               {"id": "<img src=x onerror=alert(1)>", "kind": "atomic", "question": "Q?", "golden_answer": "1"},
+               {"id": "depth_1", "kind": "depth", "question": "Child?", "golden_answer": "2",
+                "parents": ["__init__", "<img src=x onerror=alert(1)>"]}]
+    at = open_page("export")
+    at.file_uploader(key="import_upload").set_value(
+        ("odd.jsonl", "\n".join(json.dumps(r) for r in records).encode(), "application/json")).run()
+    at.button(key="import_run").click().run()
+    assert at.success[0].value == "Added 3 tasks; 0 were already present."
+    at = open_page("review", at)
+    at.text_input(key="reviewer_name").input("ana").run()
+    assert card_caption(at).startswith(r"\_\_init\_\_ · atomic")
+    shown = next(m.value for m in at.markdown if m.value.startswith("**Question**"))
+    assert shown == r"**Question**  " + "\n" + r"Is \*\*this\*\* \<b\>bold\</b\> or \[a link\]\(http\://x\)?"
+    db.record_review("__init__", "**eve**", "reject", reason="vague")  # a name that is Markdown, too
+    at.button(key="review_accept").click().run()
+    assert r"decided by \*\*eve\*\*" in at.warning[0].value
+    at.button(key="review_reload").click().run()  # eve's rejection took it out of the pending queue
+    derived = content_id("imported-id", "<img src=x onerror=alert(1)>")
+    assert card_caption(at).startswith(derived)
+    at.button(key="review_next").click().run()
+    assert card_caption(at).startswith(r"depth\_1 · depth")
+    labels = [b.proto.label for b in at.button if b.key.startswith("lineage_")]
+    assert labels == [r"\_\_init\_\_", derived]
+    assert not any("<img" in element.value for element in (*at.markdown, *at.caption, *at.warning))
+
+
 def test_review_lineage_opens_the_child(home: Path, db: Store) -> None:
     seed(db, n=1)
     db.add_tasks([make_task(9, kind="depth", hops=2, parent_ids=["task0"])])
     at = open_page("review")
     at.multiselect(key="review_kind").set_value(["atomic"]).run()
     at.button(key="lineage_task9").click().run()
-    assert card_caption(at).startswith("`task9` · depth")
+    assert card_caption(at).startswith("task9 · depth")
     at.button(key="lineage_task0").click().run()
-    assert card_caption(at).startswith("`task0`")
+    assert card_caption(at).startswith("task0 ·")
 
 
 def test_review_uses_the_logged_in_name_when_login_is_configured(home: Path, db: Store) -> None:
@@ -254,7 +298,7 @@ def test_review_find_similar_lists_neighbours_and_opens_one(home: Path, db: Stor
     assert not at.exception
     assert [b.key for b in at.button if b.key.startswith("similar_")][0] == "similar_task5"
     at.button(key="similar_task5").click().run()
-    assert card_caption(at).startswith("`task5`")
+    assert card_caption(at).startswith("task5 ·")
 
 
 # ---- insights ------------------------------------------------------------------------------------
@@ -375,13 +419,15 @@ def test_export_defaults_to_accepted_downloads_writes_and_imports(home: Path, db
     assert at.metric[0].value == "1" and list(table_with(at, "question")["id"]) == ["task1"]
     at.button(key="export_prepare").click().run()
     assert not at.exception
-    download = at.get("download_button")[0]
-    assert download.proto.label == "Download taskcraft_jsonl.jsonl"
+    data, manifest = at.get("download_button")
+    assert data.proto.label == "Download taskcraft_jsonl.jsonl"
+    assert manifest.proto.label == "Download taskcraft_jsonl.jsonl.manifest.json"
+    assert json.loads(at.json[0].proto.body)["count"] == 1
     at.button(key="export_write").click().run()
     written = home / "exports" / "tasks-jsonl" / "tasks.jsonl"
     lines = written.read_text(encoding="utf-8").splitlines()
     assert not at.exception and len(lines) == 1 and json.loads(lines[0])["id"] == "task1"
-    assert json.loads((written.parent / "manifest.json").read_text())["count"] == 1
+    assert json.loads((written.parent / "tasks.jsonl.manifest.json").read_text())["count"] == 1
     at.text_input(key="export_name").input("../escape").run()
     at.button(key="export_write").click().run()
     assert at.error[0].value == "Give a plain name, without folders."

@@ -74,12 +74,23 @@ def test_decided_task_leaving_the_queue_keeps_the_position(store: Store) -> None
 def test_stale_card_raises_conflict_and_undo_takes_back(store: Store) -> None:
     seed(store)
     card = rq.load_card(store, rq.build_filter(), 0)
-    store.record_review("t0", "ben", "reject", reason="wrong", expected_latest=None)
+    ben = store.record_review("t0", "ben", "reject", reason="wrong", expected_latest=None)
     with pytest.raises(ReviewConflict):
         rq.decide(store, card, "ana", "accept")
     assert store.get_task("t0").status == "rejected"
-    rq.undo(store, "t0", "ben")
+    rq.undo(store, ben.id, "ben")
     assert store.get_task("t0").status == "pending"
+
+
+def test_undo_after_someone_else_decided_is_a_conflict_and_their_decision_stands(store: Store) -> None:
+    seed(store)
+    alice = rq.decide(store, rq.load_card(store, rq.build_filter(), 0), "alice", "accept")
+    bobs_card = rq.load_card(store, rq.build_filter(), 0)
+    rq.decide(store, bobs_card, "bob", "reject", reason="Answer is wrong")
+    with pytest.raises(ReviewConflict, match="decided by bob"):
+        rq.undo(store, alice.id, "alice")
+    task = store.get_task("t0")
+    assert (task.status, [r.decision for r in store.reviews_for("t0")]) == ("rejected", ["accept", "reject"])
 
 
 def test_step_views_truncate_long_text_and_format_args() -> None:

@@ -1,4 +1,5 @@
-"""Generation runs with scripted work functions: stages, limit, errors, cancel, crash and resume."""
+"""Generation runs with scripted work functions: stages, limit, errors, cancel, crash and resume.
+Runs of the real method on the sample corpus are in test_run_method.py."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import SimpleNamespace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,18 +20,14 @@ from taskcraft_core.generate.prompts import PROMPT_VERSION
 from taskcraft_core.index import VectorIndex
 from taskcraft_core.llm import Usage
 from taskcraft_core.run_executor import Pipeline
-from taskcraft_core.generate.text import contains_answer
-from taskcraft_core.ingest import load_sample_corpus
 from taskcraft_core.runs import (
     RunRequest,
     cancel_run,
     create_run,
     execute_run,
     interrupted_runs,
-    resume_run_in_background,
     run_progress,
     run_summary,
-    start_run_in_background,
 )
 from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, content_id, utcnow
 from taskcraft_core.settings import Settings
@@ -72,7 +67,8 @@ class NothingHere(Exception):
 
 class FakeMethod:
     """Scripted work: every atomic chunk gives one verified and one failed candidate (2 calls,
-    10 tokens each), every depth unit one verified child, width pairs tasks in id order."""
+    10 tokens each), every depth unit one verified child, width pairs tasks in id order, and
+    exploration starts from the first document and gives one verified and one failed task."""
 
     def __init__(self) -> None:
         self.atomic_hook: Callable[[Chunk, Any], None] = lambda chunk, context: None
@@ -82,8 +78,8 @@ class FakeMethod:
         self.lock = threading.Lock()
 
     def pipeline(self, workspace: Workspace, run: GenerationRun) -> Pipeline:
-        return Pipeline(self.new_context, self.atomic, self.depth, self.group, self.width, gate=self.gate,
-                        empty_unit_errors=(NothingHere,))
+        return Pipeline(self.new_context, self.atomic, self.depth, self.group, self.width, self.explore_starts,
+                        self.explore, gate=self.gate, empty_unit_errors=(NothingHere,))
 
     @staticmethod
     def new_context(cancel: threading.Event) -> Any:
@@ -118,6 +114,17 @@ class FakeMethod:
         context.usage.add(calls=4, tokens=40)
         return task("width", "+".join(t.id for t in group), parent_ids=[t.id for t in group])
 
+    @staticmethod
+    def explore_starts(documents: Sequence[Document], context: Any) -> list[Document]:
+        return list(documents[:1])
+
+    @staticmethod
+    def explore(documents: Sequence[Document], start: Document, context: Any) -> list[Task]:
+        context.usage.add(calls=5, tokens=50)
+        route = "+".join(d.id for d in documents)
+        return [task("explore", f"{start.id}>{route}", document_id=documents[-1].id),
+                task("explore", f"{start.id}>{route}/x", "failed_verification", failure_reason="executor got lost")]
+
 
 def stored_tasks(workspace: Workspace) -> dict[str, str]:
     return {t.id: t.status for t in workspace.store.list_tasks(limit=None)}
@@ -141,7 +148,7 @@ def test_create_run_snapshots_the_configuration_without_the_key(settings: Settin
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (RunRequest(kinds=["atomic", "explore"]), "Unknown task kinds: explore"),
+        (RunRequest(kinds=["atomic", "sideways"]), "Unknown task kinds: sideways"),
         (RunRequest(kinds=[]), "Unknown task kinds: (none given)"),
         (RunRequest(limit=0), "The limit must be at least 1"),
         (RunRequest(concurrency=0), "Concurrency must be between 1 and 64"),
@@ -171,20 +178,23 @@ def test_stages_run_in_order_and_everything_is_counted(workspace: Workspace) -> 
     finished = execute_run(workspace, run.id, seen.append, pipeline=fake.pipeline)
     assert finished.status == "completed" and finished.finished_at is not None
     assert run_summary(finished) == {
-        "run_id": run.id, "candidates": 12 + 6 + 3, "accepted": 6 + 6 + 3, "rejected": 6,
+        "run_id": run.id, "candidates": 12 + 6 + 3 + 2, "accepted": 6 + 6 + 3 + 1, "rejected": 6 + 1,
         "by_kind": {"atomic": {"candidates": 12, "accepted": 6, "rejected": 6, "duplicates": 0},
                     "depth": {"candidates": 6, "accepted": 6, "rejected": 0, "duplicates": 0},
-                    "width": {"candidates": 3, "accepted": 3, "rejected": 0, "duplicates": 0}},
-        "model_calls": 6 * 2 + 6 * 3 + 1 + 3 * 4, "errors": [],
+                    "width": {"candidates": 3, "accepted": 3, "rejected": 0, "duplicates": 0},
+                    "explore": {"candidates": 2, "accepted": 1, "rejected": 1, "duplicates": 0}},
+        "model_calls": 6 * 2 + 6 * 3 + 1 + 3 * 4 + 5, "errors": [],
     }
-    assert finished.tokens == 6 * 10 + 6 * 30 + 1 + 3 * 40
-    assert len(finished.done_units) == 6 + 6 + 3
-    assert {unit.split(":")[0] for unit in finished.done_units} == {"atomic", "depth", "width"}
-    assert "atomic:doc1:0" in finished.done_units
-    assert workspace.store.count_tasks(TaskFilter(run_ids=[run.id])) == 21
+    assert finished.tokens == 6 * 10 + 6 * 30 + 1 + 3 * 40 + 50
+    assert len(finished.done_units) == 6 + 6 + 3 + 1
+    assert {unit.split(":")[0] for unit in finished.done_units} == {"atomic", "depth", "width", "explore"}
+    assert "atomic:doc1:0" in finished.done_units and "explore:doc0" in finished.done_units
+    # the exploration's environment is every document of the run
+    assert workspace.store.get_task(content_id("explore", "doc0>doc0+doc1+doc2")).document_id == "doc2"
+    assert workspace.store.count_tasks(TaskFilter(run_ids=[run.id])) == 23
     stages = [p.stage for p in seen]
-    assert stages == sorted(stages, key=["atomic", "depth", "width"].index)
-    assert (seen[-1].stage, seen[-1].done, seen[-1].total) == ("width", 3, 3)
+    assert stages == sorted(stages, key=["atomic", "depth", "width", "explore"].index)
+    assert (seen[-1].stage, seen[-1].done, seen[-1].total) == ("explore", 1, 1)
     assert run_progress(finished) == seen[-1]
     assert fake.most_in_flight == 3
 
@@ -283,7 +293,7 @@ def test_a_crash_mid_run_loses_nothing_and_resume_duplicates_nothing(workspace: 
     reference = make_workspace(Settings(home=tmp_path / "reference"))
     expected = execute_run(reference, create_run(reference, RunRequest()).id, pipeline=FakeMethod().pipeline)
     assert stored_tasks(workspace) == stored_tasks(reference)
-    assert workspace.store.count_tasks() == 21
+    assert workspace.store.count_tasks() == 23
     assert run_summary(resumed)["by_kind"] == run_summary(expected)["by_kind"]
     assert interrupted_runs(workspace) == []
 
@@ -363,76 +373,3 @@ def test_a_unit_with_nothing_to_give_is_done_and_noted_not_failed(workspace: Wor
     assert finished.counts["empty_units"] == [{"unit": "atomic:doc0:1", "reason": "chunk 1 of Doc 0 has no extractable facts"}]
     assert finished.counts["funnel"]["atomic_empty_units"] == 1
     assert run_summary(finished)["accepted"] == 5
-
-
-# ---- the real method, offline, on the sample corpus --------------------------------------------
-
-
-def sample_workspace(home: Path) -> Workspace:
-    workspace = Workspace.open(Settings(home=home))
-    load_sample_corpus(workspace)
-    return workspace
-
-
-def wait_for(workspace: Workspace, run_id: str, done: Callable[[GenerationRun], bool], timeout: float = 90) -> GenerationRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = workspace.store.get_run(run_id)
-        if run is not None and done(run):
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} never got there: {workspace.store.get_run(run_id)}")
-
-
-def has_status(*statuses: str) -> Callable[[GenerationRun], bool]:
-    wanted: Collection[str] = statuses
-    return lambda run: run.status in wanted
-
-
-@pytest.mark.slow
-def test_background_run_cancelled_then_resumed_with_the_offline_engine(tmp_path: Path) -> None:
-    workspace = sample_workspace(tmp_path / "home")
-    first_three = [d.id for d in workspace.store.list_documents()][:3]
-    run_id = start_run_in_background(workspace, RunRequest(kinds=["atomic"], engine="offline", concurrency=1,
-                                                           document_ids=first_three))
-    wait_for(workspace, run_id, lambda run: len(run.done_units) >= 1)
-    cancel_run(workspace, run_id)
-    stopping = workspace.store.get_run(run_id)
-    assert stopping is not None and stopping.status == "cancelled"
-    if stopping.finished_at is None:  # still winding down: a resume is refused, and says so
-        with pytest.raises(TaskCraftError, match="already executing"):
-            resume_run_in_background(workspace, run_id)
-    cancelled = wait_for(workspace, run_id, lambda run: run.finished_at is not None)
-    assert cancelled.status == "cancelled" and 1 <= len(cancelled.done_units) < 6
-    kept = workspace.store.count_tasks()
-    assert kept > 0
-    resume_run_in_background(workspace, run_id)
-    finished = wait_for(workspace, run_id, has_status("completed", "failed"))
-    assert (finished.status, finished.error) == ("completed", None) and len(finished.done_units) == 6
-    assert workspace.store.count_tasks() == run_summary(finished)["candidates"] > kept
-
-
-@pytest.mark.slow
-def test_an_offline_run_of_every_kind_makes_grounded_tasks_with_lineage_and_costs(tmp_path: Path) -> None:
-    workspace = sample_workspace(tmp_path / "home")
-    run = execute_run(workspace, create_run(workspace, RunRequest(engine="offline", limit=2, concurrency=1)).id)
-    assert run.status == "completed" and run.config["engine"] == "offline"
-    by_kind = run_summary(run)["by_kind"]
-    assert all(by_kind[kind]["accepted"] >= 2 for kind in ("atomic", "depth", "width")), by_kind
-    tasks = {t.id: t for t in workspace.store.list_tasks(TaskFilter(run_ids=[run.id]), limit=None, with_trajectory=True)}
-    assert len(tasks) == run_summary(run)["candidates"]
-    assert sum(t.model_calls for t in tasks.values()) <= run.model_calls
-    assert all(t.engine == "offline" for t in tasks.values())
-    for task in (t for t in tasks.values() if t.status == "pending"):
-        assert task.model_calls > 0 and task.verification is not None, task.id  # verifying costs calls
-        observations = [s.observation or "" for s in task.trajectory if s.type == "tool"]
-        answers = task.golden_answer if isinstance(task.golden_answer, list) else [task.golden_answer]
-        assert all(any(contains_answer(a, o) for o in observations) for a in answers), task.id
-        if task.kind == "atomic":
-            document = workspace.store.get_document(task.document_id or "")
-            assert document is not None and contains_answer(task.golden_answer, document.text[task.span_start:task.span_end])
-        else:
-            parents = workspace.store.get_tasks(task.parent_ids)
-            assert len(parents) == len(task.parent_ids) >= 1
-        if task.kind == "width":
-            assert task.golden_answer == [p.golden_answer for p in parents]

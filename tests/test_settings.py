@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from taskcraft_core.settings import ENV_FIELDS, Settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
@@ -41,3 +44,15 @@ def test_environment_and_overrides_are_applied_in_order(tmp_path: Path) -> None:
     assert Settings.from_env({"TASKCRAFT_DATABASE_URL": "postgresql+psycopg://x@h/db"}).resolved_database_url == (
         "postgresql+psycopg://x@h/db"
     )
+
+
+def test_near_duplicate_settings_come_from_the_environment_with_unchanged_defaults() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.duplicate_threshold, defaults.duplicate_action) == (0.92, "flag")
+    assert (defaults.near_exact_ratio, defaults.answer_match_ratio, defaults.name_match_ratio) == (0.90, 90.0, 85.0)
+    chosen = Settings.from_env({"TASKCRAFT_DUPLICATE_ACTION": "skip", "TASKCRAFT_DUPLICATE_THRESHOLD": "0.8"})
+    assert (chosen.duplicate_action, chosen.duplicate_threshold) == ("skip", 0.8)
+    with pytest.raises(ValidationError):
+        Settings.from_env({"TASKCRAFT_DUPLICATE_ACTION": "delete"})
+    with pytest.raises(ValidationError):
+        Settings(answer_match_ratio=101)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from sqlalchemy import inspect
 
-from taskcraft_core.errors import ReviewConflict
-from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification
+from taskcraft_core.errors import ReviewConflict, TaskCraftError
+from taskcraft_core.schema import Chunk, Document, Review, Task, TrajectoryStep, Verification
 from taskcraft_core.store import Store, TaskFilter
 
 
@@ -93,3 +95,69 @@ def test_two_reviewers_deciding_at_once_get_a_conflict_not_a_lost_update(store: 
     task = store.get_task("t001")
     assert task is not None and task.status == "accepted"
     assert [r.reviewer for r in store.reviews_for("t001")] == ["ann"]
+
+
+def test_standing_reviews_replay_undos_for_many_tasks_at_once(store: Store) -> None:
+    store.add_tasks([make_task(i) for i in (1, 2, 3)])
+    accept = store.record_review("t001", "ann", "accept")
+    edit = store.record_review("t001", "bob", "edit", edits={"question": "Edited?"}, expected_latest=accept.id)
+    store.record_review("t001", "bob", "undo", expected_latest=edit.id)
+    reject = store.record_review("t002", "ann", "reject", reason="vague")
+    store.record_review("t002", "ann", "undo", expected_latest=reject.id)
+    standing = store.standing_reviews(["t001", "t002", "t003"])
+    assert {task_id: [r.id for r in reviews] for task_id, reviews in standing.items()} == {
+        "t001": [accept.id], "t002": []}
+    assert [(r.reviewer, r.decision) for r in store.standing_reviews()["t001"]] == [("ann", "accept")]
+    assert store.latest_review_ids(["t001", "t003"]) == {"t001": edit.id + 1, "t003": None}
+
+
+def test_undo_takes_back_only_the_newest_decision_in_force(store: Store) -> None:
+    store.add_tasks([make_task(1), make_task(2)])
+    alice = store.record_review("t001", "alice", "accept")
+    store.record_review("t001", "bob", "reject", reason="wrong", expected_latest=alice.id)
+    with pytest.raises(ReviewConflict, match="decided by bob after your decision"):
+        store.undo_review(alice.id, "alice")
+    assert store.get_task("t001").status == "rejected"
+    assert [r.decision for r in store.reviews_for("t001")] == ["accept", "reject"]
+
+    accept = store.record_review("t002", "ann", "accept")
+    edit = store.record_review("t002", "ann", "edit", edits={"question": "Edited?"}, expected_latest=accept.id)
+    store.undo_review(edit.id, "ann")
+    store.undo_review(accept.id, "ann")  # the same session takes back both, newest first
+    task = store.get_task("t002")
+    assert (task.status, task.question) == ("pending", "Question 2?")
+    with pytest.raises(ReviewConflict, match="already taken back"):
+        store.undo_review(accept.id, "ann")
+    with pytest.raises(TaskCraftError, match="No review with id 999"):
+        store.undo_review(999, "ann")
+
+
+def test_one_decision_on_several_tasks_lands_whole_or_not_at_all(store: Store) -> None:
+    store.add_tasks([make_task(i) for i in (1, 2, 3)])
+    seen = store.latest_review_ids(["t001", "t002", "t003"])
+    store.record_review("t002", "bob", "accept")
+    with pytest.raises(ReviewConflict, match="t002 by bob"):
+        store.record_reviews(["t001", "t002"], "ann", "reject", reason="duplicate of t003", expected_latest=seen)
+    with pytest.raises(ReviewConflict, match="t002 by bob"):  # the task relied on counts too
+        store.record_reviews(["t001", "t003"], "ann", "reject", expected_latest=seen)
+    assert store.reviews_for("t001") == [] and store.reviews_for("t003") == []
+    reviews = store.record_reviews(["t001", "t003"], "ann", "reject", reason="duplicate of t002",
+                                   expected_latest={"t001": None, "t003": None})
+    assert [(r.task_id, r.reason) for r in reviews] == [("t001", "duplicate of t002"), ("t003", "duplicate of t002")]
+    assert [t.status for t in store.get_tasks(["t001", "t002", "t003"])] == ["rejected", "accepted", "rejected"]
+
+
+def test_new_tasks_can_arrive_with_a_decision_made_elsewhere(store: Store) -> None:
+    decided_at = datetime(2026, 1, 2, 3, 4, 5)
+    review = Review(task_id="t001", reviewer="ann", decision="accept", reason="ok", created_at=decided_at)
+    edit = Review(task_id="t002", reviewer="bob", decision="edit", edits={"golden_answer": "22"})
+    assert store.add_tasks([make_task(1), make_task(2), make_task(3)], [review, edit]) == 3
+    assert [(t.status, t.golden_answer) for t in store.get_tasks(["t001", "t002", "t003"])] == [
+        ("accepted", "1"), ("pending", "22"), ("pending", "3")]
+    [stored] = store.reviews_for("t001")
+    assert (stored.reviewer, stored.reason, stored.created_at, stored.supersedes_id) == ("ann", "ok", decided_at, None)
+    assert store.count_tasks(TaskFilter(reviewers=["bob"])) == 1
+    store.undo_review(stored.id, "ann")  # an imported decision is a decision like any other
+    assert store.get_task("t001").status == "pending"
+    with pytest.raises(ReviewConflict):
+        store.record_review("t002", "ann", "accept", expected_latest=None)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from local_http import PAGE, closed_port, local_server
 
+from taskcraft_core import web
 from taskcraft_core.errors import IngestError, UnsafeURLError
 from taskcraft_core.settings import Settings
 from taskcraft_core.web import check_url, fetch_url, human_size
@@ -66,6 +70,52 @@ def test_loopback_server_is_refused_by_default_and_fetched_when_allowed(
         fetch_url(f"{base_url}/page.html", settings)
     fetched = fetch_url(f"{base_url}/page.html", allowing)
     assert (fetched.content_type, fetched.data) == ("text/html", PAGE)
+
+
+def test_a_name_for_loopback_is_refused_by_default_and_fetched_when_allowed(
+    base_url: str, settings: Settings, allowing: Settings
+) -> None:
+    url = base_url.replace("127.0.0.1", "localhost") + "/page.html"
+    with pytest.raises(UnsafeURLError) as caught:
+        fetch_url(url, settings)
+    assert caught.value.message.startswith("the host localhost resolves to ")
+    assert "a loopback address" in caught.value.message
+    assert fetch_url(url, allowing).data == PAGE
+
+
+class EchoHost(BaseHTTPRequestHandler):
+    """Answers with the Host header it was sent."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        body = self.headers["Host"].encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_request_goes_to_the_checked_address_with_the_host_name_kept(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # harbour.test cannot resolve (.test is reserved), so only the checked address can be reached;
+    # the guard is told 127.0.0.1 is public, as a rebinding name would look when first resolved.
+    resolved: list[str] = []
+    monkeypatch.setattr(web, "_resolve", lambda host, port: resolved.append(host) or [ipaddress.ip_address("127.0.0.1")])
+    monkeypatch.setattr(web, "_address_kind", lambda address: None)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHost)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://harbour.test:{server.server_address[1]}/tides.txt"
+        fetched = fetch_url(url, settings.with_changes(url_timeout_s=5))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (fetched.final_url, fetched.data) == (url, f"harbour.test:{server.server_address[1]}".encode())
+    assert resolved == ["harbour.test"]
 
 
 def test_redirects_are_followed_and_reported(base_url: str, allowing: Settings) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from taskcraft_core.dedup import DEFAULT_SCOPE, find_near_duplicates
+from taskcraft_core.dedup import DEFAULT_SCOPE, DuplicateCluster, find_near_duplicates
 from taskcraft_core.schema import TASK_STATUSES
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -28,12 +31,29 @@ def run_dedup(args: argparse.Namespace, workspace: Workspace) -> int:
     clusters = find_near_duplicates(workspace, args.threshold, task_filter)
     pairs = sum(len(cluster.pairs) for cluster in clusters)
     if args.json:
-        print(json.dumps({"tasks": workspace.store.count_tasks(task_filter), "pairs": pairs,
-                          "clusters": [cluster.task_ids for cluster in clusters]}))
-        return 0
-    print(f"{len(clusters)} clusters, {pairs} pairs")
-    for cluster in clusters:
-        print(f"- {len(cluster.task_ids)} tasks, max similarity {cluster.max_similarity:.3f}: {' '.join(cluster.task_ids)}")
-        for pair in cluster.pairs:
-            print(f"    {pair.a} ~ {pair.b}  {pair.kind}  cosine {pair.cosine:.3f}  lexical {pair.lexical:.2f}")
+        summary = {"tasks": workspace.store.count_tasks(task_filter), "pairs": pairs,
+                   "clusters": [cluster.task_ids for cluster in clusters]}
+        write_lines([json.dumps(summary)])
+    else:
+        write_lines(report_lines(clusters, pairs))
     return 0
+
+
+def report_lines(clusters: Sequence[DuplicateCluster], pairs: int) -> Iterator[str]:
+    yield f"{len(clusters)} clusters, {pairs} pairs"
+    for cluster in clusters:
+        members = " ".join(cluster.task_ids)
+        yield f"- {len(cluster.task_ids)} tasks, max similarity {cluster.max_similarity:.3f}: {members}"
+        for pair in cluster.pairs:
+            yield f"    {pair.a} ~ {pair.b}  {pair.kind}  cosine {pair.cosine:.3f}  lexical {pair.lexical:.2f}"
+
+
+def write_lines(lines: Iterable[str]) -> None:
+    """Print lines; a reader that stops early (`| head`) ends the output quietly, as with any Unix tool."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; pointing it at /dev/null keeps that flush from failing too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

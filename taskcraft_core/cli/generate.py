@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
     generate = subparsers.add_parser("generate", help="Generate tasks from the stored documents (a run).")
     generate.add_argument("--kinds", help=f"Comma-separated task kinds (default {','.join(STAGES)}).")
     generate.add_argument("--documents", nargs="+", metavar="ID", help="Only these documents (default all).")
-    generate.add_argument("--limit", type=int, help="Stop each stage once it made N verified tasks.")
+    generate.add_argument("--limit", type=int, help="Stop each stage once it made N verified tasks (a unit's tasks "
+                          "are kept whole; explore writes ceil(N/4) candidates per guideline family).")
     generate.add_argument("--engine", choices=["offline", "openai"], help="Default: openai when configured.")
     generate.add_argument("--model", help="Chat model name (default from settings).")
     generate.add_argument("--base-url", help="OpenAI-compatible endpoint base URL.")
@@ -97,7 +98,7 @@ class ProgressBar:
         counts = progress.counts
         accepted = sum(n for key, n in counts.items() if key.endswith("_accepted"))
         rejected = sum(n for key, n in counts.items() if key.endswith("_rejected"))
-        line = (f"{progress.stage:<6} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+        line = (f"{progress.stage:<7} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
                 f"{progress.done}/{progress.total} units  {accepted} verified, {rejected} rejected")
         self.stream.write(f"\r{line}" if self.in_place else f"{line}\n")
         self.stream.flush()
@@ -107,7 +108,7 @@ def _print_summary(run: GenerationRun, summary: dict[str, Any]) -> None:
     print(f"run {run.id} {run.status}: {summary['candidates']} candidates, {summary['accepted']} verified, "
           f"{summary['rejected']} rejected; {run.model_calls} model calls, {run.tokens} tokens")
     for kind, counts in summary["by_kind"].items():
-        print(f"  {kind:<6} {counts['candidates']} candidates, {counts['accepted']} verified, "
+        print(f"  {kind:<7} {counts['candidates']} candidates, {counts['accepted']} verified, "
               f"{counts['rejected']} rejected, {counts['duplicates']} near-duplicates")
     for error in summary["errors"]:
         print(f"  failed unit {error['unit']}: {error['error']}")

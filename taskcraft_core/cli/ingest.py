@@ -11,6 +11,8 @@ from typing import Any
 from taskcraft_core.ingest import IngestReport, ingest_locations, reindex
 from taskcraft_core.workspace import Workspace
 
+SKIPPED_SHOWN = 5  # a directory can hold thousands of files we do not read; name a few
+
 
 def register(subparsers: Any) -> None:
     ingest = subparsers.add_parser(
@@ -57,5 +59,10 @@ def _print_summary(report: IngestReport) -> None:
         f"{report.documents_added} documents added ({report.chunks_added} chunks), "
         f"{report.documents_skipped} already present, {len(report.errors)} failed"
     )
+    if report.unsupported_skipped:
+        shown = ", ".join(report.unsupported_skipped[:SKIPPED_SHOWN])
+        more = len(report.unsupported_skipped) - SKIPPED_SHOWN
+        print(f"  skipped {len(report.unsupported_skipped)} files of unsupported types: {shown}"
+              + (f" and {more} more" if more > 0 else ""))
     for failure in report.errors:
         print(f"  failed: {failure.error}")

@@ -23,7 +23,7 @@ from taskcraft_core.generate.explore_records import (
 from taskcraft_core.generate.explorer import LISTED_PAGE, choose_start_page, explore_corpus
 from taskcraft_core.generate.prompts import EXPLORE_SOLVER_SYSTEM
 from taskcraft_core.generate.text import contains_answer, sentences
-from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task
+from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
 from taskcraft_core.llm import Usage
 from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id
 from taskcraft_core.tools import make_link_tools, make_tools, page_observed
@@ -212,31 +212,17 @@ def visited_pages(steps: Sequence[TrajectoryStep]) -> set[str]:
 
 def verify_explore(question: str, golden: Golden, required: Sequence[str], titles: dict[str, str],
                    ctx: GenerationContext, usage: Usage) -> Outcome:
-    """Model alone (must fail), then the executor: its answer judged against the golden answer, and
-    its trajectory checked for every required page. Model errors propagate to the caller."""
-    engine = ctx.engine
-    alone = engine.answer_alone(question, usage)
-    alone_judgement = engine.judge(question, golden, alone, usage)
-    check = Verification(model_alone_answer=alone, model_alone_score=alone_judgement.score,
-                         judge_rationale=f"model alone: {alone_judgement.rationale}")
-    if not ctx.acceptance.agent_can_still_pass(alone_judgement.score):
-        reason = f"model alone answered it (score {alone_judgement.score}); executor not run"
-        return Outcome(check, [], False, reason, 0)
-    result = execute(question, ctx, usage)
-    judgement = engine.judge(question, golden, result.answer, usage) if result.finished else None
-    score = judgement.score if judgement else 0
-    missing = [page for page in required if page not in visited_pages(result.steps)]
-    check = check.model_copy(update={
-        "agent_answer": result.answer, "agent_score": score, "agent_steps": result.tool_steps,
-        "judge_rationale": f"{check.judge_rationale}; executor: "
-                           f"{judgement.rationale if judgement else result.failure or 'executor failed'}",
-    })
-    answered = ctx.acceptance.accepts(score, alone_judgement.score)
-    reason = None
-    if not result.finished:
-        reason = f"executor failed: {result.failure}"
-    elif not answered:
-        reason = f"executor's answer judged {score}"
-    elif missing:
-        reason = "executor did not visit the required page(s): " + ", ".join(f"“{titles.get(p, p)}”" for p in missing)
-    return Outcome(check, result.steps, reason is None, reason, result.tool_steps)
+    """`verify` with the executor as the solver: the model alone must fail, the executor's answer
+    must be judged right, and its trajectory must show every required page. Model errors propagate."""
+
+    def rejection(check: Verification, result: AgentResult, answered: bool) -> str | None:
+        if not result.finished:
+            return f"executor failed: {result.failure}"
+        if not answered:
+            return f"executor's answer judged {check.agent_score}"
+        missing = [page for page in required if page not in visited_pages(result.steps)]
+        if missing:
+            return "executor did not visit the required page(s): " + ", ".join(f"“{titles.get(p, p)}”" for p in missing)
+        return None
+
+    return verify(question, golden, ctx, usage, solve=execute, solver_name="executor", rejection=rejection)

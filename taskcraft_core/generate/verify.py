@@ -1,11 +1,13 @@
 """Verification (METHOD §1.2): the model alone must fail, the agent with tools must succeed.
 
 Both answers, both judge scores, the rationale, the agent's step count and its trajectory are
-kept, whether the candidate passes or not; the acceptance rule lives on the context.
+kept, whether the candidate passes or not; the acceptance rule lives on the context. Exploration
+tasks (explore.py) are verified by the same `verify`, with their executor as the solver.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,33 +41,45 @@ def solve_with_agent(question: str, ctx: GenerationContext, usage: Usage, hop: i
     return result
 
 
-def verify(question: str, golden: Golden, ctx: GenerationContext, usage: Usage, hop: int = 0) -> Outcome:
-    """Model alone, then (unless that already decided it) the agent; each answer judged against the
-    golden answer. Model errors propagate: the caller marks the candidate failed."""
+# The attempt after the model alone: question -> the solving agent's result, its calls counted.
+Solve = Callable[[str, GenerationContext, Usage], AgentResult]
+# Why a judged attempt is rejected, or None to accept it: (verification, result, accepted by the rule).
+Rejection = Callable[[Verification, AgentResult, bool], str | None]
+
+
+def verify(question: str, golden: Golden, ctx: GenerationContext, usage: Usage, hop: int = 0, *,
+           solve: Solve | None = None, solver_name: str = "agent", rejection: Rejection | None = None) -> Outcome:
+    """Model alone, then (unless that already decided it) the solver; each answer judged against the
+    golden answer. The solver is the corpus agent (`solve_with_agent`) unless `solve` is given, and
+    `rejection` may add checks on its trajectory (exploration's executor must visit its route).
+    Model errors propagate: the caller marks the candidate failed."""
     engine = ctx.engine
     alone = engine.answer_alone(question, usage)
     alone_judgement = engine.judge(question, golden, alone, usage)
     check = Verification(model_alone_answer=alone, model_alone_score=alone_judgement.score,
                          judge_rationale=f"model alone: {alone_judgement.rationale}")
     if not ctx.acceptance.agent_can_still_pass(alone_judgement.score):
-        # Cheap rejection: no agent score could beat this, so neither the agent nor its judge runs.
-        reason = f"model alone answered it (score {alone_judgement.score}); agent not run"
+        # Cheap rejection: no solver score could beat this, so neither the solver nor its judge runs.
+        reason = f"model alone answered it (score {alone_judgement.score}); {solver_name} not run"
         return Outcome(check, [], accepted=False, reason=reason, tool_steps=0)
-    result = solve_with_agent(question, ctx, usage, hop)
+    result = solve(question, ctx, usage) if solve else solve_with_agent(question, ctx, usage, hop)
     if result.finished:
-        agent_judgement = engine.judge(question, golden, result.answer, usage)
-        agent_score, agent_rationale = agent_judgement.score, agent_judgement.rationale
+        judgement = engine.judge(question, golden, result.answer, usage)
+        score, rationale = judgement.score, judgement.rationale
     else:
-        agent_score, agent_rationale = 0, result.failure or "agent failed"
+        score, rationale = 0, result.failure or f"{solver_name} failed"
     check = check.model_copy(update={
-        "agent_answer": result.answer, "agent_score": agent_score, "agent_steps": result.tool_steps,
-        "judge_rationale": f"{check.judge_rationale}; agent: {agent_rationale}",
+        "agent_answer": result.answer, "agent_score": score, "agent_steps": result.tool_steps,
+        "judge_rationale": f"{check.judge_rationale}; {solver_name}: {rationale}",
     })
-    accepted = ctx.acceptance.accepts(agent_score, alone_judgement.score)
-    return Outcome(check, result.steps, accepted, None if accepted else _rejection(check, result), result.tool_steps)
+    reason = (rejection or agent_rejection)(check, result, ctx.acceptance.accepts(score, alone_judgement.score))
+    return Outcome(check, result.steps, reason is None, reason, result.tool_steps)
 
 
-def _rejection(check: Verification, result: AgentResult) -> str:
+def agent_rejection(check: Verification, result: AgentResult, accepted: bool) -> str | None:
+    """The corpus agent's verdict: None when the acceptance rule accepts its judged answer."""
+    if accepted:
+        return None
     if check.agent_score <= check.model_alone_score and check.model_alone_score > 0:
         return f"model alone answered it (score {check.model_alone_score}) as well as the agent ({check.agent_score})"
     if not result.finished:
