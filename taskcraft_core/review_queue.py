@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from taskcraft_core.generate.difficulty import MAX_LEVEL
 from taskcraft_core.schema import Chunk, Decision, Review, Task, TrajectoryStep
 from taskcraft_core.store import Store, TaskFilter
 
-MAX_DIFFICULTY = 10
+MAX_DIFFICULTY = MAX_LEVEL
 SORTS: dict[str, str] = {
     "oldest": "Oldest first",
     "newest": "Newest first",

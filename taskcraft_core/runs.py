@@ -55,7 +55,8 @@ RUN_SETTINGS: tuple[str, ...] = (
     "engine", "model", "generation_model", "solver_model", "judge_model", "openai_base_url",
     "request_timeout_s", "max_retries", "concurrency", "cache_responses", "agent_max_steps",
     "tool_timeout_s", "solver_can_fetch_urls", "max_candidates_per_chunk", "max_hops", "hop_attempts",
-    "width_group_size", "judge_votes", "duplicate_threshold", "duplicate_action",
+    "width_group_size", "judge_votes", "accept_min_agent_score", "accept_agent_must_beat_alone",
+    "duplicate_threshold", "duplicate_action", "near_exact_ratio", "answer_match_ratio", "name_match_ratio",
 )
 # Candidates an exploration's task writer makes per guideline family when the run has no limit.
 EXPLORE_TASKS_PER_GUIDELINE = 5
@@ -153,7 +154,7 @@ def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     """The real method (generate/*) with one engine for the whole run, and the dedup gate."""
     from taskcraft_core import dedup
     from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
-    from taskcraft_core.generate.context import GenerationContext, make_engine
+    from taskcraft_core.generate.context import AcceptanceRule, GenerationContext, make_engine
     from taskcraft_core.generate.depth import extend_depth
     from taskcraft_core.generate.explore import (
         NoExploreTasksError, choose_start_page, explore_corpus, generate_explore_tasks,
@@ -165,7 +166,8 @@ def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     engine = make_engine(workspace.settings, run.config["engine"])
 
     def new_context(cancel: threading.Event) -> GenerationContext:
-        return GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id, cancel=cancel)
+        return GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id, cancel=cancel,
+                                 acceptance=AcceptanceRule.from_settings(workspace.settings))
 
     def explore_starts(documents: Sequence[Document], ctx: GenerationContext) -> list[Document]:
         return [choose_start_page(documents, ctx)] if documents else []

@@ -79,6 +79,12 @@ class Settings(BaseModel):
     hop_attempts: int = Field(3, ge=1, description="Attempts per depth hop before giving up.")
     width_group_size: int = Field(2, ge=2, le=3, description="Tasks merged into one width task.")
     judge_votes: int = Field(1, ge=1, description="Judge calls averaged per comparison (reference: 3).")
+    accept_min_agent_score: int = Field(
+        1, ge=1, le=2, description="Lowest judge score (0-2) of the agent's answer that can accept a task."
+    )
+    accept_agent_must_beat_alone: bool = Field(
+        True, description="Accept only when the agent's score beats the model-alone score (METHOD 1.7)."
+    )
     duplicate_threshold: float = Field(0.92, description="Cosine similarity above which tasks are near-duplicates.")
     duplicate_action: Literal["flag", "skip"] = Field(
         "flag", description="What the generation gate does with a near-duplicate candidate: flag (it stays "

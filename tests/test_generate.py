@@ -106,6 +106,13 @@ def test_acceptance_rule_is_explicit(rule: AcceptanceRule, agent: int, alone: in
     assert rule.accepts(agent, alone) is accepted
 
 
+def test_acceptance_rule_comes_from_settings(settings: Settings) -> None:
+    strict = AcceptanceRule.from_settings(settings.with_changes(accept_min_agent_score=2))
+    lenient = AcceptanceRule.from_settings(settings.with_changes(accept_agent_must_beat_alone=False))
+    assert (strict.accepts(1, 0), strict.accepts(2, 0)) == (False, True)
+    assert (lenient.accepts(2, 2), AcceptanceRule.from_settings(settings).accepts(2, 2)) == (True, False)
+
+
 def test_model_alone_answering_skips_the_agent_and_is_recorded(workspace: Workspace) -> None:
     ctx = llm_context(workspace, [], [reply("1871-03-14")], [])
     usage = Usage()

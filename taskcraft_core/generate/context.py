@@ -23,6 +23,10 @@ class AcceptanceRule:
     min_agent_score: int = 1
     agent_must_beat_alone: bool = True
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AcceptanceRule:
+        return cls(settings.accept_min_agent_score, settings.accept_agent_must_beat_alone)
+
     def accepts(self, agent_score: int, alone_score: int) -> bool:
         beats = agent_score > alone_score or not self.agent_must_beat_alone
         return agent_score >= self.min_agent_score and beats
