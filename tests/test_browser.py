@@ -1,8 +1,9 @@
 """The whole flow in a real browser: `streamlit run app.py` driven by Playwright in Debian's chromium.
 
-Upload a document -> generate with the offline engine -> accept one task, reject one with a reason
--> export JSONL -> the file holds exactly the accepted task with its trajectory. A screenshot of
-every page is written to tests/screenshots/.
+Upload a document and a near-copy of it -> generate with the offline engine -> keep one task of a
+near-duplicate cluster -> accept one task, reject one with a reason -> export JSONL -> the file
+holds exactly the accepted task with its trajectory. A screenshot of every page is written to
+tests/screenshots/.
 """
 
 from __future__ import annotations
@@ -104,22 +105,26 @@ def _count(store: Store, status: str) -> int:
     return store.count_tasks(TaskFilter(statuses=[status]))
 
 
-def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path]) -> None:
+def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path], tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url, home = studio
     SCREENSHOTS.mkdir(exist_ok=True)
+    near_copy = tmp_path / "rv_storm_petrel_copy.md"
+    near_copy.write_text(SAMPLE.read_text(encoding="utf-8").replace("small seabird", "little seabird"),
+                         encoding="utf-8")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
         _open(page, url, "corpus")
-        page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(SAMPLE))
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
+            [str(SAMPLE), str(near_copy)])
         page.get_by_role("button", name="Ingest files").click()
         _settle(page)
         page.screenshot(path=str(SCREENSHOTS / "corpus-after-upload.png"), full_page=True)
         store = Store(f"sqlite:///{(home / 'taskcraft.sqlite').resolve()}")
-        assert [d.source for d in store.list_documents()] == ["rv_storm_petrel.md"]
+        assert sorted(d.source for d in store.list_documents()) == ["rv_storm_petrel.md", "rv_storm_petrel_copy.md"]
 
         _open(page, url, "generate")
         page.get_by_role("button", name="Start run").click()
@@ -127,7 +132,20 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
         assert _count(store, "pending") >= 2
         assert {t.engine for t in store.list_tasks(limit=None)} == {"offline"}
 
-        _open(page, url, "review")
+        _open(page, url, "duplicates")
+        name = page.get_by_label("Reviewer name")
+        name.fill("Playwright")
+        name.press("Enter")
+        _settle(page)
+        page.get_by_role("button", name="Find near-duplicates").click()
+        _settle(page)
+        page.screenshot(path=str(SCREENSHOTS / "duplicates-clusters.png"), full_page=True)
+        page.get_by_role("button", name="Keep this one").first.click()
+        _until(lambda: any(r.reason.startswith("duplicate of ") for r in store.all_reviews()), "keep this one")
+        kept_out = [r for r in store.all_reviews() if r.reason.startswith("duplicate of ")]
+        assert kept_out and all((r.decision, r.reviewer) == ("reject", "Playwright") for r in kept_out)
+
+        _open(page, url, "review")  # a new browser session: the name is asked again
         name = page.get_by_label("Reviewer name")
         name.fill("Playwright")
         name.press("Enter")
@@ -140,13 +158,12 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
         page.get_by_label("Reject details").press("Enter")
         _settle(page)
         page.get_by_role("button", name="Reject").click()
-        _until(lambda: _count(store, "rejected") == 1, "the reject decision")
+        _until(lambda: _count(store, "rejected") == len(kept_out) + 1, "the reject decision")
         _settle(page)
         accepted = store.list_tasks(TaskFilter(statuses=["accepted"]), limit=None)
-        rejected = store.list_tasks(TaskFilter(statuses=["rejected"]), limit=None)
-        assert len(accepted) == 1 and len(rejected) == 1
-        reject_review = store.reviews_for(rejected[0].id)[-1]
-        assert (reject_review.reviewer, "asks for trivia" in reject_review.reason) == ("Playwright", True)
+        assert len(accepted) == 1
+        trivia = [r for r in store.all_reviews() if "asks for trivia" in r.reason]
+        assert [(r.decision, r.reviewer) for r in trivia] == [("reject", "Playwright")]
 
         _open(page, url, "export")
         page.get_by_role("button", name="Write to disk").click()
