@@ -85,7 +85,7 @@ class Settings(BaseModel):
     accept_agent_must_beat_alone: bool = Field(
         True, description="Accept only when the agent's score beats the model-alone score (METHOD 1.7)."
     )
-    duplicate_threshold: float = Field(0.92, description="Cosine similarity above which tasks are near-duplicates.")
+    duplicate_threshold: float = Field(0.85, description="Cosine similarity above which tasks are near-duplicates.")
     duplicate_action: Literal["flag", "skip"] = Field(
         "flag", description="What the generation gate does with a near-duplicate candidate: flag (it stays "
         "in the review queue with a note) or skip (stored as status duplicate, out of the queue)."

@@ -48,7 +48,7 @@ def test_environment_and_overrides_are_applied_in_order(tmp_path: Path) -> None:
 
 def test_near_duplicate_settings_come_from_the_environment_with_unchanged_defaults() -> None:
     defaults = Settings.from_env({})
-    assert (defaults.duplicate_threshold, defaults.duplicate_action) == (0.92, "flag")
+    assert (defaults.duplicate_threshold, defaults.duplicate_action) == (0.85, "flag")
     assert (defaults.near_exact_ratio, defaults.answer_match_ratio, defaults.name_match_ratio) == (0.90, 90.0, 85.0)
     chosen = Settings.from_env({"TASKCRAFT_DUPLICATE_ACTION": "skip", "TASKCRAFT_DUPLICATE_THRESHOLD": "0.8"})
     assert (chosen.duplicate_action, chosen.duplicate_threshold) == ("skip", 0.8)
