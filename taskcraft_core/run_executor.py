@@ -297,8 +297,11 @@ class Executor:
         state.funnel["unit_errors"] = len(state.errors)
         if isinstance(error, ModelUnavailableError):
             state.unavailable_streak += 1
-            if state.unavailable_streak >= UNAVAILABLE_ABORT_AFTER:
-                state.failure = f"The model endpoint kept failing ({UNAVAILABLE_ABORT_AFTER} units in a row): {error}"
+            # A small stage whose every open unit failed this way is as dead as a long streak.
+            open_units = state.stage_total - state.stage_done
+            if state.unavailable_streak >= min(UNAVAILABLE_ABORT_AFTER, open_units):
+                state.failure = (f"The model endpoint kept failing ({state.unavailable_streak} units in a row): "
+                                 f"{error}")
                 state.stop()
         self.save()
 
