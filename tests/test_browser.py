@@ -110,7 +110,7 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
 
     url, home = studio
     SCREENSHOTS.mkdir(exist_ok=True)
-    near_copy = tmp_path / "rv_storm_petrel_copy.md"
+    near_copy = tmp_path / "petrel_copy.md"  # short: the uploader shortens long names
     near_copy.write_text(SAMPLE.read_text(encoding="utf-8").replace("small seabird", "little seabird"),
                          encoding="utf-8")
     with sync_playwright() as playwright:
@@ -120,11 +120,15 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
         _open(page, url, "corpus")
         page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
             [str(SAMPLE), str(near_copy)])
+        for upload in (SAMPLE, near_copy):  # the uploader sends files in the background
+            expect(page.get_by_text(upload.name, exact=True)).to_be_visible(timeout=30_000)
+        _settle(page)
         page.get_by_role("button", name="Ingest files").click()
+        store = Store(f"sqlite:///{(home / 'taskcraft.sqlite').resolve()}")
+        _until(lambda: len(store.list_documents()) == 2, "both uploads ingested")
         _settle(page)
         page.screenshot(path=str(SCREENSHOTS / "corpus-after-upload.png"), full_page=True)
-        store = Store(f"sqlite:///{(home / 'taskcraft.sqlite').resolve()}")
-        assert sorted(d.source for d in store.list_documents()) == ["rv_storm_petrel.md", "rv_storm_petrel_copy.md"]
+        assert sorted(d.source for d in store.list_documents()) == ["petrel_copy.md", "rv_storm_petrel.md"]
 
         _open(page, url, "generate")
         page.get_by_role("button", name="Start run").click()
