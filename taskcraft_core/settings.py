@@ -28,6 +28,7 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_EMBEDDINGS": "embeddings",
     "TASKCRAFT_CONCURRENCY": "concurrency",
     "TASKCRAFT_ALLOW_PRIVATE_URLS": "allow_private_urls",
+    "TASKCRAFT_WEB_SEARCH_URL": "web_search_url",
     "TASKCRAFT_DUPLICATE_THRESHOLD": "duplicate_threshold",
     "TASKCRAFT_DUPLICATE_ACTION": "duplicate_action",
 }
@@ -73,6 +74,9 @@ class Settings(BaseModel):
     )
     agent_max_steps: int = Field(8, ge=1, description="Most tool-using steps the solving agent may take.")
     tool_timeout_s: float = Field(20.0, description="Timeout of one tool call made by the agent.")
+    web_search_url: str | None = Field(
+        None, description="A SearXNG-compatible search endpoint (JSON for ?q=...&format=json); gives the agent web_search."
+    )
     solver_can_fetch_urls: bool = Field(False, description="Give the solving agent the fetch_url tool.")
     max_candidates_per_chunk: int = Field(20, description="Most candidate conclusions read from one chunk.")
     max_hops: int = Field(2, ge=1, description="Most depth-extension hops per task.")

@@ -8,10 +8,11 @@ LangChain turns into an error observation: the agent sees what was wrong and can
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from collections.abc import Callable, Sequence
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field, ValidationError
@@ -20,6 +21,7 @@ from taskcraft_core.corpus import load_document
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index import Passage
 from taskcraft_core.schema import Document
+from taskcraft_core.settings import Settings
 from taskcraft_core.store import DocumentSummary
 from taskcraft_core.web import CONTENT_TYPES, fetch_url
 from taskcraft_core.workspace import Workspace
@@ -27,6 +29,8 @@ from taskcraft_core.workspace import Workspace
 MAX_PASSAGES = 10
 READ_LIMIT = 6000  # characters one read_document call returns at most
 FETCH_LIMIT = 6000
+MAX_SEARCH_RESULTS = 8
+SEARCH_CONTENT_TYPES = {"application/json": "json"}
 
 WebSearch = Callable[[str], str]
 """A search provider: query in, a text listing of results out (titles, URLs, snippets)."""
@@ -80,10 +84,12 @@ class WebSearchArgs(BaseModel):
 
 
 def make_tools(workspace: Workspace, *, allow_fetch: bool, web_search: WebSearch | None = None) -> list[BaseTool]:
-    """The agent's tools over one workspace; fetch_url only when allowed, web_search only with a provider."""
+    """The agent's tools over one workspace; fetch_url only when allowed, web_search only with a provider
+    (given, or the search endpoint configured in settings)."""
     tools = [_search_tool(workspace), _read_tool(workspace)]
     if allow_fetch:
         tools.append(_fetch_tool(workspace))
+    web_search = web_search or searxng_search(workspace.settings)
     if web_search is not None:
         tools.append(_web_search_tool(web_search))
     return tools
@@ -148,6 +154,27 @@ def _fetch_tool(workspace: Workspace) -> BaseTool:
         f"Download a web page or PDF and return its text (at most {FETCH_LIMIT} characters).",
         FetchArgs,
     )
+
+
+def searxng_search(settings: Settings) -> WebSearch | None:
+    """The configured search endpoint as a provider: SearXNG's JSON API, fetched through the URL guard."""
+    if not settings.web_search_url:
+        return None
+    endpoint = settings.web_search_url
+
+    def search(query: str) -> str:
+        url = f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode({'q': query, 'format': 'json'})}"
+        try:
+            results = json.loads(fetch_url(url, settings, SEARCH_CONTENT_TYPES).data).get("results", [])
+        except TaskCraftError as refused:
+            raise ToolException(str(refused)) from refused
+        except (json.JSONDecodeError, AttributeError) as error:
+            raise ToolException(f"the search endpoint did not answer with search results ({error})") from error
+        lines = [f"{n}. {r.get('title', '')} - {r.get('url', '')}\n   {r.get('content', '')}".rstrip()
+                 for n, r in enumerate(results[:MAX_SEARCH_RESULTS], 1)]
+        return "\n".join(lines) or "No web results."
+
+    return search
 
 
 def _web_search_tool(provider: WebSearch) -> BaseTool:

@@ -14,6 +14,8 @@ PAGE = (
     b"<a href='/tides.html'>Tides</a></body></html>"
 )
 BIG = b"x" * 5000
+SEARCH_RESULTS = (b'{"results": [{"title": "Brenna Light", "url": "https://example.org/brenna", '
+                  b'"content": "A lighthouse lit in 1894."}, {"title": "Tides", "url": "https://example.org/tides"}]}')
 
 # path -> (status, headers, body); a body of None streams BIG without a Content-Length header.
 ROUTES: dict[str, tuple[int, dict[str, str], bytes | None]] = {
@@ -24,6 +26,7 @@ ROUTES: dict[str, tuple[int, dict[str, str], bytes | None]] = {
     "/stream.txt": (200, {"Content-Type": "text/plain"}, None),
     "/moved": (302, {"Location": "/page.html"}, b""),
     "/missing": (404, {"Content-Type": "text/html"}, b"<p>not here</p>"),
+    "/search?q=brenna+light&format=json": (200, {"Content-Type": "application/json"}, SEARCH_RESULTS),
 }
 
 

@@ -88,3 +88,17 @@ def test_web_search_only_with_a_provider(workspace: Workspace) -> None:
     assert tools["web_search"].invoke({"query": "brenna light"}) == "1. Brenna Light - https://example.org/brenna"
     assert queries == ["brenna light"]
     assert "the query is empty" in tools["web_search"].invoke({"query": ""})
+
+
+def test_web_search_from_a_configured_searxng_endpoint(settings: Settings, store: Store, index: VectorIndex) -> None:
+    with local_server() as base:
+        configured = settings.with_changes(web_search_url=f"{base}/search", allow_private_urls=True)
+        search = tools_of(Workspace(configured, store, index))["web_search"]
+        assert search.invoke({"query": "brenna light"}) == (
+            "1. Brenna Light - https://example.org/brenna\n   A lighthouse lit in 1894.\n"
+            "2. Tides - https://example.org/tides")
+        broken = configured.with_changes(web_search_url=f"{base}/missing")
+        assert tools_of(Workspace(broken, store, index))["web_search"].invoke({"query": "x"}) == (
+            "the server answered 404 Not Found")
+        guarded = settings.with_changes(web_search_url=f"{base}/search")
+        assert "loopback" in tools_of(Workspace(guarded, store, index))["web_search"].invoke({"query": "brenna light"})
