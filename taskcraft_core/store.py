@@ -26,7 +26,6 @@ from taskcraft_core.schema import (
     GenerationRun,
     Review,
     Task,
-    TaskStatus,
     TrajectoryStep,
     Verification,
     utcnow,
@@ -94,10 +93,6 @@ class Store:
         upgrade_schema(self.engine)
 
     # ---- documents and chunks -------------------------------------------------------------
-
-    def find_document_by_hash(self, content_hash: str) -> str | None:
-        with self.engine.connect() as c:
-            return c.scalar(select(t.documents.c.id).where(t.documents.c.content_hash == content_hash))
 
     def add_document(self, document: Document, chunks: Sequence[Chunk]) -> bool:
         """Store a document with its chunks; False when the same content is already stored."""
@@ -265,15 +260,6 @@ class Store:
         with self.engine.connect() as c:
             return list(c.scalars(select(t.tasks.c.id).where(cast(t.tasks.c.parent_ids, Text).like(needle))))
 
-    def set_task_status(self, task_ids: Sequence[str], status: TaskStatus, reason: str | None = None) -> None:
-        """Machine status changes (generation gate, verification); people's decisions use `record_review`."""
-        with self.engine.begin() as c:
-            c.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id.in_(task_ids))
-                .values(status=status, generated_status=status, failure_reason=reason)
-            )
-
     # ---- reviews --------------------------------------------------------------------------
 
     def record_review(
@@ -385,6 +371,16 @@ class Store:
         with self.engine.connect() as c:
             return [GenerationRun(**row._mapping) for row in c.execute(query)]
 
+    def update_run(self, run_id: str, tasks: Sequence[Task] = (), **values: Any) -> int:
+        """Change only the given columns of a run and store tasks (existing ids skipped), in one
+        transaction: a finished work unit's tasks and its mark in `done_units` land together or not
+        at all, and a cancel written by someone else is never overwritten. Returns tasks added."""
+        with self.engine.begin() as c:
+            # The write comes first so the transaction holds the write lock before it reads.
+            if c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values)).rowcount == 0:
+                raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
+            return _insert_new_tasks(c, tasks) if tasks else 0
+
     # ---- near-duplicate dismissals ---------------------------------------------------------
 
     def mark_not_duplicates(self, task_a: str, task_b: str, reviewer: str) -> None:
@@ -398,16 +394,6 @@ class Store:
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
         with self.engine.connect() as c:
             return {(row.task_a, row.task_b) for row in c.execute(select(t.not_duplicates))}
-
-    def update_run(self, run_id: str, tasks: Sequence[Task] = (), **values: Any) -> int:
-        """Change only the given columns of a run and store tasks (existing ids skipped), in one
-        transaction: a finished work unit's tasks and its mark in `done_units` land together or not
-        at all, and a cancel written by someone else is never overwritten. Returns tasks added."""
-        with self.engine.begin() as c:
-            # The write comes first so the transaction holds the write lock before it reads.
-            if c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values)).rowcount == 0:
-                raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
-            return _insert_new_tasks(c, tasks) if tasks else 0
 
 
 def _insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Review] = ()) -> int:
