@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stub_openai import StubOpenAI, answer_with  # noqa: E402
-from taskcraft_core.llm import Usage, invoke_structured, make_chat_model  # noqa: E402
+from taskcraft_core.models.chat import Usage, invoke_structured, make_chat_model  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 
 

@@ -31,13 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_tasks import make_tasks, write_tasks  # noqa: E402
 
-from taskcraft_core.dedup import (  # noqa: E402
-    cosine_pairs,
-    different_specifics,
-    find_near_duplicates,
-    task_vectors,
-)
-from taskcraft_core.index import task_text  # noqa: E402
+from taskcraft_core.curate.dedup import cosine_pairs, different_specifics, find_near_duplicates  # noqa: E402
+from taskcraft_core.index.task_vectors import task_vectors
+from taskcraft_core.index.vectors import task_text  # noqa: E402
 from taskcraft_core.schema import Task  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 from taskcraft_core.store import TaskFilter  # noqa: E402

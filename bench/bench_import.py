@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_tasks import make_tasks  # noqa: E402
 
-from taskcraft_core.exporters import export_tasks  # noqa: E402
-from taskcraft_core.importers import import_tasks  # noqa: E402
+from taskcraft_core.curate.export import export_tasks  # noqa: E402
+from taskcraft_core.curate.importers import import_tasks  # noqa: E402
 from taskcraft_core.schema import Review, Task  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 from taskcraft_core.store import TaskFilter  # noqa: E402

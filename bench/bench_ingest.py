@@ -26,8 +26,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "fixtures")]
 from pdfmaker import paginate, pdf_bytes  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from taskcraft_core.corpus import chunk_document, load_document  # noqa: E402
-from taskcraft_core.ingest import Source, ingest_sources  # noqa: E402
+from taskcraft_core.ingest.chunking import chunk_document
+from taskcraft_core.ingest.loaders import load_document  # noqa: E402
+from taskcraft_core.ingest.pipeline import Source, ingest_sources  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 from taskcraft_core.workspace import Workspace  # noqa: E402
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from pages._common import user_errors, workspace
-from taskcraft_core import ingest
+from taskcraft_core.ingest import pipeline as ingest
 from taskcraft_core.workspace import Workspace
 
 UPLOAD_TYPES = ["pdf", "html", "htm", "txt", "md", "zip"]

@@ -13,7 +13,8 @@ from typing import Any
 import streamlit as st
 
 from pages._common import OPEN_IN_REVIEW, escape_markdown, reviewer_input, user_errors, workspace
-from taskcraft_core import dedup, review_queue
+from taskcraft_core.curate import dedup
+from taskcraft_core.curate import review_queue
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.workspace import Workspace
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import streamlit as st
 
 from pages._common import escape_markdown, filter_widgets, user_errors, workspace
-from taskcraft_core import exporters, importers, review_queue
+from taskcraft_core.curate import export, formats
+from taskcraft_core.curate import importers
+from taskcraft_core.curate import review_queue
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
@@ -36,14 +38,14 @@ def download(ws: Workspace, fmt: str, task_filter: TaskFilter, drop_duplicates: 
     parameters = (fmt, task_filter.model_dump_json(), drop_duplicates)
     if st.button("Prepare download", key="export_prepare", type="primary"):
         with user_errors():
-            data, name, manifest = exporters.export_to_bytes(ws, fmt, task_filter, drop_duplicates=drop_duplicates)
+            data, name, manifest = export.export_to_bytes(ws, fmt, task_filter, drop_duplicates=drop_duplicates)
             st.session_state[PREPARED] = (parameters, data, name, manifest.to_json())
     prepared = st.session_state.get(PREPARED)
     if prepared and prepared[0] == parameters:
         _, data, name, manifest = prepared
         st.download_button(f"Download {name}", data, file_name=name, key="export_download", on_click="ignore")
-        if exporters.EXPORT_FORMATS[fmt].extension:  # a folder format's zip holds its manifest already
-            manifest_name = exporters.manifest_path(Path(name)).name
+        if formats.EXPORT_FORMATS[fmt].extension:  # a folder format's zip holds its manifest already
+            manifest_name = export.manifest_path(Path(name)).name
             st.download_button(f"Download {manifest_name}", manifest, file_name=manifest_name,
                                mime="application/json", key="export_download_manifest", on_click="ignore")
         with st.expander("Manifest"):
@@ -59,8 +61,8 @@ def write_to_disk(ws: Workspace, fmt: str, task_filter: TaskFilter, drop_duplica
             st.error("Give a plain name, without folders.")
             return
         with user_errors():
-            out = folder / name.strip() / f"tasks{exporters.EXPORT_FORMATS[fmt].extension}"
-            manifest = exporters.export_tasks(ws, fmt, task_filter, out, drop_duplicates=drop_duplicates)
+            out = folder / name.strip() / f"tasks{formats.EXPORT_FORMATS[fmt].extension}"
+            manifest = export.export_tasks(ws, fmt, task_filter, out, drop_duplicates=drop_duplicates)
             st.success(escape_markdown(f"Wrote {manifest.count} tasks to {out.parent}."))
             st.json(manifest.model_dump(mode="json"))
 
@@ -86,7 +88,7 @@ ws = workspace()
 task_filter = filter_widgets("export", ws, default_statuses=["accepted"])
 if preview(ws, task_filter):
     left, right = st.columns(2)
-    fmt = left.selectbox("Format", list(exporters.EXPORT_FORMATS), key="export_format")
+    fmt = left.selectbox("Format", list(formats.EXPORT_FORMATS), key="export_format")
     drop_duplicates = right.checkbox("Drop near-duplicates", key="export_drop_duplicates")
     download(ws, fmt, task_filter, drop_duplicates)
     write_to_disk(ws, fmt, task_filter, drop_duplicates)

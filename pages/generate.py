@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import user_errors, workspace
-from taskcraft_core import runs
+from taskcraft_core.runs import service as runs
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.workspace import Workspace
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import engine_label, user_errors, workspace
-from taskcraft_core import ingest, insights, runs
+from taskcraft_core.ingest import pipeline as ingest
+from taskcraft_core.curate import insights
+from taskcraft_core.runs import service as runs
 from taskcraft_core.workspace import Workspace
 
 DEMO_LIMIT = 2  # verified tasks per kind: enough to review, quick on the offline engine

@@ -11,8 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
-from taskcraft_core import dedup
-from taskcraft_core import review_queue as rq
+from taskcraft_core.curate import dedup
+from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.store import TaskFilter
 

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from pages._common import SETTINGS_OVERRIDES, current_settings, engine_label, escape_markdown, user_errors
-from taskcraft_core import llm
+from taskcraft_core.models import chat as llm
 from taskcraft_core.settings import Settings
 
 ENGINES = ("auto", "offline", "openai")

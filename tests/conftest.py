@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from stub_openai import StubOpenAI
 
-from taskcraft_core.index import VectorIndex
+from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import ENV_FIELDS, Settings
 from taskcraft_core.store import Store
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from taskcraft_core.index import VectorIndex
+from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.schema import Task, TrajectoryStep, Verification
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store

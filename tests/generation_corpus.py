@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from taskcraft_core.corpus import chunk_document, load_document
+from taskcraft_core.ingest.chunking import chunk_document
+from taskcraft_core.ingest.loaders import load_document
 from taskcraft_core.schema import Document
 from taskcraft_core.workspace import Workspace
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from stub_openai import RecordedRequest, Reply, completion, tool_call_reply
 
-from taskcraft_core.generate.engine import Conclusion
+from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.generate.text import match_score
 from taskcraft_core.generate.verify import question_key
-from taskcraft_core.llm import Usage
-from taskcraft_core.offline import OfflineEngine
+from taskcraft_core.models.chat import Usage
+from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.schema import Chunk, Document
 
 CONCLUSIONS = re.compile(r"passage of the document “(?P<identifier>.*?)”\..*?Give at most (?P<limit>\d+) facts.*?"

@@ -11,11 +11,11 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from scripted_model import ScriptedChatModel, call, reply
 
-from taskcraft_core.agent import run_agent
-from taskcraft_core.index import VectorIndex
+from taskcraft_core.agent.loop import run_agent
+from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
-from taskcraft_core.tools import make_tools
+from taskcraft_core.agent.tools import make_tools
 from taskcraft_core.workspace import Workspace
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from taskcraft_core.cli import main
-from taskcraft_core.runs import RunRequest, create_run, execute_run, interrupted_runs, run_summary
+from taskcraft_core.runs.service import RunRequest, create_run, execute_run, interrupted_runs, run_summary
 from taskcraft_core.workspace import Workspace
 from test_run_method import sample_workspace
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from taskcraft_core.corpus import chunk_document, decode_text, doc_type_for, load_document
+from taskcraft_core.ingest.chunking import chunk_document
+from taskcraft_core.ingest.loaders import decode_text, doc_type_for, load_document
 from taskcraft_core.errors import IngestError
-from taskcraft_core.ingest import sample_corpus_path
+from taskcraft_core.ingest.pipeline import sample_corpus_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -15,14 +15,9 @@ import pytest
 from curation_factory import make_task, question_tasks, workspace  # noqa: F401
 
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.exporters import (
-    EXPORT_FORMATS,
-    JsonLinesExporter,
-    export_tasks,
-    export_to_bytes,
-    register_exporter,
-    task_record,
-)
+from taskcraft_core.curate.formats import EXPORT_FORMATS, JsonLinesExporter, register_exporter
+from taskcraft_core.curate.export import export_tasks, export_to_bytes
+from taskcraft_core.curate.records import task_record
 from taskcraft_core.schema import Chunk, Document, TrajectoryStep
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace

@@ -8,16 +8,18 @@ from generation_corpus import GUIDE, LIGHTHOUSE, NO_FACTS, add_document
 from scripted_model import ScriptedChatModel, call, reply, structured
 
 from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
-from taskcraft_core.generate.context import AcceptanceRule, GenerationContext, make_engine
+from taskcraft_core.generate.context import AcceptanceRule, GenerationContext
+from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.depth import extend_depth, superset_problem
 from taskcraft_core.generate.difficulty import difficulty
-from taskcraft_core.generate.engine import LLMEngine, Superset
+from taskcraft_core.generate.llm.engine import LLMEngine
+from taskcraft_core.generate.protocol import Superset
 from taskcraft_core.generate.prompts import PROMPT_VERSION
 from taskcraft_core.generate.verify import verify
 from taskcraft_core.generate.width import decomposition_problem, extend_width, group_for_width
-from taskcraft_core.index import VectorIndex
-from taskcraft_core.llm import Usage
-from taskcraft_core.offline import OfflineEngine
+from taskcraft_core.index.vectors import VectorIndex
+from taskcraft_core.models.chat import Usage
+from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.schema import Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store

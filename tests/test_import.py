@@ -12,8 +12,8 @@ import pytest
 from curation_factory import make_task, question_tasks, workspace  # noqa: F401
 
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.exporters import export_tasks
-from taskcraft_core.importers import import_tasks
+from taskcraft_core.curate.export import export_tasks
+from taskcraft_core.curate.importers import import_tasks
 from taskcraft_core.schema import Chunk, Document, content_id
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter

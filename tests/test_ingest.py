@@ -14,18 +14,11 @@ from typing import Any
 import pytest
 from local_http import closed_port, local_server
 
-from taskcraft_core import ingest as ingest_module
+from taskcraft_core.ingest import pipeline as ingest_module
 from taskcraft_core.cli import main
-from taskcraft_core.index import CHUNKS, VectorIndex
-from taskcraft_core.ingest import (
-    IngestReport,
-    Source,
-    delete_document,
-    ingest_locations,
-    ingest_sources,
-    load_sample_corpus,
-    reindex,
-    sample_corpus_path,
+from taskcraft_core.index.vectors import CHUNKS, VectorIndex
+from taskcraft_core.ingest.pipeline import (
+    IngestReport, Source, delete_document, ingest_locations, ingest_sources, load_sample_corpus, reindex, sample_corpus_path,
 )
 from taskcraft_core.schema import content_id
 from taskcraft_core.settings import Settings

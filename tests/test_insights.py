@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from taskcraft_core import insights
+from taskcraft_core.curate import insights
 from taskcraft_core.schema import Chunk, Document, Review, Task, TrajectoryStep
 from taskcraft_core.store import Store
 

@@ -24,13 +24,8 @@ from stub_openai import (
     tool_call_reply,
 )
 from taskcraft_core.errors import ModelOutputError, ModelUnavailableError
-from taskcraft_core.llm import (
-    Usage,
-    check_connection,
-    invoke_structured,
-    invoke_text,
-    make_chat_model,
-    message_tokens,
+from taskcraft_core.models.chat import (
+    Usage, check_connection, invoke_structured, invoke_text, make_chat_model, message_tokens,
 )
 from taskcraft_core.settings import Settings
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
-from taskcraft_core.generate.context import GenerationContext, make_engine
+from taskcraft_core.generate.context import GenerationContext
+from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.depth import extend_depth
 from taskcraft_core.generate.text import contains_answer
 from taskcraft_core.generate.width import extend_width, group_for_width
-from taskcraft_core.ingest import load_sample_corpus
-from taskcraft_core.llm import Usage
-from taskcraft_core.offline import OFFLINE_MODEL, cloze_question, extract_answer, parse_cloze
+from taskcraft_core.ingest.pipeline import load_sample_corpus
+from taskcraft_core.models.chat import Usage
+from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL, cloze_question, extract_answer, parse_cloze
 from taskcraft_core.generate.text import fact_spans
 from taskcraft_core.schema import Task
 from taskcraft_core.settings import Settings

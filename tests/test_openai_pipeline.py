@@ -12,9 +12,9 @@ import pytest
 from prompt_following import PromptFollowingModel, message_text
 from stub_openai import RecordedRequest, Reply, StubOpenAI, closed_port_url, error_reply, text_reply, tool_call_reply
 
-from taskcraft_core.ingest import ingest_locations, sample_corpus_path
-from taskcraft_core.run_executor import UNAVAILABLE_ABORT_AFTER
-from taskcraft_core.runs import RunRequest, create_run, execute_run
+from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
+from taskcraft_core.runs.executor import UNAVAILABLE_ABORT_AFTER
+from taskcraft_core.runs.service import RunRequest, create_run, execute_run
 from taskcraft_core.schema import Chunk, GenerationRun, Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter

@@ -286,13 +286,13 @@ def test_review_uses_the_logged_in_name_when_login_is_configured(home: Path, db:
 
 
 def test_review_find_similar_lists_neighbours_and_opens_one(home: Path, db: Store) -> None:
-    from taskcraft_core import dedup
+    from taskcraft_core.index import task_vectors
     from taskcraft_core.workspace import Workspace
 
     seed(db, n=1)
     db.add_tasks([make_task(5, question="When did the observatory 0 open?"),
                   make_task(6, question="Which ship carried the 1964 expedition?", golden_answer="RV Storm Petrel")])
-    dedup.index_tasks(Workspace.open(Settings(home=home)), db.list_tasks(limit=None))
+    task_vectors.index_tasks(Workspace.open(Settings(home=home)), db.list_tasks(limit=None))
     at = open_page("review")
     at.button(key="review_find_similar").click().run()
     assert not at.exception
@@ -382,7 +382,7 @@ def test_generate_starts_an_offline_run_and_lists_it(home: Path, db: Store) -> N
 
 
 def test_generate_resumes_an_interrupted_run(home: Path, db: Store) -> None:
-    from taskcraft_core import runs
+    from taskcraft_core.runs import service as runs
     from taskcraft_core.workspace import Workspace
 
     at = open_page("corpus")
@@ -446,7 +446,7 @@ def test_export_defaults_to_accepted_downloads_writes_and_imports(home: Path, db
 
 
 def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path, db: Store) -> None:
-    from taskcraft_core import dedup
+    from taskcraft_core.index import task_vectors
     from taskcraft_core.workspace import Workspace
 
     seed(db, n=1)
@@ -456,7 +456,7 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
         (8, "Which ship carried the 1964 Skerry Deep expedition?", "RV Storm Petrel"))]
     db.add_tasks(twins + others)
     ws = Workspace.open(Settings(home=home))
-    dedup.index_tasks(ws, db.list_tasks(limit=None))
+    task_vectors.index_tasks(ws, db.list_tasks(limit=None))
     at = open_page("duplicates")
     assert at.info[0].value.startswith("Find near-duplicates")
     at.text_input(key="reviewer_name").input("ana").run()
@@ -470,7 +470,7 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
     assert db.reviews_for("task6")[-1].reason == "duplicate of task5"
     assert at.success[0].value.startswith("No near-duplicate clusters left")
     db.add_tasks([make_task(9, question="When did the Halvard Observatory open its doors?")])
-    dedup.index_tasks(ws, db.get_tasks(["task9"]))
+    task_vectors.index_tasks(ws, db.get_tasks(["task9"]))
     at.button(key="duplicates_find").click().run()
     at.button(key="duplicates_dismiss").click().run()
     assert db.not_duplicate_pairs() == {("task5", "task9")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskcraft_core import review_queue as rq
+from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import ReviewConflict
 from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep
 from taskcraft_core.store import Store

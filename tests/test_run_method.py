@@ -16,18 +16,11 @@ import pytest
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.text import contains_answer
-from taskcraft_core.ingest import ingest_locations, load_sample_corpus, sample_corpus_path
-from taskcraft_core.offline import OFFLINE_MODEL
-from taskcraft_core.run_executor import Pipeline
-from taskcraft_core.runs import (
-    RunRequest,
-    cancel_run,
-    create_run,
-    execute_run,
-    method_pipeline,
-    resume_run_in_background,
-    run_summary,
-    start_run_in_background,
+from taskcraft_core.ingest.pipeline import ingest_locations, load_sample_corpus, sample_corpus_path
+from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL
+from taskcraft_core.runs.executor import Pipeline
+from taskcraft_core.runs.service import (
+    RunRequest, cancel_run, create_run, execute_run, method_pipeline, resume_run_in_background, run_summary, start_run_in_background,
 )
 from taskcraft_core.schema import GenerationRun, Task
 from taskcraft_core.settings import Settings

@@ -17,17 +17,11 @@ import pytest
 
 from taskcraft_core.errors import ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.prompts import PROMPT_VERSION
-from taskcraft_core.index import VectorIndex
-from taskcraft_core.llm import Usage
-from taskcraft_core.run_executor import Pipeline
-from taskcraft_core.runs import (
-    RunRequest,
-    cancel_run,
-    create_run,
-    execute_run,
-    interrupted_runs,
-    run_progress,
-    run_summary,
+from taskcraft_core.index.vectors import VectorIndex
+from taskcraft_core.models.chat import Usage
+from taskcraft_core.runs.executor import Pipeline
+from taskcraft_core.runs.service import (
+    RunRequest, cancel_run, create_run, execute_run, interrupted_runs, run_progress, run_summary,
 )
 from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, content_id, utcnow
 from taskcraft_core.settings import Settings

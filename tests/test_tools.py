@@ -7,10 +7,10 @@ import pytest
 from generation_corpus import LIGHTHOUSE, add_document
 from local_http import local_server
 
-from taskcraft_core.index import VectorIndex
+from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
-from taskcraft_core.tools import READ_LIMIT, make_tools, parse_passages
+from taskcraft_core.agent.tools import READ_LIMIT, make_tools, parse_passages
 from taskcraft_core.workspace import Workspace
 
 

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from local_http import PAGE, closed_port, local_server
 
-from taskcraft_core import web
+from taskcraft_core.ingest import web
 from taskcraft_core.errors import IngestError, UnsafeURLError
 from taskcraft_core.settings import Settings
-from taskcraft_core.web import check_url, fetch_url, human_size
+from taskcraft_core.ingest.web import check_url, fetch_url, human_size
 
 
 @pytest.fixture(scope="module")

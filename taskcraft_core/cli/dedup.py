@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from taskcraft_core.dedup import DEFAULT_SCOPE, DuplicateCluster, find_near_duplicates
+from taskcraft_core.curate.dedup import DEFAULT_SCOPE, DuplicateCluster, find_near_duplicates
 from taskcraft_core.schema import TASK_STATUSES
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace

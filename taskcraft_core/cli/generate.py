@@ -12,15 +12,9 @@ import json
 import sys
 from typing import Any, TextIO
 
-from taskcraft_core.run_executor import STAGES
-from taskcraft_core.runs import (
-    RunProgress,
-    RunRequest,
-    create_run,
-    execute_run,
-    interrupted_runs,
-    run_progress,
-    run_summary,
+from taskcraft_core.runs.executor import STAGES
+from taskcraft_core.runs.service import (
+    RunProgress, RunRequest, create_run, execute_run, interrupted_runs, run_progress, run_summary,
 )
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.workspace import Workspace

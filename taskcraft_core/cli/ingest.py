@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from taskcraft_core.ingest import IngestReport, ingest_locations, reindex
+from taskcraft_core.ingest.pipeline import IngestReport, ingest_locations, reindex
 from taskcraft_core.workspace import Workspace
 
 SKIPPED_SHOWN = 5  # a directory can hold thousands of files we do not read; name a few

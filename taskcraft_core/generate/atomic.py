@@ -9,10 +9,10 @@ from typing import Any
 
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
-from taskcraft_core.generate.engine import Conclusion
+from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.generate.text import contains_answer, normalise_answer
 from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
-from taskcraft_core.llm import Usage
+from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Document, Task, content_id
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Literal
 
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.generate.engine import Engine, LLMEngine
-from taskcraft_core.llm import Usage, make_chat_model
-from taskcraft_core.offline import OfflineEngine
+from taskcraft_core.generate.protocol import Engine
+from taskcraft_core.models.chat import Usage
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
 
@@ -46,24 +44,6 @@ class GenerationContext:
     run_id: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     acceptance: AcceptanceRule = field(default_factory=AcceptanceRule)
-
-
-def make_engine(settings: Settings, engine: Literal["offline", "openai"] | None = None, model: str | None = None,
-                base_url: str | None = None) -> Engine:
-    """The offline engine, or the LLM engine with chat models built from settings (a model or base
-    URL given here overrides the settings for every role)."""
-    chosen = engine or settings.active_engine
-    if chosen == "offline":
-        return OfflineEngine(max_conclusions=settings.max_candidates_per_chunk)
-    if model:
-        settings = settings.with_changes(model=model, generation_model=None, solver_model=None, judge_model=None)
-    if base_url:
-        settings = settings.with_changes(openai_base_url=base_url)
-    return LLMEngine(
-        make_chat_model(settings, "generation"), make_chat_model(settings, "solver"),
-        make_chat_model(settings, "judge"),
-        judge_votes=settings.judge_votes, max_conclusions=settings.max_candidates_per_chunk,
-    )
 
 
 class GenerationCancelled(TaskCraftError):

@@ -16,11 +16,11 @@ from rapidfuzz import fuzz
 
 from taskcraft_core.errors import ModelOutputError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
-from taskcraft_core.generate.engine import Superset
+from taskcraft_core.generate.protocol import Superset
 from taskcraft_core.generate.text import contains_answer, normalise_answer
 from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
-from taskcraft_core.index import Passage
-from taskcraft_core.llm import Usage
+from taskcraft_core.index.vectors import Passage
+from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, TrajectoryStep, content_id
 
 SYNONYM_SIMILARITY = 90  # rapidfuzz ratio from which a superset counts as another name of the identifier

@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from taskcraft_core.schema import content_id
 
 if TYPE_CHECKING:
-    from taskcraft_core.generate.explore_records import Exploration, ExplorerView, ObservedPage
+    from taskcraft_core.generate.explore.records import Exploration, ExplorerView, ObservedPage
 
 SOLVER_SYSTEM_PROMPT = (
     "You answer questions about a collection of documents. Use the tools: search_corpus to find "

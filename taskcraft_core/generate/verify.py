@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from taskcraft_core.agent import AgentResult, run_agent
+from taskcraft_core.agent.loop import AgentResult, run_agent
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
-from taskcraft_core.generate.engine import Golden
-from taskcraft_core.llm import Usage
+from taskcraft_core.generate.protocol import Golden
+from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, TrajectoryStep, Verification
-from taskcraft_core.tools import make_tools
+from taskcraft_core.agent.tools import make_tools
 
 
 @dataclass

@@ -17,7 +17,7 @@ from taskcraft_core.errors import ModelOutputError
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.text import contains_answer
 from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
-from taskcraft_core.llm import Usage
+from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, content_id
 
 DECOMPOSE_SIMILARITY = 80  # rapidfuzz token_set_ratio a recovered sub-question must reach

@@ -27,7 +27,7 @@ from langgraph.errors import GraphRecursionError
 from pydantic import BaseModel, Field
 
 from taskcraft_core.generate.prompts import SOLVER_SYSTEM_PROMPT
-from taskcraft_core.llm import message_tokens
+from taskcraft_core.models.chat import message_tokens
 from taskcraft_core.schema import TrajectoryStep
 
 

@@ -30,15 +30,9 @@ from datetime import datetime, timedelta, timezone
 from pydantic import BaseModel
 
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.generate.explore_records import GUIDELINES
-from taskcraft_core.run_executor import (
-    OUTCOMES,
-    STAGES,
-    Executor,
-    Pipeline,
-    PipelineFactory,
-    ProgressCallback,
-    RunProgress,
+from taskcraft_core.generate.explore.records import GUIDELINES
+from taskcraft_core.runs.executor import (
+    OUTCOMES, STAGES, Executor, Pipeline, PipelineFactory, ProgressCallback, RunProgress,
 )
 from taskcraft_core.schema import Document, GenerationRun, Task, utcnow
 from taskcraft_core.settings import Settings
@@ -152,15 +146,17 @@ def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) 
 
 def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     """The real method (generate/*) with one engine for the whole run, and the dedup gate."""
-    from taskcraft_core import dedup
+    from taskcraft_core.curate import dedup
+    from taskcraft_core.index import task_vectors
     from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
-    from taskcraft_core.generate.context import AcceptanceRule, GenerationContext, make_engine
+    from taskcraft_core.generate.context import AcceptanceRule, GenerationContext
+    from taskcraft_core.generate.factory import make_engine
     from taskcraft_core.generate.depth import extend_depth
-    from taskcraft_core.generate.explore import (
+    from taskcraft_core.generate.explore.tasks import (
         NoExploreTasksError, choose_start_page, explore_corpus, generate_explore_tasks,
     )
     from taskcraft_core.generate.width import extend_width, group_for_width
-    from taskcraft_core.llm import Usage
+    from taskcraft_core.models.chat import Usage
 
     # The workspace carries the run's snapshot settings: model names and base URL are resolved there.
     engine = make_engine(workspace.settings, run.config["engine"])
@@ -179,7 +175,7 @@ def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
         return generate_explore_tasks(exploration, ctx, max_tasks_per_guideline=per_guideline)
 
     return Pipeline(new_context, generate_atomic, extend_depth, group_for_width, extend_width, explore_starts, explore,
-                    gate=dedup.gate_candidate, index_tasks=dedup.index_tasks,
+                    gate=dedup.gate_candidate, index_tasks=task_vectors.index_tasks,
                     empty_unit_errors=(NoCandidatesError, NoExploreTasksError))
 
 

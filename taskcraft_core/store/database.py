@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, Text, and_, cast, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
-from taskcraft_core import tables as t
+from taskcraft_core.store import tables as t
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
-from taskcraft_core.review_history import replay, standing
+from taskcraft_core.store.review_history import replay, standing
 from taskcraft_core.schema import (
     Chunk,
     Decision,

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from taskcraft_core.tables import metadata
+from taskcraft_core.store.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

@@ -1,8 +1,6 @@
-"""The built-in export formats besides the JSONL contract: conversations for fine-tuning
-(OpenAI chat with tool calls, ShareGPT) and tables (Parquet, CSV, a Hugging Face `datasets` folder).
-
-Each is registered in `exporters.EXPORT_FORMATS` through `register_exporter`, the same door a
-user's own format goes through.
+"""Export formats: the registry, and the built-ins registered through it — the JSONL contract,
+conversations for fine-tuning (OpenAI chat with tool calls, ShareGPT) and tables (Parquet, CSV, a
+Hugging Face `datasets` folder). A user's own format goes through the same `register_exporter`.
 """
 
 from __future__ import annotations
@@ -10,15 +8,66 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taskcraft_core.exporters import JsonLinesExporter, Record, register_exporter
+from taskcraft_core.curate.records import Record
+from taskcraft_core.errors import TaskCraftError
+
+
+class Exporter(Protocol):
+    """A format: its name, the file extension ("" for a folder) and a writer of records."""
+
+    name: str
+    extension: str
+    description: str
+
+    def write(self, records: Iterable[Record], out: Path) -> list[Path]:
+        """Write the records to `out`; return the files written."""
+        ...
+
+
+EXPORT_FORMATS: dict[str, Exporter] = {}
+
+
+def register_exporter(exporter: Exporter) -> Exporter:
+    EXPORT_FORMATS[exporter.name] = exporter
+    return exporter
+
+
+class JsonLinesExporter:
+    """One JSON object per line, each made from a record by a conversion function."""
+
+    def __init__(self, name: str, description: str, convert: Callable[[Record], Record]) -> None:
+        self.name, self.description, self.extension, self.convert = name, description, ".jsonl", convert
+
+    def write(self, records: Iterable[Record], out: Path) -> list[Path]:
+        with out.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(self.convert(record), ensure_ascii=False))
+                handle.write("\n")
+        return [out]
+
+
+def _identity(record: Record) -> Record:
+    return record
+
+
+
+def exporter_for(fmt: str) -> Exporter:
+    if fmt not in EXPORT_FORMATS:
+        raise TaskCraftError(f"Unknown export format {fmt!r}.", f"Choose one of: {', '.join(EXPORT_FORMATS)}.")
+    return EXPORT_FORMATS[fmt]
+
+
+
+register_exporter(JsonLinesExporter("jsonl", "The record contract, one task per line.", _identity))
+
 
 SYSTEM_PROMPT = (
     "You are a research agent. Use the tools to find the answer in the available documents, "

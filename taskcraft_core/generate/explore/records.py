@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from taskcraft_core.tools import LinkTarget, page_observed
+from taskcraft_core.agent.tools import LinkTarget, page_observed
 
 # Guideline families, after AutoPlay's, adapted to documents (their wording is in prompts.py).
 GUIDELINES: tuple[str, ...] = ("retrieval", "navigation", "composition", "repetition")

@@ -1,7 +1,7 @@
 """The vector index: Chroma collections of corpus chunks and of tasks.
 
 An index, not a store: everything in it can be rebuilt from the database (`rebuild_chunks`
-here, `dedup.rebuild_task_index` for tasks).
+here, `task_vectors.rebuild_task_index` for tasks).
 """
 
 from __future__ import annotations

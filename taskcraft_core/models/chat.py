@@ -26,7 +26,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from taskcraft_core.errors import ModelOutputError, ModelUnavailableError
-from taskcraft_core.llm_cache import SQLiteResponseCache, is_cache_hit
+from taskcraft_core.models.cache import SQLiteResponseCache, is_cache_hit
 from taskcraft_core.settings import Settings
 
 Role = Literal["generation", "solver", "judge"]

@@ -1,0 +1,1 @@
+"""The solving agent: LangChain's agent loop over the studio's tools, with trajectory capture."""

@@ -1,0 +1,1 @@
+"""Curation after generation: the review queue, near-duplicates, insights, export and import."""

@@ -1,0 +1,70 @@
+"""The JSONL record contract: one task, its source, trajectory, verification and decision in force,
+as one JSON object. Every export format is built from these records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+
+from taskcraft_core.schema import Review, Task
+from taskcraft_core.store import Store
+
+IMPORTED_KEY = "imported"  # difficulty_inputs entry holding what an import could not map elsewhere
+EXPORT_BATCH = 1000
+
+Record = dict[str, Any]
+
+
+def decisions_in_force(store: Store, task_ids: Sequence[str]) -> dict[str, Review]:
+    """The decision in force (the newest standing review) of each task that has one."""
+    return {task_id: in_force[-1] for task_id, in_force in store.standing_reviews(task_ids).items() if in_force}
+
+
+def _review_record(review: Review | None) -> Record | None:
+    if review is None:
+        return None
+    return {"reviewer": review.reviewer, "decision": review.decision, "reason": review.reason,
+            "edits": review.edits, "time": review.created_at.isoformat()}
+
+
+def _source_title(task: Task, titles: dict[str, str]) -> str | None:
+    if task.document_id in titles:
+        return titles[task.document_id]
+    return task.difficulty_inputs.get(IMPORTED_KEY, {}).get("source_title")
+
+
+def build_record(task: Task, titles: dict[str, str], review: Review | None) -> Record:
+    """The contract record of one task, from the task, the document titles and its decision."""
+    check = task.verification
+    return {
+        "id": task.id, "kind": task.kind, "question": task.question, "golden_answer": task.golden_answer,
+        "content_identifier": task.content_identifier, "relation": task.relation, "hops": task.hops,
+        "difficulty": task.difficulty, "engine": task.engine, "model": task.model, "status": task.status,
+        "source": {"document_id": task.document_id, "title": _source_title(task, titles),
+                   "chunk_id": task.chunk_id, "start": task.span_start, "end": task.span_end},
+        "parents": list(task.parent_ids),
+        "trajectory": [{"type": s.type, "content": s.content, "tool": s.tool, "args": s.args,
+                        "observation": s.observation} for s in task.trajectory],
+        "verification": None if check is None else {
+            "model_alone_answer": check.model_alone_answer, "model_alone_score": check.model_alone_score,
+            "agent_answer": check.agent_answer, "agent_score": check.agent_score},
+        "review": _review_record(review),
+    }
+
+
+def task_record(task: Task, store: Store) -> Record:
+    """The JSONL contract record of one task (edited question and answer are what it says now)."""
+    document = store.get_document(task.document_id) if task.document_id else None
+    titles = {document.id: document.title} if document else {}
+    return build_record(task, titles, decisions_in_force(store, [task.id]).get(task.id))
+
+
+def iter_records(store: Store, task_ids: Sequence[str], batch_size: int = EXPORT_BATCH) -> Iterator[Record]:
+    """Records of the given tasks in order, fetched and built a batch at a time."""
+    titles = {doc.id: doc.title for doc in store.list_documents()}
+    for start in range(0, len(task_ids), batch_size):
+        batch = task_ids[start : start + batch_size]
+        decisions = decisions_in_force(store, batch)
+        for task in store.get_tasks(batch):
+            yield build_record(task, titles, decisions.get(task.id))

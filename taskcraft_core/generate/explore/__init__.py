@@ -1,0 +1,1 @@
+"""Exploration mode (METHOD §2, after AutoPlay): walk a linked collection, remember, write tasks."""

@@ -1,0 +1,129 @@
+"""The offline engine (engine="offline"): every step of the method as a deterministic function of
+the text, with no model endpoint."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from langchain_core.language_models import BaseChatModel
+
+from taskcraft_core.generate.protocol import Check, Conclusion, Golden, Judgement, Superset
+from taskcraft_core.generate.explore.records import (
+    Exploration, ExploreAction, ExploreCandidate, ExplorerView, ObservedPage, TurnSummary,
+)
+from taskcraft_core.generate.text import (
+    canonical_form, fact_spans, normalise_answer, sentences,
+)
+from taskcraft_core.index.vectors import Passage
+from taskcraft_core.models.chat import Usage
+from taskcraft_core.schema import Chunk, Document
+
+from taskcraft_core.generate.offline import explore as explore_steps
+from taskcraft_core.generate.offline.cloze import (
+    BLANK, DESCRIPTION, DONT_KNOW, KIND_NOUNS, OFFLINE_MODEL, OfflinePolicyModel, WIDTH_LINE, aux_question, cloze_question, description, extract_answer, judge_answers, mention_pattern, parse_cloze, quoted, width_question,
+)
+
+
+class OfflineEngine:
+    """The deterministic engine (engine="offline"); every step is a pure function of the text."""
+
+    name = "offline"
+    model = OFFLINE_MODEL
+
+    def __init__(self, max_conclusions: int = 20) -> None:
+        self.max_conclusions = max_conclusions
+
+    def identify(self, document: Document, usage: Usage) -> str:
+        title = document.title
+        if re.fullmatch(r"[\w\-. ]+\.\w{2,5}", title):
+            title = re.sub(r"[_\-]+", " ", title.rsplit(".", 1)[0]).strip().title()
+        return quoted(title)
+
+    def extract_conclusions(self, identifier: str, document: Document, chunk: Chunk, usage: Usage) -> list[Conclusion]:
+        found: list[Conclusion] = []
+        for sentence in sentences(chunk.text, offset=chunk.start):
+            for span in fact_spans(sentence.text, identifier):
+                blanked = quoted(sentence.text[: span.start] + BLANK + sentence.text[span.end:])
+                found.append(Conclusion(
+                    answer=span.text, relation=f"the {KIND_NOUNS[span.kind]} in “{blanked}”", evidence=sentence.text,
+                    span_start=sentence.start + span.start, span_end=sentence.start + span.end,
+                    evidence_start=sentence.start,
+                ))
+        return found[: self.max_conclusions]
+
+    def write_question(self, identifier: str, conclusion: Conclusion, usage: Usage) -> str:
+        at = (conclusion.span_start or 0) - (conclusion.evidence_start or 0)
+        span = next(s for s in fact_spans(conclusion.evidence, identifier) if s.start == at)
+        return cloze_question(identifier, conclusion.evidence, span)
+
+    def canonical_answer(self, question: str, conclusion: Conclusion, usage: Usage) -> str:
+        return canonical_form(conclusion.answer)
+
+    def answer_alone(self, question: str, usage: Usage) -> str:
+        return DONT_KNOW  # without tools the offline engine has seen no document
+
+    def judge(self, question: str, golden: Golden, answer: str, usage: Usage) -> Judgement:
+        return judge_answers(golden, answer)
+
+    def solver_model(self) -> BaseChatModel:
+        return OfflinePolicyModel()
+
+    def find_superset(self, identifier: str, passage: Passage, usage: Usage) -> Superset | None:
+        """A sentence of another document that mentions the identifier exactly once: that document is
+        the superset, the sentence around the mention the relation."""
+        for sentence in sentences(passage.text):
+            mentions = list(re.finditer(mention_pattern(identifier), sentence.text))
+            if len(mentions) != 1:
+                continue
+            blanked = quoted(sentence.text[: mentions[0].start()] + BLANK + sentence.text[mentions[0].end():])
+            title = quoted(passage.title)
+            return Superset(superset=title, relation=f"the subject of “{blanked}”",
+                            aux_question=aux_question(title, blanked), description=description(title, blanked),
+                            document_id=passage.document_id, evidence=sentence.text)
+        return None
+
+    def check_superset(self, identifier: str, superset: Superset, passages: Sequence[Passage], usage: Usage) -> Check:
+        """The describing sentence, searched in the corpus, must be filled by the identifier and
+        nothing else."""
+        cloze = parse_cloze(superset.aux_question)
+        if cloze is None:
+            return Check(ok=False, reason="the auxiliary question cannot be read back")
+        fillers = {normalise_answer(found) for p in passages if (found := extract_answer(p.text, cloze))}
+        if fillers != {normalise_answer(identifier)}:
+            return Check(ok=False, reason=f"the relation does not point to exactly “{identifier}” "
+                                          f"(it fits: {sorted(fillers) or 'nothing found'})")
+        return Check(ok=True)
+
+    def merge_depth(self, question: str, identifier: str, superset: Superset, usage: Usage) -> str:
+        merged = question.replace(f"“{identifier}”", superset.description, 1)
+        head, sep, statement = merged.rpartition("”, ")
+        # Other mentions of the identifier in the asked statement become "it", so it stays hidden.
+        return head + sep + re.sub(mention_pattern(identifier), "it", statement)
+
+    def check_depth_merge(self, question: str, merged: str, identifier: str, answer: str, usage: Usage) -> Check:
+        core = DESCRIPTION.sub(f"“{identifier}”", merged)
+        if parse_cloze(core) is None or not DESCRIPTION.search(merged):
+            return Check(ok=False, reason="the merged question no longer has the asked-for blank or description")
+        return Check(ok=True)
+
+    def merge_width(self, questions: Sequence[str], usage: Usage) -> str:
+        return width_question(questions)
+
+    def decompose_width(self, merged: str, usage: Usage) -> list[str]:
+        return [text for _number, text in WIDTH_LINE.findall(merged)]
+
+    # ---- exploration: a breadth-first explorer, span facts, task templates, a route-following policy
+
+    def choose_explore_action(self, view: ExplorerView, usage: Usage) -> ExploreAction | None:
+        return explore_steps.next_action(view)
+
+    def summarise_exploration(self, previous: str, pages: Sequence[ObservedPage], usage: Usage) -> TurnSummary:
+        return explore_steps.summarise(previous, pages, self.max_conclusions)
+
+    def write_explore_tasks(self, exploration: Exploration, guideline: str, limit: int,
+                            usage: Usage) -> list[ExploreCandidate]:
+        return explore_steps.write_tasks(exploration, guideline, limit)
+
+    def executor_model(self) -> BaseChatModel:
+        return explore_steps.ExplorePolicyModel()

@@ -1,0 +1,1 @@
+"""Ingestion: files, URLs and archives into documents and chunks with exact offsets."""

@@ -1,0 +1,1 @@
+"""Chat models for any OpenAI-compatible endpoint, structured calls, and the response cache."""

@@ -1,0 +1,1 @@
+"""Generation runs: work units, the executor, progress, cancel and resume."""
