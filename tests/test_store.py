@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.schema import Chunk, Document, Review, Task, TrajectoryStep, Verification
 from taskcraft_core.store import Store, TaskFilter
+from taskcraft_core.store.database import MIGRATIONS
 
 
 def make_task(i: int, **changes: object) -> Task:
@@ -30,7 +32,8 @@ def test_schema_is_created_by_the_migration_and_versioned(store: Store) -> None:
     assert {"documents", "chunks", "tasks", "trajectory_steps", "verifications", "reviews", "runs",
             "alembic_version"} <= names
     with store.engine.connect() as c:
-        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 

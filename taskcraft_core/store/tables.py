@@ -31,6 +31,10 @@ documents = Table(
     Column("page_offsets", JSON, nullable=False),
     Column("links", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("aliases", JSON, nullable=False),
+    Column("page_title", Text),
+    Column("heading", Text),
+    Column("site_name", Text),
 )
 
 chunks = Table(
