@@ -110,7 +110,7 @@ def load_document(source: str, data: bytes, doc_type: str, base_url: str | None 
         page_title=extracted.title,
         heading=extracted.heading,
         site_name=extracted.site_name,
-        doc_type=doc_type,  # type: ignore[arg-type]
+        doc_type=doc_type,
         text=extracted.text,
         pages=len(extracted.page_offsets),
         page_offsets=extracted.page_offsets,
