@@ -180,7 +180,9 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
 def test_the_real_gate_catches_a_restated_document_in_an_offline_run(tmp_path: Path, action: str) -> None:
     """A second copy of a document with one word changed has a new hash, so new chunks and new task
     ids, but its questions restate the first copy's: each is gated as a near-duplicate of its twin."""
-    workspace = Workspace.open(Settings(home=tmp_path / "home", duplicate_action=action))
+    # Every candidate of the document, not the per-document share a run takes by default (10 verified).
+    workspace = Workspace.open(Settings(home=tmp_path / "home", duplicate_action=action,
+                                        max_candidates_per_document=100, max_verified_per_document=100))
     original = sample_corpus_path() / "rv_storm_petrel.md"
     restated = tmp_path / "petrel_restated.md"
     restated.write_text(original.read_text().replace("a small seabird", "a little seabird"))

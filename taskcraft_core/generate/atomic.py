@@ -14,6 +14,10 @@ from taskcraft_core.generate.text import contains_answer, normalise_answer
 from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Document, Task, content_id
+from taskcraft_core.store import TaskFilter
+
+# Statuses of a candidate that passed verification (a person may have decided on it since).
+VERIFIED_STATUSES = ("pending", "accepted", "rejected", "duplicate")
 
 
 class NoCandidatesError(TaskCraftError):
@@ -24,6 +28,11 @@ def generate_atomic(document: Document, chunk: Chunk, ctx: GenerationContext) ->
     """Every candidate of one chunk as a Task. Raises NoCandidatesError (with the reason) when the
     chunk has no candidates, GenerationCancelled when the run is cancelled midway (nothing of the
     chunk is returned then, so a resumed run redoes it whole)."""
+    candidates_left, verified_left = document_budget(document, ctx)
+    if candidates_left <= 0 or verified_left <= 0:
+        raise NoCandidatesError(
+            f"“{document.title}” has given this run its share of candidates already",
+            hint="raise max_candidates_per_document or max_verified_per_document for more from one document")
     usage = Usage()
     try:
         identifier = ctx.engine.identify(document, usage)
@@ -40,10 +49,22 @@ def generate_atomic(document: Document, chunk: Chunk, ctx: GenerationContext) ->
             hint="candidates need a sentence that states a date, a number with a unit, a year or a proper name")
     tasks: dict[str, Task] = {}
     for conclusion in [c for c in conclusions if not _in_previous_chunk(c, document, chunk, ctx)]:
+        if len(tasks) >= candidates_left or sum(t.status == "pending" for t in tasks.values()) >= verified_left:
+            break
         check_cancelled(ctx)
         task = candidate_task(identifier, document, chunk, conclusion, ctx)
         tasks.setdefault(task.id, task)  # two facts that led to the same question make one task
     return list(tasks.values())
+
+
+def document_budget(document: Document, ctx: GenerationContext) -> tuple[int, int]:
+    """(candidates, verified tasks) the run may still make from one document: the reference's caps
+    (max_candidates_per_document, max_verified_per_document) less what the run has stored from it."""
+    settings = ctx.workspace.settings
+    stored = {} if ctx.run_id is None else ctx.workspace.store.task_counts(
+        TaskFilter(run_ids=[ctx.run_id], document_ids=[document.id], kinds=["atomic"]))
+    verified = sum(n for (status, _kind), n in stored.items() if status in VERIFIED_STATUSES)
+    return settings.max_candidates_per_document - sum(stored.values()), settings.max_verified_per_document - verified
 
 
 def _in_previous_chunk(conclusion: Conclusion, document: Document, chunk: Chunk, ctx: GenerationContext) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from taskcraft_core.errors import ModelUnavailableError, TaskCraftError
+from taskcraft_core.runs.spread import round_robin
 from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, utcnow
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -226,8 +227,8 @@ class Executor:
 
             return WorkUnit(f"atomic:{chunk.id}", "atomic", work)
 
-        return [unit(chunk) for document_id in self.state.run.config["document_ids"]
-                for chunk in self.store.get_chunks(document_id)]
+        return round_robin([[unit(chunk) for chunk in self.store.get_chunks(document_id)]
+                            for document_id in self.state.run.config["document_ids"]])
 
     def base_tasks(self) -> list[Task]:
         """Verified atomic tasks of the run's documents (from this run or earlier ones), by id so
