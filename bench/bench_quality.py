@@ -62,7 +62,8 @@ def answer_type(answer: str) -> str:
         return "number with unit"
     if re.fullmatch(r"\d[\d.,]*", text):
         return "bare number"
-    if CODE.match(text) and (re.search(r"[._()]|[a-z][A-Z]", text) or text.startswith("`")):
+    if CODE.match(text) and (re.search(r"[._()]|[a-z][A-Z]", text) or text.startswith("`") or text.islower()
+                             or re.fullmatch(r"[A-Z]\w*(?:Error|Exception|Warning)", text)):
         return "code identifier"
     words = text.split()
     if len(words) >= 2 and all(w[:1].isupper() or w.lower() in {"of", "the", "and", "de", "von"} for w in words):

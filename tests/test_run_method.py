@@ -30,8 +30,8 @@ from taskcraft_core.workspace import Workspace
 pytestmark = pytest.mark.slow
 
 
-def sample_workspace(home: Path) -> Workspace:
-    workspace = Workspace.open(Settings(home=home))
+def sample_workspace(home: Path, **settings: Any) -> Workspace:
+    workspace = Workspace.open(Settings(home=home, **settings))
     load_sample_corpus(workspace)
     return workspace
 
@@ -56,7 +56,8 @@ def run_tasks(workspace: Workspace, run: GenerationRun) -> dict[str, Task]:
 
 
 def test_background_run_cancelled_then_resumed_with_the_offline_engine(tmp_path: Path) -> None:
-    workspace = sample_workspace(tmp_path / "home")
+    # Without the per-document caps, so that the units left after the cancel still have candidates to give.
+    workspace = sample_workspace(tmp_path / "home", max_candidates_per_document=100, max_verified_per_document=100)
     first_three = [d.id for d in workspace.store.list_documents()][:3]
     run_id = start_run_in_background(workspace, RunRequest(kinds=["atomic"], engine="offline", concurrency=1,
                                                            document_ids=first_three))

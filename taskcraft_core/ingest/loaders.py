@@ -170,15 +170,17 @@ def read_html(data: bytes, base_url: str | None = None) -> Extracted:
     # The content's H1, not a site banner's.
     h1 = next((h for h in soup.find_all("h1") if not h.find_parent(["header", "nav", "footer"])), None)
     heading = clean_name(h1.get_text(" ")) if isinstance(h1, Tag) else None
-    chrome_heading = _first_html_heading(soup)
-    for element in [*soup.find_all(DROPPED_ELEMENTS), *soup.select(DROPPED_SELECTOR)]:
-        element.decompose()
-    text = main_content(data) or _parsed_text(soup)
+    text = main_content(data)
+    if not text or not (title or heading):
+        chrome_heading = _first_html_heading(soup)
+        for element in [*soup.find_all(DROPPED_ELEMENTS), *soup.select(DROPPED_SELECTOR)]:
+            element.decompose()
+        text = text or _parsed_text(soup)
+        # A heading of the content names the page better than one in the site's header.
+        title = title or heading or _first_html_heading(soup) or chrome_heading
     if not text:
         raise IngestError("the page has no readable text", hint="it may be built by JavaScript; save its text instead")
-    # A heading of the content names the page better than one in the site's header.
-    title = title or heading or _first_html_heading(soup) or chrome_heading
-    return Extracted(text, title, links=links, heading=heading, site_name=site_name)
+    return Extracted(text, title or heading, links=links, heading=heading, site_name=site_name)
 
 
 def main_content(data: bytes) -> str:

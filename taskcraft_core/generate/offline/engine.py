@@ -42,8 +42,11 @@ class OfflineEngine:
 
     def extract_conclusions(self, identifier: str, document: Document, chunk: Chunk, usage: Usage) -> list[Conclusion]:
         found: list[Conclusion] = []
-        for sentence in sentences(chunk.text, offset=chunk.start):
-            for span in fact_spans(sentence.text, identifier):
+        known = [*document.aliases, document.page_title or "", document.site_name or ""]
+        # Sentences read from the document's start, so a chunk that begins inside a code block knows it.
+        in_chunk = [s for s in sentences(document.text[: chunk.end]) if s.start >= chunk.start]
+        for sentence in in_chunk:
+            for span in fact_spans(sentence.text, identifier, known):
                 blanked = quoted(sentence.text[: span.start] + BLANK + sentence.text[span.end:])
                 found.append(Conclusion(
                     answer=span.text, relation=f"the {KIND_NOUNS[span.kind]} in “{blanked}”", evidence=sentence.text,
