@@ -66,6 +66,17 @@ NOT_NAMES = {
 ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "st", "mt", "prof", "no", "vs", "e.g", "i.e", "etc", "approx", "c", "ca"}
 
 
+def mention_pattern(name: str) -> str:
+    """A name as running text writes it: an optional article, either first case, code quotes allowed
+    around words ("the `pickle` module" for "pickle module"). The group "name" holds it without the article."""
+    words = [re.escape(word) for word in name.split()]
+    if not words:
+        return r"(?!)"
+    head = words[0][:1]
+    words[0] = f"[{head.upper()}{head.lower()}]{words[0][1:]}" if head.isalpha() else words[0]
+    return r"(?<![\w`])(?:[Tt]he\s+|[Aa]n?\s+)?(?P<name>`?" + r"`?\s+`?".join(words) + r"`?)(?![\w`])"
+
+
 def iso_date(text: str) -> str | None:
     """YYYY-MM-DD for a date written as '14 July 1789', 'July 14, 1789' or '1789-07-14'."""
     text = text.strip()

@@ -20,6 +20,14 @@ class DocumentNames(BaseModel):
     site_name: str | None
 
 
+class DocumentLinks(BaseModel):
+    """A document's outgoing links, with the source they are relative to."""
+
+    id: str
+    source: str
+    links: list[str]
+
+
 class DocumentNamesStore:
     """Mixed into Store: reading and renaming documents' identifiers without loading their text."""
 
@@ -30,6 +38,11 @@ class DocumentNamesStore:
         with self.engine.connect() as c:
             rows = c.execute(select(*columns).order_by(t.documents.c.created_at, t.documents.c.id))
             return [DocumentNames(**row._mapping) for row in rows]
+
+    def document_links(self) -> list[DocumentLinks]:
+        columns = [t.documents.c[name] for name in DocumentLinks.model_fields]
+        with self.engine.connect() as c:
+            return [DocumentLinks(**row._mapping) for row in c.execute(select(*columns).order_by(t.documents.c.id))]
 
     def rename_document(self, document_id: str, title: str, aliases: list[str]) -> None:
         with self.engine.begin() as c:

@@ -20,11 +20,22 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from taskcraft_core.agent.tools import parse_passages
 from taskcraft_core.generate.protocol import Golden, Judgement
 from taskcraft_core.generate.text import (
-    CODE, DATE, MONEY, NUMBERED_NAME, NUMBER, PERCENT, SCALE, UNITS, YEAR, Span, canonical_form, match_score,
+    CODE,
+    DATE,
+    MONEY,
+    NUMBER,
+    NUMBERED_NAME,
+    PERCENT,
+    SCALE,
+    UNITS,
+    YEAR,
+    Span,
+    canonical_form,
+    match_score,
 )
-from taskcraft_core.agent.tools import parse_passages
 from taskcraft_core.ingest.names import title_segments
 
 OFFLINE_MODEL = "offline-policy"
@@ -282,19 +293,18 @@ def policy_reply(messages: Sequence[BaseMessage], solver: Solver) -> AIMessage:
 
 
 def aux_question(title: str, blanked: str) -> str:
+    """The question whose answer fills the blank: a code identifier when the blank is quoted as code
+    ("the `___` module"), else a name."""
     at = blanked.index(BLANK)
-    statement = statement_with_blank(blanked, at, at + len(BLANK), lambda left: "who or what" if not left else "what")
+    end = at + len(BLANK)
+    if blanked[at - 1:at] == "`" and blanked[end:end + 1] == "`":
+        return cloze_question(title, blanked, Span("code", BLANK, at - 1, end + 1))
+    statement = statement_with_blank(blanked, at, end, lambda left: "who or what" if not left else "what")
     return f"According to “{title}”, {statement}?"
 
 
 def description(title: str, blanked: str) -> str:
     return f"the document on what “{title}” describes in “{blanked}”"
-
-
-def mention_pattern(identifier: str) -> str:
-    """The identifier as written in running text, with an optional article and either first case."""
-    head, tail = identifier[:1], re.escape(identifier[1:])
-    return rf"(?<!\w){ARTICLE}[{re.escape(head.upper())}{re.escape(head.lower())}]{tail}(?!\w)"
 
 
 def width_question(questions: Sequence[str]) -> str:
