@@ -5,6 +5,7 @@ reason; one candidate's malformed model output never costs the chunk its other c
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
@@ -59,12 +60,20 @@ def generate_atomic(document: Document, chunk: Chunk, ctx: GenerationContext) ->
 
 def document_budget(document: Document, ctx: GenerationContext) -> tuple[int, int]:
     """(candidates, verified tasks) the run may still make from one document: the reference's caps
-    (max_candidates_per_document, max_verified_per_document) less what the run has stored from it."""
+    (max_candidates_per_document, max_verified_per_document) less what the run has stored from it.
+    Under a limit, a document's verified share is also at most its part of the limit (ceil(limit /
+    documents)), so that the limit is spread over the documents instead of spent on the first."""
     settings = ctx.workspace.settings
-    stored = {} if ctx.run_id is None else ctx.workspace.store.task_counts(
-        TaskFilter(run_ids=[ctx.run_id], document_ids=[document.id], kinds=["atomic"]))
+    run = ctx.workspace.store.get_run(ctx.run_id) if ctx.run_id else None
+    if run is None:
+        return settings.max_candidates_per_document, settings.max_verified_per_document
+    stored = ctx.workspace.store.task_counts(TaskFilter(run_ids=[run.id], document_ids=[document.id],
+                                                        kinds=["atomic"]))
     verified = sum(n for (status, _kind), n in stored.items() if status in VERIFIED_STATUSES)
-    return settings.max_candidates_per_document - sum(stored.values()), settings.max_verified_per_document - verified
+    limit, documents = run.config.get("request", {}).get("limit"), len(run.config.get("document_ids", [])) or 1
+    share = min(settings.max_verified_per_document, math.ceil(limit / documents)) if limit else \
+        settings.max_verified_per_document
+    return settings.max_candidates_per_document - sum(stored.values()), share - verified
 
 
 def _in_previous_chunk(conclusion: Conclusion, document: Document, chunk: Chunk, ctx: GenerationContext) -> bool:

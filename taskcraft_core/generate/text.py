@@ -172,7 +172,7 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
         line_start, line_end = line_end + 1, line_end + 1 + len(body)
         fence = body.lstrip().startswith("```")
         in_code = in_code != fence
-        if fence or in_code or not body.strip() or _is_heading(body):
+        if fence or in_code or not body.strip() or _is_heading(body) or DOT_LEADER.search(body):
             blocks.append((-1, -1))  # a break: the next prose line starts a new block
             continue
         marker = re.match(r"\s*(?:[-*+>]|\d+[.)])\s+", body)

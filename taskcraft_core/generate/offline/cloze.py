@@ -77,7 +77,11 @@ LEADING_PRONOUN = re.compile(r"^(?:it|she|he|this module|this package|this libra
                              re.IGNORECASE)
 LOWER_OPENERS = {"the", "a", "an", "in", "on", "at", "it", "its", "this", "that", "these", "those", "there", "by",
                  "after", "before", "during", "since", "from", "with", "for", "when", "while", "although", "as",
-                 "he", "she", "they", "his", "her", "their", "each", "construction", "today"}
+                 "he", "she", "they", "his", "her", "their", "each", "construction", "today", "if", "unless", "because",
+                 "use", "see", "note", "returns", "return", "raises", "consider", "therefore", "thus", "also", "all",
+                 "any", "some", "most", "many", "such", "both", "only", "other", "every", "then", "instead",
+                 "otherwise", "here", "now", "not", "no", "you", "your", "we", "our", "once", "where", "which", "how",
+                 "unlike", "like", "to", "of", "operations", "so", "however", "whether", "why", "what"}
 
 
 def quoted(text: str) -> str:
