@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcraft_core.agent.loop import AgentResult, run_agent
+from taskcraft_core.agent.tools import make_tools
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
 from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, TrajectoryStep, Verification
-from taskcraft_core.agent.tools import make_tools
 
 
 @dataclass

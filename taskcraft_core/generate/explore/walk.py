@@ -10,16 +10,29 @@ import json
 import re
 from collections.abc import Sequence
 
+from taskcraft_core.agent.tools import (
+    PAGE_HEADER,
+    make_link_tools,
+    make_tools,
+    page_links,
+    page_observed,
+    parse_links,
+)
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import (
-    ExploreAction, Exploration, ExploreMemory, ExplorerView, ExploreStep, FrontierLink, LinkFollowed, ObservedPage, PageSeen,
+    Exploration,
+    ExploreAction,
+    ExploreMemory,
+    ExplorerView,
+    ExploreStep,
+    FrontierLink,
+    LinkFollowed,
+    ObservedPage,
+    PageSeen,
 )
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Document, content_id
-from taskcraft_core.agent.tools import (
-    PAGE_HEADER, make_link_tools, make_tools, page_links, page_observed, parse_links,
-)
 
 EXPLORER_TOOLS = ("read_document", "list_links", "follow_link")
 LISTED_PAGE = re.compile(r"links of document_id=(?P<document_id>\S+) ")  # a list_links observation's first line

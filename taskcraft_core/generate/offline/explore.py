@@ -25,14 +25,30 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from taskcraft_core.agent.tools import page_observed, parse_links, parse_passages
 from taskcraft_core.generate.explore.records import (
-    CandidateAnswer, Exploration, ExploreAction, ExploreCandidate, ExplorerView, Fact, Move, ObservedPage, TurnSummary,
+    CandidateAnswer,
+    Exploration,
+    ExploreAction,
+    ExploreCandidate,
+    ExplorerView,
+    Fact,
+    Move,
+    ObservedPage,
+    TurnSummary,
+)
+from taskcraft_core.generate.offline.cloze import (
+    NOT_FOUND,
+    OfflinePolicyModel,
+    extract_answer,
+    parse_cloze,
+    policy_reply,
+    quoted,
+    solve,
+    statement_with_blank,
+    wh_phrase,
 )
 from taskcraft_core.generate.text import canonical_form, contains_answer, fact_spans, normalise_answer, sentences
-from taskcraft_core.generate.offline.cloze import (
-    NOT_FOUND, OfflinePolicyModel, extract_answer, parse_cloze, policy_reply, quoted, solve, statement_with_blank, wh_phrase,
-)
-from taskcraft_core.agent.tools import parse_links, parse_passages, page_observed
 
 Call = Callable[[str, dict[str, Any]], str]
 # Kinds of fact a repetition task may ask twice, most precise first.
