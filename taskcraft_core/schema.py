@@ -147,7 +147,7 @@ class RunConfig(BaseModel):
 
     request: RunRequest = Field(default_factory=RunRequest)
     document_ids: list[str] = []
-    engine: str = "offline"
+    engine: Literal["offline", "openai"] = "offline"
     models: dict[str, str] = {}
     base_url: str | None = None
     prompt_version: str = ""

@@ -26,7 +26,6 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.errors import GraphRecursionError
 from pydantic import BaseModel, Field
 
-from taskcraft_core.generate.prompts import SOLVER_SYSTEM_PROMPT
 from taskcraft_core.models.chat import message_tokens
 from taskcraft_core.schema import TrajectoryStep
 
@@ -128,10 +127,11 @@ def run_agent(
     *,
     max_steps: int,
     tool_timeout_s: float,
-    system_prompt: str = SOLVER_SYSTEM_PROMPT,
+    system_prompt: str | None = None,
     hop: int = 0,
 ) -> AgentResult:
-    """Run the tool-using agent on one question; never raises for anything the model or a tool does."""
+    """Run the tool-using agent on one question; never raises for anything the model or a tool does.
+    The caller brings the system prompt (the method's prompts live in `generate.prompts`)."""
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
     timings = _Timings()
     agent = create_agent(model, [guard_tool(t, tool_timeout_s, executor) for t in tools],

@@ -15,6 +15,7 @@ from taskcraft_core.agent.loop import AgentResult, run_agent
 from taskcraft_core.agent.tools import make_tools
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
+from taskcraft_core.generate.prompts import SOLVER_SYSTEM_PROMPT
 from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, TrajectoryStep, Verification
@@ -36,7 +37,7 @@ def solve_with_agent(question: str, ctx: GenerationContext, usage: Usage, hop: i
     settings = ctx.workspace.settings
     tools = make_tools(ctx.workspace, allow_fetch=settings.solver_can_fetch_urls)
     result = run_agent(question, ctx.engine.solver_model(), tools, max_steps=settings.agent_max_steps,
-                       tool_timeout_s=settings.tool_timeout_s, hop=hop)
+                       tool_timeout_s=settings.tool_timeout_s, system_prompt=SOLVER_SYSTEM_PROMPT, hop=hop)
     usage.add(calls=result.calls, tokens=result.tokens)
     return result
 
