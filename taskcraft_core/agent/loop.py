@@ -18,10 +18,12 @@ from uuid import UUID
 
 from langchain.agents import AgentState, create_agent
 from langchain.agents.middleware import after_model
+from langchain.agents.middleware.types import InputAgentState
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import LLMResult
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.errors import GraphRecursionError
 from pydantic import BaseModel, Field
@@ -136,11 +138,11 @@ def run_agent(
     timings = _Timings()
     agent = create_agent(model, [guard_tool(t, tool_timeout_s, executor) for t in tools],
                          system_prompt=system_prompt, middleware=[answer_malformed_tool_calls])
-    config = {"recursion_limit": recursion_limit(max_steps), "callbacks": [timings]}
+    config: RunnableConfig = {"recursion_limit": recursion_limit(max_steps), "callbacks": [timings]}
     messages: list[AnyMessage] = [HumanMessage(question)]
     failure = None
     try:
-        for state in agent.stream({"messages": messages}, config=config, stream_mode="values"):
+        for state in agent.stream(InputAgentState(messages=[*messages]), config=config, stream_mode="values"):
             messages = state["messages"]
     except GraphRecursionError:
         failure = f"step limit reached: no final answer after {max_steps} tool steps"

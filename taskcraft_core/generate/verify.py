@@ -61,8 +61,8 @@ def verify(question: str, golden: Golden, ctx: GenerationContext, usage: Usage, 
                          judge_rationale=f"model alone: {alone_judgement.rationale}")
     if not ctx.acceptance.agent_can_still_pass(alone_judgement.score):
         # Cheap rejection: no solver score could beat this, so neither the solver nor its judge runs.
-        reason = f"model alone answered it (score {alone_judgement.score}); {solver_name} not run"
-        return Outcome(check, [], accepted=False, reason=reason, tool_steps=0)
+        return Outcome(check, [], accepted=False, tool_steps=0,
+                       reason=f"model alone answered it (score {alone_judgement.score}); {solver_name} not run")
     result = solve(question, ctx, usage) if solve else solve_with_agent(question, ctx, usage, hop)
     if result.finished:
         judgement = engine.judge(question, golden, result.answer, usage)

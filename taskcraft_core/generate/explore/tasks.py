@@ -156,8 +156,8 @@ def _seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] |
         return found
     holding = [s for s in sentences(page.text, page.start) if contains_answer(answer.answer, s.text)]
     preferred = [s for s in holding if " ".join(answer.evidence.split()) in " ".join(s.text.split())]
-    chosen = (preferred or holding or [None])[0]
-    return (chosen.start, chosen.end) if chosen else None
+    chosen = (preferred or holding)[:1]
+    return (chosen[0].start, chosen[0].end) if chosen else None
 
 
 def _evidence(candidate: ExploreCandidate, spans: list[tuple[int, int]], ctx: GenerationContext) -> dict[str, Any]:

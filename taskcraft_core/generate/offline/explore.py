@@ -136,6 +136,8 @@ class Site:
     def targets(self, page_id: str) -> list[str]:
         """Pages of the site this page links to, in link order."""
         page = self.exploration.memory.page(page_id)
+        if page is None:
+            return []
         found = [t.document_id for t in (page.links or []) if t.document_id in self.titles and t.document_id != page_id]
         return list(dict.fromkeys(found))
 
@@ -205,7 +207,7 @@ TEMPLATES: dict[str, Callable[[Site], Iterator[ExploreCandidate]]] = {
 
 
 def write_tasks(exploration: Exploration, guideline: str, limit: int) -> list[ExploreCandidate]:
-    site, written = Site(exploration), []
+    site, written = Site(exploration), list[ExploreCandidate]()
     for candidate in TEMPLATES[guideline](site):
         if len(written) == limit:
             break
@@ -267,7 +269,7 @@ def solve_route(route: Route, call: Call) -> str:
             links[source_id] = parse_links(call("list_links", {"document_id": source_id}))
         link = next((t for t in links[source_id]
                      if t.document_id and normalise_answer(t.title or "") == normalise_answer(target)), None)
-        if link is None:
+        if link is None or link.document_id is None:
             return NOT_FOUND
         observation = call("follow_link", {"document_id": source_id, "link": link.link})
         ids[normalise_answer(target)], links[link.document_id] = link.document_id, parse_links(observation)
