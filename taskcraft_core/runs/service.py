@@ -242,6 +242,8 @@ def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
 def _in_background(workspace: Workspace, run_id: str) -> None:
     run = _get_run(workspace.store, run_id)
     _claim(run)  # here, so that "already executing" reaches the caller instead of the thread
+    # Running from this moment: whoever looks next sees the run started, not still interrupted.
+    workspace.store.update_run(run_id, status="running", error=None, finished_at=None)
     threading.Thread(target=_execute_claimed, args=(workspace, run, None, method_pipeline),
                      name=f"run-{run_id}", daemon=True).start()
 
