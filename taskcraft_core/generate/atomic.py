@@ -70,7 +70,7 @@ def document_budget(document: Document, ctx: GenerationContext) -> tuple[int, in
     stored = ctx.workspace.store.task_counts(TaskFilter(run_ids=[run.id], document_ids=[document.id],
                                                         kinds=["atomic"]))
     verified = sum(n for (status, _kind), n in stored.items() if status in VERIFIED_STATUSES)
-    limit, documents = run.config.get("request", {}).get("limit"), len(run.config.get("document_ids", [])) or 1
+    limit, documents = run.config.request.limit, len(run.config.document_ids) or 1
     share = min(settings.max_verified_per_document, math.ceil(limit / documents)) if limit else \
         settings.max_verified_per_document
     return settings.max_candidates_per_document - sum(stored.values()), share - verified
