@@ -89,12 +89,15 @@ def test_background_run_cancelled_then_resumed_with_the_offline_engine(tmp_path:
 
 def test_an_offline_run_of_every_kind_makes_grounded_tasks_with_lineage_and_costs(tmp_path: Path) -> None:
     workspace = sample_workspace(tmp_path / "home")
-    run = execute_run(workspace, create_run(workspace, RunRequest(engine="offline", limit=2, concurrency=1)).id)
+    # limit 6: atomic spreads it over the documents (one verified task from each of six), which leaves
+    # enough tasks for two width groups; explore spreads it over the four guideline families.
+    run = execute_run(workspace, create_run(workspace, RunRequest(engine="offline", limit=6, concurrency=1)).id)
     assert run.status == "completed" and run.config.engine == "offline"
     by_kind = run_summary(run).model_dump()["by_kind"]
     assert all(by_kind[kind]["accepted"] >= 2 for kind in ("atomic", "depth", "width", "explore")), by_kind
-    # limit 2 spread over the four guideline families: one explore candidate each
-    assert by_kind["explore"]["candidates"] == 4
+    assert by_kind["atomic"]["accepted"] == 6
+    # ceil(6 / 4) = 2 explore candidates per guideline family
+    assert by_kind["explore"]["candidates"] == 8
     tasks = run_tasks(workspace, run)
     assert len(tasks) == run_summary(run).model_dump()["candidates"]
     assert sum(t.model_calls for t in tasks.values()) <= run.model_calls
