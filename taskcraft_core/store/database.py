@@ -13,12 +13,15 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, Text, and_, cast, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Engine, Text, and_, cast, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from taskcraft_core.store import tables as t
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
+from taskcraft_core.store.connection import connect, require_current_schema
+from taskcraft_core.store.document_state import INDEXING, READY, DocumentStateStore
 from taskcraft_core.store.review_history import replay, standing
+from taskcraft_core.store.task_outcomes import TaskOutcomeStore, drop_superseded_failures
 from taskcraft_core.schema import (
     Chunk,
     Decision,
@@ -63,14 +66,6 @@ class DocumentSummary(BaseModel):
     characters: int
 
 
-def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
 def upgrade_schema(engine: Engine) -> None:
     """Create or upgrade the schema to the newest migration."""
     config = Config()
@@ -80,26 +75,33 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store:
-    """All reads and writes of the studio's records."""
+class Store(DocumentStateStore, TaskOutcomeStore):
+    """All reads and writes of the studio's records. `read_only` opens the database without writing
+    anything (for reading commands on a read-only data home); it must then be at the newest schema."""
 
-    def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, url: str, read_only: bool = False) -> None:
         self.url = url
-        self.engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _enable_sqlite_wal)
-        upgrade_schema(self.engine)
+        self.read_only = read_only
+        self.engine = connect(url, read_only)
+        if read_only:
+            require_current_schema(self.engine, url)
+        else:
+            upgrade_schema(self.engine)
 
     # ---- documents and chunks -------------------------------------------------------------
 
-    def add_document(self, document: Document, chunks: Sequence[Chunk]) -> bool:
-        """Store a document with its chunks; False when the same content is already stored."""
+    def add_document(self, document: Document, chunks: Sequence[Chunk], *, indexing: bool = False) -> bool:
+        """Store a document with its chunks; False when the same content is stored and ready (a copy
+        a failed ingest left "indexing" is replaced). With `indexing` (ingest, which writes the
+        vectors next) it is stored "indexing", not present until `mark_document_ready`."""
         with self.engine.begin() as c:
-            if c.scalar(select(t.documents.c.id).where(t.documents.c.content_hash == document.content_hash)):
+            same = t.documents.c.content_hash == document.content_hash
+            stale = select(t.documents.c.id).where(same, t.documents.c.state == INDEXING).scalar_subquery()
+            c.execute(delete(t.chunks).where(t.chunks.c.document_id == stale))
+            c.execute(delete(t.documents).where(same, t.documents.c.state == INDEXING))
+            if c.scalar(select(t.documents.c.id).where(same)):
                 return False
-            c.execute(insert(t.documents), [document.model_dump()])
+            c.execute(insert(t.documents), [document.model_dump() | {"state": INDEXING if indexing else READY}])
             if chunks:
                 c.execute(insert(t.chunks), [chunk.model_dump() for chunk in chunks])
         return True
@@ -119,6 +121,7 @@ class Store:
                 func.length(t.documents.c.text).label("characters"),
             )
             .outerjoin(counts, counts.c.document_id == t.documents.c.id)
+            .where(t.documents.c.state == READY)
             .order_by(t.documents.c.created_at, t.documents.c.id)
         )
         with self.engine.connect() as c:
@@ -145,10 +148,12 @@ class Store:
         return Chunk(**row._mapping) if row else None
 
     def iter_chunks(self, batch_size: int = 1000) -> Iterator[list[Chunk]]:
-        """All chunks in batches, for rebuilding the vector index."""
+        """All chunks of ready documents in batches, for rebuilding the vector index."""
+        ready = select(t.documents.c.id).where(t.documents.c.state == READY)
         with self.engine.connect() as c:
             result = c.execution_options(stream_results=True).execute(
-                select(t.chunks).order_by(t.chunks.c.document_id, t.chunks.c.position)
+                select(t.chunks).where(t.chunks.c.document_id.in_(ready))
+                .order_by(t.chunks.c.document_id, t.chunks.c.position)
             )
             for rows in result.partitions(batch_size):
                 yield [Chunk(**row._mapping) for row in rows]
@@ -372,14 +377,18 @@ class Store:
             return [GenerationRun(**row._mapping) for row in c.execute(query)]
 
     def update_run(self, run_id: str, tasks: Sequence[Task] = (), **values: Any) -> int:
-        """Change only the given columns of a run and store tasks (existing ids skipped), in one
-        transaction: a finished work unit's tasks and its mark in `done_units` land together or not
-        at all, and a cancel written by someone else is never overwritten. Returns tasks added."""
+        """Change only the given columns of a run and store tasks (existing ids skipped, except failed
+        verifications the tasks supersede: see store/task_outcomes.py), in one transaction: a finished
+        work unit's tasks and its mark in `done_units` land together or not at all, and a cancel
+        written by someone else is never overwritten. Returns tasks added."""
         with self.engine.begin() as c:
             # The write comes first so the transaction holds the write lock before it reads.
             if c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values)).rowcount == 0:
                 raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
-            return _insert_new_tasks(c, tasks) if tasks else 0
+            if not tasks:
+                return 0
+            drop_superseded_failures(c, tasks)
+            return _insert_new_tasks(c, tasks)
 
     # ---- near-duplicate dismissals ---------------------------------------------------------
 
