@@ -245,9 +245,9 @@ def _abandon(workspace: Workspace, document_id: str) -> None:
     try:
         workspace.index.delete_document(document_id)
         workspace.store.remove_unfinished_document(document_id)
-    except Exception:
-        logger.warning("could not remove the incomplete document %s; it will be finished on the next open",
-                       document_id, exc_info=True)
+    except Exception as error:
+        logger.warning("could not remove the incomplete document %s (%s); it will be finished on the next open",
+                       document_id, error)
 
 
 # ---- locations ------------------------------------------------------------------------------
