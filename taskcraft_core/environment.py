@@ -119,4 +119,11 @@ def _is_sqlite_error(error: BaseException) -> bool:
 
 
 def _from_chroma(error: BaseException) -> bool:
-    return type(error).__module__.startswith("chromadb")
+    """Raised by Chroma: its own error types, or any error its code raised (a folder it cannot write
+    surfaces as a ValueError or an AttributeError from its half-started client)."""
+    if type(error).__module__.startswith("chromadb"):
+        return True
+    innermost = error.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    return innermost is not None and f"{os.sep}chromadb{os.sep}" in innermost.tb_frame.f_code.co_filename

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if exit_.code == 0 else 1
     settings = settings_from_environment()
     try:
-        return int(args.handler(args, open_for(args, settings)))
+        return run_command(args, settings)
     except EnvironmentFailure as failure:
         return report_environment_failure(failure)
     except TaskCraftError as error:
@@ -51,19 +51,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_environment_failure(failure)
 
 
-def open_for(args: argparse.Namespace, settings: Settings) -> Workspace:
-    """The workspace a command needs. Commands that only read (`reads_only`) fall back to opening a
-    read-only home read-only; the others get the index checked, and rebuilt if needed, first."""
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command's handler. A command that only reads (`reads_only`) and meets a read-only data
+    home runs again on the home opened read-only; the others get the index checked (and rebuilt if
+    needed) before they start."""
     try:
         workspace = Workspace.open(settings)
-    except EnvironmentFailure as failure:
-        if not getattr(args, "reads_only", False) or failure.kind != "read_only":
+        if getattr(args, "searches", True):
+            ensure_index(workspace, print_index_progress)
+        return int(args.handler(args, workspace))
+    except Exception as error:
+        failure = environment_failure_of(error, settings)
+        if not getattr(args, "reads_only", False) or failure is None or failure.kind != "read_only":
             raise
-        print(f"note: {failure.path} is read-only; reading it without changing anything", file=sys.stderr)
-        return Workspace.open(settings, read_only=True)
-    if getattr(args, "searches", True):
-        ensure_index(workspace, print_index_progress)
-    return workspace
+    print(f"note: {failure.path} is read-only; reading it without changing anything", file=sys.stderr)
+    return int(args.handler(args, Workspace.open(settings, read_only=True)))
 
 
 def print_index_progress(what: str, done: int, total: int) -> None:
