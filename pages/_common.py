@@ -19,8 +19,7 @@ from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import TASK_KINDS, TASK_STATUSES
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
-from taskcraft_core.index.consistency import open_workspace
-from taskcraft_core.workspace import Workspace, environment_failure_of, settings_from_environment
+from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
 
 SETTINGS_OVERRIDES = "settings_overrides"
 REVIEWER = "reviewer"

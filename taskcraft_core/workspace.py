@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from taskcraft_core.environment import environment_failure
 from taskcraft_core.errors import EnvironmentFailure
+from taskcraft_core.index.consistency import IndexProgress, ensure_index
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
@@ -40,6 +41,20 @@ class Workspace:
     @property
     def read_only(self) -> bool:
         return self.store.read_only
+
+
+def open_workspace(settings: Settings, progress: IndexProgress | None = None) -> Workspace:
+    """The workspace of a data home with its index checked, and brought in step with the database if
+    needed (with progress), before anything searches it: what the app and the CLI open."""
+    workspace = Workspace.open(settings)
+    try:
+        ensure_index(workspace, progress)
+    except Exception as error:
+        failure = environment_failure_of(error, settings)
+        if failure is None:
+            raise
+        raise failure from error
+    return workspace
 
 
 def environment_failure_of(error: BaseException, settings: Settings) -> EnvironmentFailure | None:

@@ -13,7 +13,7 @@ from chromadb.api.shared_system_client import SharedSystemClient
 
 from taskcraft_core.cli import main
 from taskcraft_core.errors import EnvironmentFailure
-from taskcraft_core.index.consistency import check_index, ensure_index, open_workspace
+from taskcraft_core.index.consistency import check_index, ensure_index
 from taskcraft_core.index.vectors import CHUNKS, TASKS, VectorIndex
 from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
 from taskcraft_core.runs.executor import Pipeline
@@ -21,8 +21,8 @@ from taskcraft_core.runs.service import RunRequest, create_run, execute_run, met
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store, TaskFilter
-from taskcraft_core.workspace import Workspace
-from test_run_method import sample_workspace
+from taskcraft_core.workspace import Workspace, open_workspace
+from tests.test_run_method import sample_workspace
 
 ADA = "Ada Merrow"
 TIMELINE = "A Timeline of Kestrel Haven Science"

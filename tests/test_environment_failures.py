@@ -22,12 +22,11 @@ from streamlit.testing.v1 import AppTest
 
 from taskcraft_core.cli import EXIT_ENVIRONMENT, main
 from taskcraft_core.index.consistency import check_index
-from taskcraft_core.index.vectors import CHUNKS
 from taskcraft_core.ingest.pipeline import sample_corpus_path
 from taskcraft_core.runs.service import RunRequest, create_run, execute_run
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
-from test_run_method import sample_workspace
+from tests.test_run_method import sample_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app.py"

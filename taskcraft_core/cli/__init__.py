@@ -12,9 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
-from taskcraft_core.index.consistency import ensure_index
 from taskcraft_core.settings import Settings
-from taskcraft_core.workspace import Workspace, environment_failure_of, settings_from_environment
+from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
 
 COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup"]
 EXIT_ENVIRONMENT = 3
@@ -45,10 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:
-        failure = environment_failure_of(error, settings)
-        if failure is None:
+        named = environment_failure_of(error, settings)
+        if named is None:
             raise
-        return report_environment_failure(failure)
+        return report_environment_failure(named)
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,9 +55,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     home runs again on the home opened read-only; the others get the index checked (and rebuilt if
     needed) before they start."""
     try:
-        workspace = Workspace.open(settings)
-        if getattr(args, "searches", True):
-            ensure_index(workspace, print_index_progress)
+        workspace = open_workspace(settings, print_index_progress) if getattr(args, "searches", True) else \
+            Workspace.open(settings)
         return int(args.handler(args, workspace))
     except Exception as error:
         failure = environment_failure_of(error, settings)

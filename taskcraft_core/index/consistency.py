@@ -13,10 +13,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from taskcraft_core.index.task_vectors import TEXT_BATCH, index_tasks
+from taskcraft_core.index.task_vectors import TEXT_BATCH, IndexedStore, index_tasks
 from taskcraft_core.index.vectors import CHUNKS, TASKS
-from taskcraft_core.settings import Settings
-from taskcraft_core.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ class IndexRepair(BaseModel):
         return any(self.model_dump().values())
 
 
-def check_index(workspace: Workspace) -> list[CollectionCheck]:
+def check_index(workspace: IndexedStore) -> list[CollectionCheck]:
     """The chunk and task collections against the database (cheap: counts and a few ids)."""
     store, index = workspace.store, workspace.index
     return [
@@ -63,7 +61,7 @@ def check_index(workspace: Workspace) -> list[CollectionCheck]:
     ]
 
 
-def ensure_index(workspace: Workspace, progress: IndexProgress | None = None) -> IndexRepair:
+def ensure_index(workspace: IndexedStore, progress: IndexProgress | None = None) -> IndexRepair:
     """Finish documents left "indexing", then bring each collection that does not match the
     database back in step: missing entries embedded and added, entries of nothing removed."""
     repair = IndexRepair(documents_finished=finish_unfinished_documents(workspace))
@@ -79,14 +77,7 @@ def ensure_index(workspace: Workspace, progress: IndexProgress | None = None) ->
     return repair
 
 
-def open_workspace(settings: Settings, progress: IndexProgress | None = None) -> Workspace:
-    """The workspace of a data home with its index checked (and rebuilt if needed) before any search."""
-    workspace = Workspace.open(settings)
-    ensure_index(workspace, progress)
-    return workspace
-
-
-def finish_unfinished_documents(workspace: Workspace) -> int:
+def finish_unfinished_documents(workspace: IndexedStore) -> int:
     """Index the chunks of documents whose ingest stopped after their rows were written, and mark them
     ready (their rows were written in one transaction, so they are whole); returns how many."""
     unfinished = workspace.store.unfinished_documents()
@@ -97,27 +88,27 @@ def finish_unfinished_documents(workspace: Workspace) -> int:
     return len(unfinished)
 
 
-def _missing(workspace: Workspace, collection: str, ids: list[str]) -> int:
+def _missing(workspace: IndexedStore, collection: str, ids: list[str]) -> int:
     if not ids:
         return 0
     found = workspace.index.collection(collection).get(ids=list(dict.fromkeys(ids)), include=[])["ids"]
     return len(set(ids) - set(found))
 
 
-def _collection_ids(workspace: Workspace, name: str) -> set[str]:
+def _collection_ids(workspace: IndexedStore, name: str) -> set[str]:
     collection = workspace.index.collection(name)
     return {entry for start in range(0, collection.count(), ID_PAGE)
             for entry in collection.get(limit=ID_PAGE, offset=start, include=[])["ids"]}
 
 
-def _remove(workspace: Workspace, name: str, ids: set[str]) -> int:
+def _remove(workspace: IndexedStore, name: str, ids: set[str]) -> int:
     ordered = sorted(ids)
     for start in range(0, len(ordered), ID_PAGE):
         workspace.index.collection(name).delete(ids=ordered[start : start + ID_PAGE])
     return len(ordered)
 
 
-def _sync_chunks(workspace: Workspace, progress: IndexProgress | None) -> tuple[int, int]:
+def _sync_chunks(workspace: IndexedStore, progress: IndexProgress | None) -> tuple[int, int]:
     """Add the chunks of ready documents the collection lacks and remove entries of no chunk."""
     expected, indexed = workspace.store.ready_chunk_ids(), _collection_ids(workspace, CHUNKS)
     removed = _remove(workspace, CHUNKS, indexed - expected)
@@ -136,7 +127,7 @@ def _sync_chunks(workspace: Workspace, progress: IndexProgress | None) -> tuple[
     return done, removed
 
 
-def _sync_tasks(workspace: Workspace, progress: IndexProgress | None) -> tuple[int, int]:
+def _sync_tasks(workspace: IndexedStore, progress: IndexProgress | None) -> tuple[int, int]:
     """Embed the stored tasks the collection lacks and remove vectors of tasks no longer stored."""
     expected, indexed = set(workspace.store.list_task_ids()), _collection_ids(workspace, TASKS)
     removed = _remove(workspace, TASKS, indexed - expected)

@@ -3,7 +3,7 @@ the index holds their chunks; what a failed ingest left "indexing" is finished o
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, Select, delete, func, select, update
 
 from taskcraft_core.schema import Chunk, Document
 from taskcraft_core.store import tables as t
@@ -68,15 +68,15 @@ class DocumentStateStore:
                     *c.scalars(select(t.tasks.c.id).order_by(column.desc(), t.tasks.c.id).limit(SAMPLE_IDS))]
 
 
-def _ready_ids():  # type: ignore[no-untyped-def]
+def _ready_ids() -> Select[tuple[str]]:
     return select(t.documents.c.id).where(t.documents.c.state == READY)
 
 
-def _unfinished_ids():  # type: ignore[no-untyped-def]
+def _unfinished_ids() -> Select[tuple[str]]:
     return select(t.documents.c.id).where(t.documents.c.state == INDEXING)
 
 
-def _chunk_sample(newest: bool):  # type: ignore[no-untyped-def]
+def _chunk_sample(newest: bool) -> Select[tuple[str]]:
     created = t.documents.c.created_at.desc() if newest else t.documents.c.created_at
     return (select(t.chunks.c.id).join(t.documents, t.documents.c.id == t.chunks.c.document_id)
             .where(t.documents.c.state == READY).order_by(created, t.chunks.c.position).limit(SAMPLE_IDS))
