@@ -93,7 +93,7 @@ def test_failures_caused_by_an_emptied_index_do_not_stick_when_the_next_run_veri
     broken = atomic_run(workspace, ADA, TIMELINE, pipeline=index_lost_after_the_check)
     assert set(outcomes(workspace)) == set(reference)
     assert {status for status, _ in outcomes(workspace).values()} == {"failed_verification"}
-    assert run_summary(broken)["candidates"] == len(reference)
+    assert run_summary(broken).candidates == len(reference)
 
     repaired = atomic_run(workspace, ADA, TIMELINE)
 
@@ -101,9 +101,9 @@ def test_failures_caused_by_an_emptied_index_do_not_stick_when_the_next_run_veri
     verified = sum(status == "pending" for status, _ in reference.values())
     summary = run_summary(repaired)
     # It stored (and carries) the candidates it verified; the genuine failures it met were present.
-    assert summary["candidates"] == summary["accepted"] == verified
+    assert summary.candidates == summary.accepted == verified
     assert workspace.store.count_tasks(TaskFilter(run_ids=[repaired.id])) == verified
-    assert summary["already_present"] == len(reference) - verified
+    assert summary.already_present == len(reference) - verified
     assert all(check.in_step for check in check_index(workspace))
 
 
@@ -123,13 +123,13 @@ def test_a_second_run_over_the_same_documents_counts_what_it_stored_and_what_was
     first = atomic_run(workspace, ADA)
     second = atomic_run(workspace, ADA)
     stored_first = workspace.store.count_tasks(TaskFilter(run_ids=[first.id]))
-    assert run_summary(first)["candidates"] == stored_first > 5
-    assert run_summary(first)["already_present"] == 0
+    assert run_summary(first).candidates == stored_first > 5
+    assert run_summary(first).already_present == 0
     summary = run_summary(second)
-    assert (summary["candidates"], summary["accepted"], summary["rejected"]) == (0, 0, 0)
+    assert (summary.candidates, summary.accepted, summary.rejected) == (0, 0, 0)
     assert workspace.store.count_tasks(TaskFilter(run_ids=[second.id])) == 0
-    assert summary["already_present"] == stored_first
-    assert summary["by_kind"]["atomic"]["present"] == stored_first
+    assert summary.already_present == stored_first
+    assert summary.by_kind["atomic"].present == stored_first
 
 
 def test_the_summary_line_says_how_many_were_already_present(
