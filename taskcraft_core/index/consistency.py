@@ -109,9 +109,11 @@ def _remove(workspace: IndexedStore, name: str, ids: set[str]) -> int:
 
 
 def _sync_chunks(workspace: IndexedStore, progress: IndexProgress | None) -> tuple[int, int]:
-    """Add the chunks of ready documents the collection lacks and remove entries of no chunk."""
+    """Add the chunks of ready documents the collection lacks and remove entries of no chunk (the
+    vectors of a document another process is ingesting right now are left alone)."""
     expected, indexed = workspace.store.ready_chunk_ids(), _collection_ids(workspace, CHUNKS)
-    removed = _remove(workspace, CHUNKS, indexed - expected)
+    in_flight = {chunk.id for _, chunks in workspace.store.unfinished_documents() for chunk in chunks}
+    removed = _remove(workspace, CHUNKS, indexed - expected - in_flight)
     missing = expected - indexed
     if not missing:
         return 0, removed

@@ -243,8 +243,9 @@ def _abandon(workspace: Workspace, document_id: str) -> None:
     """Remove what a failed ingest of one document wrote. When the removal fails as well (a full
     disk), the document stays "indexing": never listed, and finished on the next open."""
     try:
-        workspace.index.delete_document(document_id)
-        workspace.store.remove_unfinished_document(document_id)
+        # Rows first: if another process finished the document meanwhile, its vectors stay.
+        if workspace.store.remove_unfinished_document(document_id):
+            workspace.index.delete_document(document_id)
     except Exception as error:
         logger.warning("could not remove the incomplete document %s (%s); it will be finished on the next open",
                        document_id, error)
