@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_concurrency import compare_concurrency
-
+from bench.bench_concurrency import compare_concurrency
 from taskcraft_core.ingest.pipeline import load_sample_corpus
 from taskcraft_core.runs.service import RunRequest, create_run, execute_run, run_summary
 from taskcraft_core.schema import GenerationRun

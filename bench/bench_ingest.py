@@ -117,6 +117,23 @@ def main() -> None:
     print(f"\n{chunks} chunks; overhead of the full ingest over bare extraction: {ingest_s / bare_s:.2f}x "
           f"(parse + chunk alone: {parse_s / bare_s:.2f}x)")
     assert sum(chunk_counts) == chunks
+    hostile_inputs(settings, workspace)
+
+
+def hostile_inputs(settings: Settings, workspace: Workspace) -> None:
+    """Inputs that must stay cheap: text without whitespace (the splitter's worst case) and a zip
+    bomb (refused by its compression ratio before anything is expanded)."""
+    text = "".join(f"{n:07d}" for n in range(300_000)) + "\n\nThe end."
+    document = load_document("run.txt", text.encode(), "text")
+    started = time.perf_counter()
+    pieces = chunk_document(document, settings.chunk_size, settings.chunk_overlap)
+    print(f"\nchunking {len(text) / 1e6:.1f} MB of text without whitespace: {time.perf_counter() - started:.3f} s "
+          f"({len(pieces)} chunks)")
+    bomb = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "zip_bomb.zip"
+    started = time.perf_counter()
+    report = ingest_sources([Source(name=bomb.name, data=bomb.read_bytes())], workspace)
+    print(f"refusing a zip bomb ({bomb.stat().st_size / 1e3:.1f} kB): {time.perf_counter() - started:.3f} s "
+          f"({len(report.errors)} member refused)")
 
 
 if __name__ == "__main__":

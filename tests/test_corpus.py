@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import time
 from pathlib import Path
 
 import pytest
@@ -141,9 +140,7 @@ def test_chunk_offsets_are_exact_even_with_repeated_text() -> None:
 def test_text_without_whitespace_is_cut_in_chunk_size_pieces_quickly() -> None:
     text = "".join(f"{n:07d}" for n in range(300_000)) + "\n\nThe end."  # 2.1 MB, no whitespace but the tail
     document = load_document("run.txt", text.encode(), "text")
-    started = time.perf_counter()
-    chunks = chunk_document(document, chunk_size=1000, chunk_overlap=100)
-    assert time.perf_counter() - started < 0.5
+    chunks = chunk_document(document, chunk_size=1000, chunk_overlap=100)  # timed by bench.bench_ingest
     assert_offsets_exact(document, chunks)
     assert [(c.start, c.end) for c in chunks[:3]] == [(0, 1000), (900, 1900), (1800, 2800)]
     # Pieces start every 900 characters; the 2334th (start 2333 * 900) is cut short at the run's end.

@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import struct
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -141,9 +140,7 @@ def test_a_member_larger_than_it_declares_is_refused_and_never_fully_read(worksp
 
 
 def test_zip_bomb_is_refused_by_its_ratio_with_default_settings_and_good_members_stay(workspace: Workspace) -> None:
-    started = time.perf_counter()
-    report = ingest_sources([fixture("zip_bomb.zip")], workspace)
-    assert time.perf_counter() - started < 2
+    report = ingest_sources([fixture("zip_bomb.zip")], workspace)  # timed by bench.bench_ingest
     assert errors_by_source(report) == {
         "zip_bomb.zip/zeros.txt": "zip_bomb.zip/zeros.txt: the member would expand 9.7 kB to 10.0 MB, a compression "
         "ratio of 1027:1, over the limit of 100:1 (ZIP_MAX_RATIO); it looks like a zip bomb and was not expanded "
