@@ -6,6 +6,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, select, update
 
 from taskcraft_core.store import tables as t
+from taskcraft_core.store.document_state import READY
 
 
 class DocumentNames(BaseModel):
@@ -36,13 +37,15 @@ class DocumentNamesStore:
     def document_names(self) -> list[DocumentNames]:
         columns = [t.documents.c[name] for name in DocumentNames.model_fields]
         with self.engine.connect() as c:
-            rows = c.execute(select(*columns).order_by(t.documents.c.created_at, t.documents.c.id))
+            rows = c.execute(select(*columns).where(t.documents.c.state == READY)
+                             .order_by(t.documents.c.created_at, t.documents.c.id))
             return [DocumentNames(**row._mapping) for row in rows]
 
     def document_links(self) -> list[DocumentLinks]:
         columns = [t.documents.c[name] for name in DocumentLinks.model_fields]
         with self.engine.connect() as c:
-            return [DocumentLinks(**row._mapping) for row in c.execute(select(*columns).order_by(t.documents.c.id))]
+            query = select(*columns).where(t.documents.c.state == READY).order_by(t.documents.c.id)
+            return [DocumentLinks(**row._mapping) for row in c.execute(query)]
 
     def rename_document(self, document_id: str, title: str, aliases: list[str]) -> None:
         with self.engine.begin() as c:

@@ -35,6 +35,9 @@ documents = Table(
     Column("page_title", Text),
     Column("heading", Text),
     Column("site_name", Text),
+    # "indexing" from the moment the rows are written until the chunk vectors are in the index,
+    # then "ready"; only ready documents count as present (see store/document_state.py).
+    Column("state", String(16), nullable=False, server_default="ready"),
 )
 
 chunks = Table(

@@ -1,14 +1,14 @@
 """document names: aliases, the page title as written, the main heading and the site name
 
 Revision ID: 0007_document_aliases
-Revises: 0001
+Revises: 0002_document_state
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_document_aliases"
-down_revision = "0001"
+down_revision = "0002_document_state"
 branch_labels = None
 depends_on = None
 
