@@ -85,7 +85,7 @@ def well_formed(question: str) -> bool:
         return False
     if SENTENCE_BREAK.search(text) or VERSION_NOTE.search(text) or re.search(r"\b(?:what|who) ?[)\]]", text):
         return False
-    pairs = ("()", "[]", "“”")
+    pairs = (("(", ")"), ("[", "]"), ("“", "”"))
     return all(text.count(a) == text.count(b) for a, b in pairs) and text.count("`") % 2 == 0
 
 

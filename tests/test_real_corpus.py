@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from taskcraft_core.generate.context import GenerationContext
-from taskcraft_core.generate.depth import linking_documents, subject_names
+from taskcraft_core.generate.depth import linking_documents, subject_names, web_passages
 from taskcraft_core.generate.offline.cloze import cloze_question
 from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.generate.text import fact_spans, normalise_answer, sentences
@@ -27,6 +27,7 @@ from taskcraft_core.schema import Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store, TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests import local_http
 
 PYTHON_DOCS = Path(__file__).parent / "fixtures" / "python_docs"
 SUFFIX = "Python 3.11.2 documentation"
@@ -240,3 +241,18 @@ def test_depth_goes_through_a_page_that_links_to_the_identifiers_page(tmp_path: 
     assert widths and all(len({normalise_answer(a) for a in t.golden_answer}) == len(t.golden_answer)
                           for t in widths)
     assert all(SUFFIX not in t.content_identifier for t in tasks)
+
+
+def test_backward_search_also_reads_a_configured_web_search(workspace: Workspace,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(local_http.ROUTES, "/search?q=Brenna+Light&format=json",
+                        (200, {"Content-Type": "application/json"}, local_http.SEARCH_RESULTS))
+    assert web_passages("Brenna Light", GenerationContext(workspace, OfflineEngine(), Usage())) == []  # none set
+    with local_http.local_server() as base:
+        settings = workspace.settings.with_changes(web_search_url=f"{base}/search", allow_private_urls=True)
+        ctx = GenerationContext(Workspace(settings, workspace.store, workspace.index), OfflineEngine(), Usage())
+        [found] = web_passages("Brenna Light", ctx)
+        assert (found.document_id, found.title, found.text) == ("https://example.org/brenna", "Brenna Light",
+                                                                "A lighthouse lit in 1894.")
+        missing = Workspace(settings.with_changes(web_search_url=f"{base}/missing"), workspace.store, workspace.index)
+        assert web_passages("Brenna Light", GenerationContext(missing, OfflineEngine(), Usage())) == []

@@ -244,7 +244,8 @@ def _span(kind: str, match: re.Match[str]) -> Span | None:
     if kind == "code":  # the quotes belong to the span (the question replaces them too), not to the answer
         return Span(kind, match["code"], match.start(), match.end())
     group = "span" if "span" in match.groupdict() else 0
-    span = Span(kind, match.group(group), match.start(group), match.end(group), unit=match.groupdict().get("unit") or "")
+    span = Span(kind, match.group(group), match.start(group), match.end(group),
+                unit=match.groupdict().get("unit") or "")
     return _trim_name(span) if kind == "name" else span
 
 
