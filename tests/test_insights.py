@@ -57,13 +57,13 @@ def test_tool_usage_counts_each_tool_per_task(store: Store) -> None:
 
 def test_agreement_counts_standing_decisions_after_undo(store: Store) -> None:
     seeded(store)
-    store.record_review("t2", "ana", "accept", check_conflict=False)
-    store.record_review("t2", "ben", "accept", check_conflict=False)
-    store.record_review("t4", "ana", "accept", check_conflict=False)
-    store.record_review("t4", "ben", "accept", check_conflict=False)
-    store.record_review("t4", "ben", "undo", check_conflict=False)  # takes back ben's accept
-    store.record_review("t4", "ben", "reject", reason="wrong", check_conflict=False)
-    store.record_review("t1", "cleo", "accept", check_conflict=False)
+    store.record_review("t2", "ana", "accept", override=True)
+    store.record_review("t2", "ben", "accept", override=True)
+    store.record_review("t4", "ana", "accept", override=True)
+    store.record_review("t4", "ben", "accept", override=True)
+    store.record_review("t4", "ben", "undo", override=True)  # takes back ben's accept
+    store.record_review("t4", "ben", "reject", reason="wrong", override=True)
+    store.record_review("t1", "cleo", "accept", override=True)
     table = insights.reviewer_agreement(store.standing_reviews())
     assert table.to_dict("records") == [
         {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 2, "agreed": 1, "agreement": 0.5},
@@ -105,7 +105,7 @@ def test_data_version_changes_with_tasks_and_reviews(store: Store) -> None:
     before = store.data_version()
     seeded(store)
     added = store.data_version()
-    store.record_review("t1", "ana", "reject", check_conflict=False)
+    store.record_review("t1", "ana", "reject", override=True)
     assert before == (0, 0, 0) and added == (4, 0, 0) and store.data_version()[1] == 1
 
 

@@ -307,7 +307,7 @@ def test_review_find_similar_lists_neighbours_and_opens_one(home: Path, db: Stor
 def test_insights_draw_the_dataset(home: Path, db: Store) -> None:
     seed(db, n=3)
     db.record_review("task0", "ana", "accept")
-    db.record_review("task0", "ben", "accept", check_conflict=False)
+    db.record_review("task0", "ben", "accept", override=True)
     at = open_page("insights")
     assert [m.value for m in at.metric] == ["3", "3", "1"]
     assert len(at.get("plotly_chart")) == 10  # funnel, 2x difficulty, hops, width, 2x tools, yield, throughput, agreement
