@@ -32,8 +32,11 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 def test_review_then_export_accepted_as_json(home: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["review", "t7", "--accept", "--reviewer", "ann", "--json"], capsys)
-    assert code == 0 and json.loads(out) | {"review_id": 0} == {"task_id": "t7", "decision": "accept",
-                                                                 "status": "accepted", "review_id": 0}
+    printed = json.loads(out)
+    assert code == 0 and {key: printed[key] for key in ("task_id", "decision", "status", "override")} == {
+        "task_id": "t7", "decision": "accept", "status": "accepted", "override": False}
+    assert [(r["reviewer"], r["decision"]) for r in printed["reviews"]] == [("ann", "accept")]
+    assert printed["review"] == printed["reviews"][0]
     code, out, _ = run(["review", "t8", "--reject", "--reviewer", "ann", "--reason", "ambiguous"], capsys)
     assert code == 0 and out.strip() == "task t8: rejected by ann"
     code, out, _ = run(["export", "--format", "jsonl", "--out", str(tmp_path / "x" / "a.jsonl"), "--json"], capsys)

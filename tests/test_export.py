@@ -48,11 +48,16 @@ def test_the_record_is_the_contract_with_the_edited_text_and_the_decision_in_for
     record = task_record(store.get_task("t1"), store)
     assert list(record) == ["id", "kind", "question", "golden_answer", "content_identifier", "relation", "hops",
                             "difficulty", "engine", "model", "status", "source", "parents", "trajectory",
-                            "verification", "review"]
+                            "verification", "review", "reviews"]
     review = record.pop("review")
-    assert (review["reviewer"], review["decision"], review["edits"], review["reason"]) == (
-        "bob", "edit", {"golden_answer": "A. Munro"}, "")
+    assert (review["reviewer"], review["decision"], review["edits"], review["reason"], review["override"]) == (
+        "bob", "edit", {"golden_answer": "A. Munro"}, "", True)
     assert review["time"].startswith("20")
+    history = record.pop("reviews")  # every decision, in order, undo included
+    assert [(r["reviewer"], r["decision"], r["override"], r["adjudication"]) for r in history] == [
+        ("ann", "accept", False, False), ("ann", "edit", False, False), ("bob", "undo", False, False),
+        ("bob", "edit", True, False)]
+    assert history[-1] == review
     assert record == {
         "id": "t1", "kind": "depth", "question": "Who designed the hall?", "golden_answer": "A. Munro",
         "content_identifier": "Glasgow Hall", "relation": "architect of", "hops": 2, "difficulty": 3,

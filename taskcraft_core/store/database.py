@@ -16,16 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, Text, and_, cast, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
-from taskcraft_core.store import tables as t
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
-from taskcraft_core.store.review_history import replay, standing
-from taskcraft_core.store.review_rounds import (
-    ReviewRoundStore,
-    check_basis,
-    lock_task,
-    review_histories,
-    write_votes,
-)
 from taskcraft_core.schema import (
     Chunk,
     Decision,
@@ -36,6 +27,15 @@ from taskcraft_core.schema import (
     TrajectoryStep,
     Verification,
     utcnow,
+)
+from taskcraft_core.store import tables as t
+from taskcraft_core.store.review_history import replay, standing
+from taskcraft_core.store.review_rounds import (
+    ReviewRoundStore,
+    check_basis,
+    lock_task,
+    review_histories,
+    write_votes,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -164,15 +164,15 @@ class Store(ReviewRoundStore):
 
     # ---- tasks ----------------------------------------------------------------------------
 
-    def add_tasks(self, tasks: Iterable[Task], reviews: Sequence[Review] = ()) -> int:
+    def add_tasks(self, tasks: Iterable[Task], reviews: Sequence[Review] = (), reviews_per_task: int = 1) -> int:
         """Store tasks with trajectories and verifications; tasks whose id exists are skipped.
-        `reviews` (at most one per task, e.g. decisions carried by an import) are appended to the
-        new tasks they name, with their own reviewer and time, in the same transaction."""
+        `reviews` (each task's history in order, e.g. the decisions an import carries) are appended
+        to the new tasks they name, with their own reviewer and time, in the same transaction."""
         tasks = list(tasks)
         if not tasks:
             return 0
         with self.engine.begin() as c:
-            return _insert_new_tasks(c, tasks, reviews)
+            return _insert_new_tasks(c, tasks, reviews, reviews_per_task)
 
     def get_task(self, task_id: str) -> Task | None:
         tasks = self.get_tasks([task_id])
@@ -412,24 +412,28 @@ class Store(ReviewRoundStore):
             return {(row.task_a, row.task_b) for row in c.execute(select(t.not_duplicates))}
 
 
-def _insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Review] = ()) -> int:
+def _insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Review] = (),
+                      reviews_per_task: int = 1) -> int:
     """Insert the tasks whose ids are not stored yet (one row per id), and the given reviews of
-    those tasks; returns how many tasks."""
+    those tasks in order; returns how many tasks."""
     existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_([task.id for task in tasks]))))
     new = list({task.id: task for task in tasks if task.id not in existing}.values())
     if not new:
         return 0
-    review_of = {review.task_id: review for review in reviews}
-    if len(review_of) != len(reviews):
-        raise ValueError("At most one review per task can be stored with new tasks.")
-    c.execute(insert(t.tasks), [_task_row(task, review_of.get(task.id)) for task in new])
-    decided = [review_of[task.id] for task in new if task.id in review_of]
+    histories: dict[str, list[Review]] = {}
+    for review in reviews:
+        histories.setdefault(review.task_id, []).append(review)
+    c.execute(insert(t.tasks), [_task_row(task, histories.get(task.id, []), reviews_per_task) for task in new])
+    decided = [task.id for task in new if task.id in histories]
+    for task_id in decided:  # one task at a time, so supersedes_id chains each history
+        for review in histories[task_id]:
+            _insert_review(c, review.model_copy(update={"supersedes_id": _latest_review_id(c, task_id)}))
     if decided:
-        c.execute(insert(t.reviews), [review.model_dump(exclude={"id", "supersedes_id"}) for review in decided])
         newest = select(func.max(t.reviews.c.id)).where(t.reviews.c.task_id == t.tasks.c.id).scalar_subquery()
-        c.execute(update(t.tasks).where(t.tasks.c.id.in_([r.task_id for r in decided])).values(latest_review_id=newest))
-        write_votes(c, {task_id: replay(history, "pending") for task_id, history in
-                        review_histories(c, [r.task_id for r in decided]).items()})
+        c.execute(update(t.tasks).where(t.tasks.c.id.in_(decided)).values(latest_review_id=newest))
+        statuses = {task.id: task.status for task in new}
+        write_votes(c, {task_id: replay(history, statuses[task_id], reviews_per_task)
+                        for task_id, history in review_histories(c, decided).items()})
     steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
     if steps:
         c.execute(insert(t.trajectory_steps), steps)
@@ -439,14 +443,24 @@ def _insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Re
     return len(new)
 
 
-def _task_row(task: Task, review: Review | None = None) -> dict[str, Any]:
-    """The row of a new task; with its first review, the state that review gives (its id is set
-    once the review row exists)."""
+def _task_row(task: Task, history: Sequence[Review] = (), reviews_per_task: int = 1) -> dict[str, Any]:
+    """The row of a new task; with its reviews, the state they give (the newest review's id is set
+    once the review rows exist)."""
     row = task.model_dump(exclude={"trajectory", "verification"})
-    outcome = replay([review] if review else [], base_status=task.status)
+    outcome = replay(history, task.status, reviews_per_task)
     return row | {"status": outcome.status, "generated_status": task.status, "latest_review_id": None,
-                  "last_reviewer": review.reviewer if review else None, "current_edits": outcome.edits,
-                  "disputed": False}
+                  "last_reviewer": history[-1].reviewer if history else None, "current_edits": outcome.edits,
+                  "disputed": outcome.disputed}
+
+
+def _insert_review(c: Connection, review: Review) -> int:
+    key = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key
+    assert key is not None  # an INSERT always has one
+    return int(key[0])
+
+
+def _latest_review_id(c: Connection, task_id: str) -> int | None:
+    return c.scalar(select(func.max(t.reviews.c.id)).where(t.reviews.c.task_id == task_id))
 
 
 def _task_from_row(row: Row, steps: list[TrajectoryStep], check: Verification | None) -> Task:
@@ -485,7 +499,7 @@ def _append_review(c: Connection, row: Row, reviewer: str, decision: Decision, r
     review = Review(task_id=row.id, reviewer=reviewer, decision=decision, reason=reason, edits=edits,
                     supersedes_id=row.latest_review_id, seen_review_id=seen, override=override,
                     adjudication=adjudication)
-    review.id = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key[0]
+    review.id = _insert_review(c, review)
     outcome = replay(_review_history(c, row.id), row.generated_status, reviews_per_task)
     changed = c.execute(
         update(t.tasks)

@@ -8,6 +8,7 @@ helpers below inside its transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
@@ -98,6 +99,10 @@ class ReviewRoundStore:
                 return None
             return basis(c, row, reviewer.strip(), decision, adjudication=adjudication,
                          reviews_per_task=reviews_per_task)
+
+    def is_disputed(self, task_id: str) -> bool:
+        with self.engine.connect() as c:
+            return bool(c.scalar(select(t.tasks.c.disputed).where(t.tasks.c.id == task_id)))
 
     def votes_for(self, task_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """For each of these tasks with votes: reviewer -> their decision in force."""

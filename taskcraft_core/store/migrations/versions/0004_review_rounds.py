@@ -20,12 +20,12 @@ VOTE_DECISIONS = ("accept", "reject", "duplicate")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("reviews", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("seen_review_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("override", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column("adjudication", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("disputed", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # Plain ADD COLUMN, never a batch copy: on SQLite (foreign keys on) re-creating `tasks` would
+    # drop the old table and cascade the drop into reviews, trajectories and verifications.
+    op.add_column("reviews", sa.Column("seen_review_id", sa.Integer(), nullable=True))
+    op.add_column("reviews", sa.Column("override", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("reviews", sa.Column("adjudication", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("tasks", sa.Column("disputed", sa.Boolean(), nullable=False, server_default=sa.false()))
     votes = op.create_table(
         "review_votes",
         sa.Column("task_id", sa.String(length=32), nullable=False),
@@ -35,8 +35,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("task_id", "reviewer"),
     )
-    with op.batch_alter_table("review_votes", schema=None) as batch_op:
-        batch_op.create_index("ix_review_votes_reviewer", ["reviewer", "task_id"], unique=False)
+    op.create_index("ix_review_votes_reviewer", "review_votes", ["reviewer", "task_id"], unique=False)
     op.bulk_insert(votes, _votes_in_force())
 
 
@@ -61,12 +60,8 @@ def _votes_in_force() -> list[dict[str, object]]:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("review_votes", schema=None) as batch_op:
-        batch_op.drop_index("ix_review_votes_reviewer")
+    op.drop_index("ix_review_votes_reviewer", table_name="review_votes")
     op.drop_table("review_votes")
-    with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.drop_column("disputed")
-    with op.batch_alter_table("reviews", schema=None) as batch_op:
-        batch_op.drop_column("adjudication")
-        batch_op.drop_column("override")
-        batch_op.drop_column("seen_review_id")
+    op.drop_column("tasks", "disputed")
+    for column in ("adjudication", "override", "seen_review_id"):
+        op.drop_column("reviews", column)
