@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from studio_server import CHROMIUM_ARGS, ROOT, chromium_path, streamlit_server
 
-from taskcraft_core.settings import ENV_FIELDS
 from taskcraft_core.store import Store, TaskFilter
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).parent.parent
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 SAMPLE = ROOT / "taskcraft_core" / "sample_corpus" / "rv_storm_petrel.md"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 PAGES = ["home", "corpus", "generate", "review", "insights", "duplicates", "export", "settings"]
 
 
 def _chromium() -> str:
-    found = shutil.which("chromium")
+    found = chromium_path()
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is not installed; .ci/run installs it")
@@ -43,43 +35,12 @@ def _chromium() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError("streamlit did not become healthy")
-
-
 @pytest.fixture
 def studio(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A studio server on a free local port with its own data home."""
-    home, port = tmp_path / "home", _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_FIELDS} | {"TASKCRAFT_HOME": str(home)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server)
+    home = tmp_path / "home"
+    with streamlit_server(ROOT / "app.py", home) as url:
         yield url, home
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _open(page, url: str, name: str) -> None:  # noqa: ANN001 (playwright's Page)

@@ -212,7 +212,7 @@ def test_review_conflict_warns_and_keeps_the_other_decision(home: Path, db: Stor
     db.record_review("task0", "ben", "reject", reason="wrong")  # ben decides while ana looks at the card
     at.button(key="review_accept").click().run()
     assert not at.exception and db.get_task("task0").status == "rejected"
-    assert "decided by ben" in at.warning[0].value
+    assert "ben recorded reject" in at.warning[0].value
     at.button(key="review_reload").click().run()
     assert not at.warning
 
@@ -250,7 +250,7 @@ def test_an_imported_task_with_markdown_and_html_renders_literally(home: Path, d
     assert shown == r"**Question**  " + "\n" + r"Is \*\*this\*\* \<b\>bold\</b\> or \[a link\]\(http\://x\)?"
     db.record_review("__init__", "**eve**", "reject", reason="vague")  # a name that is Markdown, too
     at.button(key="review_accept").click().run()
-    assert r"decided by \*\*eve\*\*" in at.warning[0].value
+    assert r"\*\*eve\*\* recorded reject" in at.warning[0].value
     at.button(key="review_reload").click().run()  # eve's rejection took it out of the pending queue
     derived = content_id("imported-id", "<img src=x onerror=alert(1)>")
     assert card_caption(at).startswith(derived)
@@ -309,10 +309,15 @@ def test_insights_draw_the_dataset(home: Path, db: Store) -> None:
     db.record_review("task0", "ana", "accept")
     db.record_review("task0", "ben", "accept", override=True)
     at = open_page("insights")
-    assert [m.value for m in at.metric] == ["3", "3", "1"]
+    assert [m.value for m in at.metric] == ["3", "3", "1", "undefined (one decision only, or fewer than two shared tasks)"]
+    assert at.metric[3].label == "Krippendorff's alpha (nominal) over 1 tasks decided by two or more reviewers"
     assert len(at.get("plotly_chart")) == 10  # funnel, 2x difficulty, hops, width, 2x tools, yield, throughput, agreement
     assert table_with(at, "agreement").to_dict("records") == [
-        {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 1, "agreed": 1, "agreement": 1.0}]
+        {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 1, "agreed": 1, "agreement": 1.0, "kappa": None}]
+    reviewers = table_with(at, "accept_rate")
+    assert reviewers[["reviewer", "tasks_decided", "accept_rate"]].to_dict("records") == [
+        {"reviewer": "ana", "tasks_decided": 1, "accept_rate": 1.0},
+        {"reviewer": "ben", "tasks_decided": 1, "accept_rate": 1.0}]
 
 
 # ---- settings ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import difflib
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -74,6 +74,27 @@ def build_filter(
         run_ids=list(run_ids), engines=list(engines), reviewers=list(reviewers), text=text, sort=sort,
         min_difficulty=low if low > 1 else None, max_difficulty=high if high < MAX_DIFFICULTY else None,
     )
+
+
+def describe_filter(task_filter: TaskFilter, document_titles: Mapping[str, str] | None = None) -> str:
+    """What a filter keeps, in one line ("status pending · kind depth · oldest first")."""
+    f, titles = task_filter, document_titles or {}
+
+    def named(label: str, values: Sequence[Any]) -> str:
+        return f"{label} {', '.join(str(v) for v in values)}"
+
+    parts = [named(label, values) for label, values in (("status", f.statuses), ("kind", f.kinds), ("hops", f.hops),
+                                                        ("engine", f.engines), ("reviewer", f.reviewers)) if values]
+    if f.min_difficulty is not None or f.max_difficulty is not None:
+        parts.append(f"difficulty {f.min_difficulty or 1}–{f.max_difficulty or MAX_DIFFICULTY}")
+    if f.document_ids:
+        parts.append(titles.get(f.document_ids[0], f.document_ids[0]) if len(f.document_ids) == 1
+                     else f"{len(f.document_ids)} documents")
+    if f.run_ids:
+        parts.append(f"run {f.run_ids[0]}" if len(f.run_ids) == 1 else f"{len(f.run_ids)} runs")
+    if f.text.strip():
+        parts.append(f'text "{f.text.strip()}"')
+    return " · ".join([*(parts or ["all tasks"]), SORTS[f.sort].lower()])
 
 
 # ---- evidence and trajectory display -----------------------------------------------------------

@@ -86,6 +86,10 @@ tasks = Table(
     Index("ix_tasks_run", "run_id"),
     Index("ix_tasks_document", "document_id"),
     Index("ix_tasks_created", "created_at"),
+    # The review queue is a status filter read in created or difficulty order, one row at an offset:
+    # these make its first card an index walk instead of a sort of every pending task.
+    Index("ix_tasks_status_created", "status", "created_at", "id"),
+    Index("ix_tasks_status_difficulty", "status", "difficulty", "created_at", "id"),
 )
 
 trajectory_steps = Table(

@@ -6,6 +6,7 @@ Revises: 0001
 Reviews name the state they were made on (`seen_review_id`) and say whether they were a deliberate
 override or an adjudicator's decision; tasks say whether their votes disagree (`disputed`);
 `review_votes` holds each reviewer's decision in force, filled here from the existing histories.
+Two indexes let the review queue find its card without sorting every pending task.
 """
 
 import sqlalchemy as sa
@@ -36,6 +37,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("task_id", "reviewer"),
     )
     op.create_index("ix_review_votes_reviewer", "review_votes", ["reviewer", "task_id"], unique=False)
+    op.create_index("ix_tasks_status_created", "tasks", ["status", "created_at", "id"], unique=False)
+    op.create_index("ix_tasks_status_difficulty", "tasks", ["status", "difficulty", "created_at", "id"], unique=False)
     op.bulk_insert(votes, _votes_in_force())
 
 
@@ -60,6 +63,8 @@ def _votes_in_force() -> list[dict[str, object]]:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tasks_status_difficulty", table_name="tasks")
+    op.drop_index("ix_tasks_status_created", table_name="tasks")
     op.drop_index("ix_review_votes_reviewer", table_name="review_votes")
     op.drop_table("review_votes")
     op.drop_column("tasks", "disputed")
