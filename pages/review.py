@@ -180,7 +180,7 @@ def show_votes(card: rq.Card, reviewer: str, settings: Settings, adjudicating: b
     votes = card.votes
     if adjudicating and votes:
         columns = st.columns(len(votes))
-        for column, vote in zip(columns, votes):
+        for column, vote in zip(columns, votes, strict=True):
             column.markdown(f"**{escape_markdown(vote.reviewer)}**: {vote.decision}  \n"
                             + escape_markdown(vote.reason or "—"))
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -105,7 +105,7 @@ def test_agreement_is_undefined_not_a_number_when_everyone_chose_the_same() -> N
 
 
 def test_reviewer_table_gives_accept_rate_and_median_speed_without_breaks() -> None:
-    start = datetime(2026, 3, 4, 10, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 4, 10, tzinfo=UTC)
     at = [0, 30, 50, 50 + 3600, 50 + 3600 + 40]  # a one-hour break after the third decision
     reviews = [Review(id=i, task_id=str(i), reviewer="a", decision="accept", created_at=start + timedelta(seconds=s))
                for i, s in enumerate(at)]

@@ -18,6 +18,7 @@ from itertools import combinations
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+
 from taskcraft_core.schema import Review
 from taskcraft_core.store import Store, TaskFilter
 
@@ -100,7 +101,7 @@ def reviewer_agreement(votes: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
             pairs[(a, b)][1].append(decisions[b])
     rows = []
     for (a, b), (first, second) in sorted(pairs.items()):
-        agreed = sum(x == y for x, y in zip(first, second))
+        agreed = sum(x == y for x, y in zip(first, second, strict=True))
         with warnings.catch_warnings():  # an undefined kappa is reported as None, not warned about
             warnings.simplefilter("ignore")
             kappa = float(cohen_kappa_score(first, second))
@@ -142,7 +143,7 @@ def reviewer_table(votes: Mapping[str, Mapping[str, str]], reviews: Sequence[Rev
             times[review.reviewer].append(review.created_at.timestamp())
     rows = []
     for reviewer in sorted(decided.keys() | times.keys()):
-        gaps = [b - a for a, b in zip(times[reviewer], times[reviewer][1:]) if b - a <= break_s]
+        gaps = [b - a for a, b in zip(times[reviewer], times[reviewer][1:], strict=False) if b - a <= break_s]
         mine = decided[reviewer]
         rows.append({"reviewer": reviewer, "tasks_decided": len(mine),
                      "accept_rate": mine.count("accept") / len(mine) if mine else None,
