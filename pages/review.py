@@ -78,8 +78,10 @@ def record(card: rq.Card, queue_filter: TaskFilter, reviewer: str, decision: str
         review = rq.decide(ws.store, ws.settings, card, reviewer, decision, override=override,  # type: ignore[arg-type]
                            adjudication=adjudication, **details)
     except ReviewConflict as conflict:
-        # The notice offers to record the same decision anyway, as a deliberate override.
-        st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint, (decision, details))
+        # Keep the task on screen, now with its newest state, and offer to record the same decision
+        # anyway, as a deliberate override (it may have left the queue meanwhile).
+        open_task(card.task.id)
+        st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint, (card.task.id, decision, details))
         return
     except TaskCraftError as error:
         st.session_state[NOTICE] = ("error", error.message, error.hint, None)
@@ -142,8 +144,8 @@ def show_notice(card: rq.Card | None, queue_filter: TaskFilter, reviewer: str) -
     st.warning(text)
     reload, override = st.columns([1, 3])
     reload.button("Reload task", key="review_reload", on_click=st.session_state.update, args=({NOTICE: None},))
-    if pending and card is not None:
-        decision, details = pending
+    if pending and card is not None and card.task.id == pending[0]:
+        _, decision, details = pending
         override.button(f"Record my {decision} anyway (override)", key="review_override", on_click=record,
                         args=(card, queue_filter, reviewer, decision, True), kwargs=details)
 

@@ -251,7 +251,9 @@ def test_an_imported_task_with_markdown_and_html_renders_literally(home: Path, d
     db.record_review("__init__", "**eve**", "reject", reason="vague")  # a name that is Markdown, too
     at.button(key="review_accept").click().run()
     assert r"\*\*eve\*\* recorded reject" in at.warning[0].value
-    at.button(key="review_reload").click().run()  # eve's rejection took it out of the pending queue
+    at.button(key="review_reload").click().run()  # the task stays on screen with eve's rejection
+    assert card_caption(at).startswith(r"\_\_init\_\_ · atomic · **rejected**")
+    at.button(key="review_back").click().run()  # which took it out of the pending queue
     derived = content_id("imported-id", "<img src=x onerror=alert(1)>")
     assert card_caption(at).startswith(derived)
     at.button(key="review_next").click().run()
@@ -479,3 +481,83 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
     at.button(key="duplicates_find").click().run()
     at.button(key="duplicates_dismiss").click().run()
     assert db.not_duplicate_pairs() == {("task5", "task9")}
+
+
+# ---- review at team scale ------------------------------------------------------------------------
+
+
+def review_session(name: str, **taskcraft: object) -> AppTest:
+    """A fresh browser session on Review with a typed reviewer name and team settings in secrets."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    if taskcraft:
+        at.secrets["taskcraft"] = taskcraft
+    at = open_page("review", at.run())
+    at.text_input(key="reviewer_name").input(name).run()
+    return at
+
+
+def test_review_filters_are_collapsed_to_a_one_line_summary(home: Path, db: Store) -> None:
+    seed(db, n=2)
+    at = open_page("review")
+    [filters] = [e for e in at.expander if e.label.startswith("Filters")]
+    assert filters.label == "Filters: status pending · oldest first"
+    assert not (filters.proto.expanded or filters.proto.default_expanded)  # collapsed: the task comes first
+    at.multiselect(key="review_kind").set_value(["depth"]).run()
+    at.text_input(key="review_text").input("harbour").run()
+    [filters] = [e for e in at.expander if e.label.startswith("Filters")]
+    assert filters.label == 'Filters: status pending · kind depth · text "harbour" · oldest first'
+
+
+def test_a_link_with_a_task_id_opens_that_task_once(home: Path, db: Store) -> None:
+    seed(db, n=3)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["task"] = "task2"
+    at = open_page("review", at.run())
+    assert card_caption(at).startswith("task2 ·") and at.caption[0].value.startswith("Opened directly")
+    at.button(key="review_back").click().run()  # back to the queue: the link does not pin it again
+    assert card_caption(at).startswith("task0 ·")
+    missing = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    missing.query_params["task"] = "nope"
+    missing = open_page("review", missing.run())
+    assert missing.error[0].value == "No task with id nope."
+
+
+def test_the_conflict_notice_records_an_override_on_request(home: Path, db: Store) -> None:
+    seed(db, n=2)
+    at = review_session("ana")
+    db.record_review("task0", "ben", "reject", reason="wrong")  # while ana looks at the card
+    at.button(key="review_accept").click().run()
+    assert db.get_task("task0").status == "rejected" and "ben recorded reject" in at.warning[0].value
+    at.button(key="review_override").click().run()
+    assert not at.exception and not at.warning
+    newest = db.reviews_for("task0")[-1]
+    assert (newest.reviewer, newest.decision, newest.override) == ("ana", "accept", True)
+    assert db.get_task("task0").status == "accepted"
+
+
+def test_two_reviews_per_task_own_queues_then_adjudication(home: Path, db: Store) -> None:
+    seed(db, n=2)
+    team = {"reviews_per_task": 2, "adjudicators": ["judy"]}
+    ana = review_session("ana", **team)
+    assert "review_queue" not in [w.key for w in ana.get("button_group")]  # ana does not adjudicate
+    ana.button(key="review_accept").click().run()
+    assert db.get_task("task0").status == "pending" and card_caption(ana).startswith("task1 ·")
+    assert "of 1" in ana.get("progress")[0].proto.text  # ana's own queue: task0 is decided
+
+    ben = review_session("ben", **team)
+    assert card_caption(ben).startswith("task0 ·")
+    assert any(c.value.startswith("1 of 2 decisions in") for c in ben.caption)
+    ben.selectbox(key="reject_reason").select("Answer is wrong")
+    ben.button(key="review_reject").click().run()
+    assert db.get_task("task0").status == "pending" and db.is_disputed("task0")
+
+    judy = review_session("judy", **team)
+    judy.button_group(key="review_queue").set_value("adjudicate").run()
+    assert card_caption(judy).startswith("task0 ·")
+    sides = [m.value for m in judy.markdown if m.value.startswith("**ana**") or m.value.startswith("**ben**")]
+    assert sides == ["**ana**: accept  \n—", "**ben**: reject  \nAnswer is wrong"]
+    judy.button(key="review_accept").click().run()
+    final = db.reviews_for("task0")[-1]
+    assert (final.reviewer, final.decision, final.adjudication) == ("judy", "accept", True)
+    assert db.get_task("task0").status == "accepted" and not db.is_disputed("task0")
+    assert any("No tasks match" in i.value for i in judy.info)
