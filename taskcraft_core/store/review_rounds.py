@@ -65,6 +65,12 @@ def check_basis(c: Connection, row: Row, reviewer: str, decision: Decision, seen
     )
 
 
+def insert_review(c: Connection, review: Review) -> int:
+    inserted = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key
+    assert inserted is not None  # an insert into a table with an autoincrement key returns the key
+    return int(inserted[0])
+
+
 def write_votes(c: Connection, outcomes: dict[str, Outcome]) -> None:
     """Replace the votes of these tasks with the ones their outcomes hold."""
     if not outcomes:
