@@ -104,7 +104,7 @@ def reviewer_input() -> str:
 @st.cache_data(ttl=OPTIONS_TTL_S, show_spinner=False)
 def _filter_choices(database_url: str, _ws: Workspace) -> tuple[review_queue.FilterOptions, dict[str, str]]:
     # DISTINCT scans take ~70 ms at 36k tasks; options a few seconds stale are fine, decisions are not slowed.
-    return review_queue.filter_options(_ws.store), {doc.id: doc.title for doc in _ws.store.list_documents()}
+    return review_queue.filter_options(_ws.store), _ws.store.document_titles()
 
 
 def _filter_in_state(prefix: str, default_statuses: list[str]) -> TaskFilter:

@@ -145,3 +145,37 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
             page.wait_for_timeout(1500)  # plotly draws after the script run ends
             page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         browser.close()
+
+
+def test_review_shows_the_task_above_the_fold_and_a_link_opens_one_task(tmp_path: Path) -> None:
+    """At 1400x1000 the question, the golden answer and the decision buttons are visible without
+    scrolling; `/review?task=ID` (here the first request to a fresh server) opens that task."""
+    from curation_factory import question_tasks
+    from playwright.sync_api import expect, sync_playwright
+
+    home = tmp_path / "home"
+    Store(f"sqlite:///{(home / 'taskcraft.sqlite').resolve()}").add_tasks(question_tasks())
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with streamlit_server(ROOT / "app.py", home) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        page.goto(f"{url}/review?task=t7")
+        expect(page.locator(".st-key-review_question")).to_contain_text("How deep is Lake Vostrov", timeout=60_000)
+        expect(page.get_by_text("Opened directly")).to_be_visible()
+        expect(page.get_by_role("button", name="Accept")).to_be_visible()
+        _settle(page)
+        page.screenshot(path=str(SCREENSHOTS / "review-link.png"))
+
+        _open(page, url, "review")
+        question = page.locator(".st-key-review_question")
+        expect(question).to_contain_text("Which architect designed the Kelvingrove Concert Hall")
+        filters = page.get_by_text("Filters: status pending · oldest first")
+        above_the_fold = [question, page.get_by_text("Golden answer"), filters,
+                          page.get_by_role("button", name="Accept"), page.get_by_role("button", name="Reject")]
+        for element in above_the_fold:
+            box = element.first.bounding_box()
+            assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 1000, (element, box)
+        expect(page.get_by_label("Status")).to_be_hidden()  # the filter panel starts collapsed
+        page.screenshot(path=str(SCREENSHOTS / "review-fold.png"))
+        browser.close()

@@ -71,7 +71,7 @@ def task_record(task: Task, store: Store) -> Record:
 
 def iter_records(store: Store, task_ids: Sequence[str], batch_size: int = EXPORT_BATCH) -> Iterator[Record]:
     """Records of the given tasks in order, fetched and built a batch at a time."""
-    titles = {doc.id: doc.title for doc in store.list_documents()}
+    titles = store.document_titles()
     for start in range(0, len(task_ids), batch_size):
         batch = task_ids[start : start + batch_size]
         histories = store.review_histories(batch)
