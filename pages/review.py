@@ -232,17 +232,24 @@ def show_actions(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None
 
 
 def show_trajectory(card: rq.Card) -> None:
+    """A stepper: one step shown at a time (the first by default), the others one click away, so a
+    long trajectory costs the first paint one step, not all of them."""
     st.markdown(f"**Trajectory** · {len(card.steps)} steps")
-    for step in card.steps:
-        with st.expander(escape_markdown(step.title)):
-            if step.thought:
-                st.markdown(escape_markdown(step.thought))
-            if step.args:
-                st.code(step.args, language="json", wrap_lines=True)
-            if step.observation:
-                st.code(step.observation, language=None, wrap_lines=True)
-            if step.truncated:
-                st.caption("Long text cut for display; the export carries it whole.")
+    if not card.steps:
+        return
+    chosen = st.segmented_control(
+        "Step", list(range(len(card.steps))), default=0, key=f"review_step_{card.task.id}",
+        format_func=lambda i: f"{card.steps[i].number} {card.steps[i].action}", label_visibility="collapsed")
+    step = card.steps[chosen or 0]
+    st.caption(escape_markdown(step.title))
+    if step.thought:
+        st.markdown(escape_markdown(step.thought))
+    if step.args:
+        st.code(step.args, language="json", wrap_lines=True)
+    if step.observation:
+        st.code(step.observation, language=None, wrap_lines=True)
+    if step.truncated:
+        st.caption("Long text cut for display; the export carries it whole.")
 
 
 def show_details(card: rq.Card) -> None:

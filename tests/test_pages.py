@@ -189,7 +189,7 @@ def test_review_card_escapes_text_and_highlights_the_evidence(home: Path, db: St
     assert "<mark>1931</mark>" in evidence and "&lt;script&gt;" in evidence and "<script>" not in evidence
     question = next(m.value for m in at.markdown if m.value.startswith("**Question**"))
     assert question.endswith(r"When did \*observatory\* 0 open?")
-    assert any(e.label.startswith("Step 1 · hop 0 · search\\_corpus") for e in at.expander)
+    assert any(c.value.startswith("Step 1 · hop 0 · search\\_corpus") for c in at.caption)  # the stepper's step
     assert at.code[1].value == "<b>1931</b>"  # the observation, literal
 
 
@@ -561,3 +561,18 @@ def test_two_reviews_per_task_own_queues_then_adjudication(home: Path, db: Store
     assert (final.reviewer, final.decision, final.adjudication) == ("judy", "accept", True)
     assert db.get_task("task0").status == "accepted" and not db.is_disputed("task0")
     assert any("No tasks match" in i.value for i in judy.info)
+
+
+def test_the_trajectory_stepper_shows_one_step_at_a_time(home: Path, db: Store) -> None:
+    steps = [TrajectoryStep(position=0, type="human", content="When did it open?"),
+             TrajectoryStep(position=1, type="ai", content="Search.", tool="search_corpus", args={"query": "opened"}),
+             TrajectoryStep(position=2, type="tool", tool="search_corpus", observation="opened in 1931")]
+    seed(db, n=1, trajectory=steps)
+    at = open_page("review")
+    assert at.button_group(key="review_step_task0").value == 0
+    assert [c.value for c in at.caption if c.value.startswith("Step")] == ["Step 1 · hop 0 · human · 0 ms · 0 tokens"]
+    assert not at.code  # the human step has no arguments or observation
+    at.button_group(key="review_step_task0").set_value(2).run()
+    assert [c.value for c in at.caption if c.value.startswith("Step")] == [
+        "Step 3 · hop 0 · search\\_corpus · 0 ms · 0 tokens"]
+    assert [c.value for c in at.code] == ["opened in 1931"]

@@ -155,9 +155,12 @@ class StepView:
     hop: int
 
     @property
+    def action(self) -> str:
+        return self.tool or self.type
+
+    @property
     def title(self) -> str:
-        action = f"{self.tool}" if self.tool else self.type
-        return f"Step {self.number} · hop {self.hop} · {action} · {self.latency_ms:.0f} ms · {self.tokens} tokens"
+        return f"Step {self.number} · hop {self.hop} · {self.action} · {self.latency_ms:.0f} ms · {self.tokens} tokens"
 
 
 def step_views(steps: Sequence[TrajectoryStep], limit: int = STEP_TEXT_LIMIT) -> list[StepView]:
