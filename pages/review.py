@@ -54,7 +54,7 @@ def choose_queue(settings: Settings, reviewer: str) -> rq.Queue:
     """Adjudicators choose between their review queue and the disputed tasks; others review."""
     if not rq.may_adjudicate(settings, reviewer):
         return "review"
-    chosen = st.segmented_control("Queue", list(QUEUES), format_func=QUEUES.get, default="review",
+    chosen = st.segmented_control("Queue", list(QUEUES), format_func=lambda queue: QUEUES[queue], default="review",
                                   key="review_queue", label_visibility="collapsed")
     return chosen or "review"
 
@@ -270,7 +270,7 @@ def show_lineage(card: rq.Card) -> None:
         if ids:
             columns = st.columns([1] + [2] * min(len(ids), 5))
             columns[0].caption(label)
-            for column, task_id in zip(columns[1:], ids[:5]):
+            for column, task_id in zip(columns[1:], ids[:5], strict=True):
                 # Button labels render Markdown: an id like "__init__" must show as written.
                 column.button(escape_markdown(task_id), key=f"lineage_{task_id}", on_click=open_task, args=(task_id,))
 
