@@ -124,7 +124,7 @@ def settle(page: Any) -> None:
     page.wait_for_timeout(1_000)
 
 
-def browser_timings(app: Path, home: Path, decisions: int, rounds: int = 3) -> None:
+def browser_timings(app: Path, home: Path, decisions: int, rounds: int = 5) -> None:
     """First paint of Review (fresh tab and sidebar click) and of the trivial page, and
     accept-then-next, in chromium at 1400x1000."""
     from playwright.sync_api import sync_playwright
