@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from studio_server import CHROMIUM_ARGS, ROOT, chromium_path, streamlit_server
 
 from taskcraft_core.store import Store, TaskFilter
+from tests.studio_server import CHROMIUM_ARGS, ROOT, chromium_path, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -150,8 +150,9 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
 def test_review_shows_the_task_above_the_fold_and_a_link_opens_one_task(tmp_path: Path) -> None:
     """At 1400x1000 the question, the golden answer and the decision buttons are visible without
     scrolling; `/review?task=ID` (here the first request to a fresh server) opens that task."""
-    from curation_factory import question_tasks
     from playwright.sync_api import expect, sync_playwright
+
+    from tests.curation_factory import question_tasks
 
     home = tmp_path / "home"
     Store(f"sqlite:///{(home / 'taskcraft.sqlite').resolve()}").add_tasks(question_tasks())
