@@ -22,7 +22,7 @@ from tests.studio_server import CHROMIUM_ARGS, ROOT, chromium_path, streamlit_se
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-SAMPLE = ROOT / "taskcraft_core" / "sample_corpus" / "rv_storm_petrel.md"
+SAMPLE = ROOT / "taskcraft_core" / "ingest" / "sample_corpus" / "rv_storm_petrel.md"
 PAGES = ["home", "corpus", "generate", "review", "insights", "duplicates", "export", "settings"]
 
 
