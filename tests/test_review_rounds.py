@@ -208,13 +208,19 @@ def test_the_migration_fills_votes_from_histories_written_before_it(tmp_path: Pa
             "'offline', 'offline', 'accepted', '[]', 0, 0, '2026-01-01', 'pending', '{}')"))
         connection.execute(text("INSERT INTO trajectory_steps (task_id, position, type, content, latency_ms, tokens, "
                                 "hop) VALUES ('old', 0, 'human', 'Q?', 0, 0, 0)"))
+        connection.execute(text("INSERT INTO documents (id, source, content_hash, title, doc_type, text, pages, "
+                                "page_offsets, links, created_at) VALUES ('d', 'd.txt', 'h', 'D', 'text', 'Body.', 1, "
+                                "'[0]', '[]', '2026-01-01')"))
+        connection.execute(text("INSERT INTO chunks (id, document_id, position, text, page, start, \"end\") "
+                                "VALUES ('d:0', 'd', 0, 'Body.', 1, 0, 5)"))
         for review_id, reviewer, decision in ((1, "ana", "reject"), (2, "ana", "accept"), (3, "ben", "accept"),
                                               (4, "ben", "undo")):
             connection.execute(text(
                 "INSERT INTO reviews (id, task_id, reviewer, decision, reason, edits, created_at) "
                 f"VALUES ({review_id}, 'old', '{reviewer}', '{decision}', '', '{{}}', '2026-01-02')"))
     store = Store(url)  # opening upgrades to the head
-    assert len(store.get_task("old").trajectory) == 1  # nothing cascaded away by the schema change
+    assert len(store.get_task("old").trajectory) == 1  # nothing cascaded away by the schema changes
+    assert [chunk.id for chunk in store.get_chunks("d")] == ["d:0"]
     assert store.votes_for(["old"]) == {"old": {"ana": "accept"}}
     assert [r.override for r in store.reviews_for("old")] == [False] * 4
     assert not store.is_disputed("old")

@@ -1,7 +1,7 @@
 """review rounds: several reviewers per task, adjudication, overrides
 
 Revision ID: 0004_review_rounds
-Revises: 0001
+Revises: 0002_document_state
 
 Reviews name the state they were made on (`seen_review_id`) and say whether they were a deliberate
 override or an adjudicator's decision; tasks say whether their votes disagree (`disputed`);
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_review_rounds"
-down_revision = "0001"
+down_revision = "0002_document_state"
 branch_labels = None
 depends_on = None
 
