@@ -38,7 +38,14 @@ class Document(BaseModel):
     id: str
     source: str = Field(description="File name, archive path or URL the document came from.")
     content_hash: str = Field(description="sha256 of the extracted text; re-ingesting it is a no-op.")
-    title: str = Field(description="The content identifier: metadata title, first heading or file name.")
+    title: str = Field(description="The content identifier: what the document is about, named as a reader would "
+                       "search for it (its H1, else its title without the site's affixes, else its first heading "
+                       "or file name).")
+    aliases: list[str] = Field(default_factory=list, description="Other names of the same subject (parts of the "
+                               "heading, the stripped title, 'json module'); backward search looks for them too.")
+    page_title: str | None = Field(None, description="The title as the file wrote it (<title>, PDF metadata).")
+    heading: str | None = Field(None, description="The main heading (HTML h1, first line of a PDF).")
+    site_name: str | None = Field(None, description="The site or collection name the page declares (og:site_name).")
     doc_type: Literal["pdf", "html", "text", "markdown"]
     text: str
     pages: int = 1

@@ -81,6 +81,11 @@ class Settings(BaseModel):
     )
     solver_can_fetch_urls: bool = Field(False, description="Give the solving agent the fetch_url tool.")
     max_candidates_per_chunk: int = Field(20, description="Most candidate conclusions read from one chunk.")
+    max_candidates_per_document: int = Field(
+        20, ge=1, description="Most atomic candidates a run makes from one document (reference: 20); with "
+        "round-robin drawing, a run with a limit spreads over the documents.")
+    max_verified_per_document: int = Field(
+        10, ge=1, description="Most verified atomic tasks a run makes from one document (reference: 10).")
     max_hops: int = Field(2, ge=1, description="Most depth-extension hops per task.")
     hop_attempts: int = Field(3, ge=1, description="Attempts per depth hop before giving up.")
     width_group_size: int = Field(2, ge=2, le=3, description="Tasks merged into one width task.")

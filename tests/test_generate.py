@@ -165,7 +165,8 @@ def test_depth_merges_retests_and_records_lineage(workspace: Workspace) -> None:
     dated = next(t for t in atomic if t.golden_answer == "1871-03-14")
     [depth] = extend_depth(dated, ctx)
     assert depth.status == "pending" and depth.parent_ids == [dated.id] and depth.hops == 2
-    assert depth.question == ("According to the document on what “Coast Guide” describes in “___, painted with red "
+    # The article stays in the description ("The ___, painted ..."), only the name is blanked.
+    assert depth.question == ("According to the document on what “Coast Guide” describes in “The ___, painted with red "
                               "bands, guards the entrance of the Skerry Sound.”, it was first lit on what date?")
     assert depth.content_identifier == "Coast Guide" and depth.golden_answer == "1871-03-14"
     # the merged question itself was re-tested: the agent answered it in one run of four tool steps

@@ -37,8 +37,8 @@ from taskcraft_core.workspace import Workspace
 pytestmark = pytest.mark.slow
 
 
-def sample_workspace(home: Path) -> Workspace:
-    workspace = Workspace.open(Settings(home=home))
+def sample_workspace(home: Path, **settings: Any) -> Workspace:
+    workspace = Workspace.open(Settings(home=home, **settings))
     load_sample_corpus(workspace)
     return workspace
 
@@ -65,7 +65,8 @@ def run_tasks(workspace: Workspace, run: GenerationRun) -> dict[str, Task]:
 
 
 def test_background_run_cancelled_then_resumed_with_the_offline_engine(tmp_path: Path) -> None:
-    workspace = sample_workspace(tmp_path / "home")
+    # Without the per-document caps, so that the units left after the cancel still have candidates to give.
+    workspace = sample_workspace(tmp_path / "home", max_candidates_per_document=100, max_verified_per_document=100)
     first_three = [d.id for d in workspace.store.list_documents()][:3]
     run_id = start_run_in_background(workspace, RunRequest(kinds=["atomic"], engine="offline", concurrency=1,
                                                            document_ids=first_three))
@@ -88,12 +89,15 @@ def test_background_run_cancelled_then_resumed_with_the_offline_engine(tmp_path:
 
 def test_an_offline_run_of_every_kind_makes_grounded_tasks_with_lineage_and_costs(tmp_path: Path) -> None:
     workspace = sample_workspace(tmp_path / "home")
-    run = execute_run(workspace, create_run(workspace, RunRequest(engine="offline", limit=2, concurrency=1)).id)
+    # limit 6: atomic spreads it over the documents (one verified task from each of six), which leaves
+    # enough tasks for two width groups; explore spreads it over the four guideline families.
+    run = execute_run(workspace, create_run(workspace, RunRequest(engine="offline", limit=6, concurrency=1)).id)
     assert run.status == "completed" and run.config.engine == "offline"
     by_kind = run_summary(run).model_dump()["by_kind"]
     assert all(by_kind[kind]["accepted"] >= 2 for kind in ("atomic", "depth", "width", "explore")), by_kind
-    # limit 2 spread over the four guideline families: one explore candidate each
-    assert by_kind["explore"]["candidates"] == 4
+    assert by_kind["atomic"]["accepted"] == 6
+    # ceil(6 / 4) = 2 explore candidates per guideline family
+    assert by_kind["explore"]["candidates"] == 8
     tasks = run_tasks(workspace, run)
     assert len(tasks) == run_summary(run).model_dump()["candidates"]
     assert sum(t.model_calls for t in tasks.values()) <= run.model_calls
@@ -190,7 +194,9 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
 def test_the_real_gate_catches_a_restated_document_in_an_offline_run(tmp_path: Path, action: str) -> None:
     """A second copy of a document with one word changed has a new hash, so new chunks and new task
     ids, but its questions restate the first copy's: each is gated as a near-duplicate of its twin."""
-    workspace = Workspace.open(Settings(home=tmp_path / "home", duplicate_action=action))
+    # Every candidate of the document, not the per-document share a run takes by default (10 verified).
+    workspace = Workspace.open(Settings(home=tmp_path / "home", duplicate_action=action,
+                                        max_candidates_per_document=100, max_verified_per_document=100))
     original = sample_corpus_path() / "rv_storm_petrel.md"
     restated = tmp_path / "petrel_restated.md"
     restated.write_text(original.read_text().replace("a small seabird", "a little seabird"))

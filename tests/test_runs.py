@@ -210,8 +210,8 @@ def test_limit_stops_each_stage_at_n_verified_tasks(workspace: Workspace) -> Non
     by_kind = run_summary(finished).model_dump()["by_kind"]
     assert (by_kind["atomic"]["accepted"], by_kind["depth"]["accepted"]) == (2, 2)
     assert sorted(finished.done_units) == sorted(
-        ["atomic:doc0:0", "atomic:doc0:1", f"depth:{content_id('atomic', 'doc0:0')}",
-         f"depth:{content_id('atomic', 'doc0:1')}"])
+        ["atomic:doc0:0", "atomic:doc1:0", f"depth:{content_id('atomic', 'doc0:0')}",
+         f"depth:{content_id('atomic', 'doc1:0')}"])
     assert finished.status == "completed"
 
 
@@ -247,7 +247,8 @@ def test_an_unavailable_model_fails_the_run_with_a_clear_error(workspace: Worksp
     assert finished.status == "failed"
     assert finished.error == ("The model endpoint kept failing (3 units in a row): "
                               "Connection refused by http://127.0.0.1:9/v1")
-    assert [e.unit for e in run_summary(finished).errors] == ["atomic:doc0:0", "atomic:doc0:1", "atomic:doc1:0"]
+    # Units are drawn round-robin across documents: the first chunk of each document comes first.
+    assert [e.unit for e in run_summary(finished).errors] == ["atomic:doc0:0", "atomic:doc1:0", "atomic:doc2:0"]
     assert finished.done_units == [] and finished.model_calls == 3
 
 
@@ -257,14 +258,14 @@ def test_cancel_keeps_what_was_done_and_the_run_resumes_to_the_full_result(works
     run = create_run(workspace, RunRequest(concurrency=1))
 
     def cancel_at_third_chunk(chunk: Chunk, context: Any) -> None:
-        if chunk.id == "doc1:0":
+        if chunk.id == "doc2:0":  # third in round-robin order
             cancel_run(workspace, run.id)  # as the UI would, from another thread
             assert context.cancel.wait(timeout=5), "the executor never passed the cancel on"
 
     fake.atomic_hook = cancel_at_third_chunk
     cancelled = execute_run(workspace, run.id, pipeline=fake.pipeline)
     assert cancelled.status == "cancelled"
-    assert cancelled.done_units == ["atomic:doc0:0", "atomic:doc0:1"]
+    assert cancelled.done_units == ["atomic:doc0:0", "atomic:doc1:0"]
     assert len(stored_tasks(workspace)) == 4
     fake.atomic_hook = lambda chunk, context: None
     resumed = execute_run(workspace, run.id, pipeline=fake.pipeline)
@@ -282,7 +283,7 @@ def test_a_crash_mid_run_loses_nothing_and_resume_duplicates_nothing(workspace: 
     fake = FakeMethod()
 
     def crash_at_fourth_chunk(chunk: Chunk, context: Any) -> None:
-        if chunk.id == "doc1:1":
+        if chunk.id == "doc0:1":  # fourth in round-robin order
             raise KeyboardInterrupt
 
     fake.atomic_hook = crash_at_fourth_chunk
@@ -291,7 +292,7 @@ def test_a_crash_mid_run_loses_nothing_and_resume_duplicates_nothing(workspace: 
         execute_run(workspace, run.id, pipeline=fake.pipeline)
     crashed = workspace.store.get_run(run.id)
     assert crashed is not None and crashed.status == "interrupted"
-    assert crashed.done_units == ["atomic:doc0:0", "atomic:doc0:1", "atomic:doc1:0"]
+    assert crashed.done_units == ["atomic:doc0:0", "atomic:doc1:0", "atomic:doc2:0"]
     assert len(stored_tasks(workspace)) == 6
     assert [r.id for r in interrupted_runs(workspace)] == [run.id]
     fake.atomic_hook = lambda chunk, context: None

@@ -5,6 +5,7 @@ reason; one candidate's malformed model output never costs the chunk its other c
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
@@ -14,6 +15,10 @@ from taskcraft_core.generate.text import contains_answer, normalise_answer
 from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Document, Task, content_id
+from taskcraft_core.store import TaskFilter
+
+# Statuses of a candidate that passed verification (a person may have decided on it since).
+VERIFIED_STATUSES = ("pending", "accepted", "rejected", "duplicate")
 
 
 class NoCandidatesError(TaskCraftError):
@@ -24,6 +29,11 @@ def generate_atomic(document: Document, chunk: Chunk, ctx: GenerationContext) ->
     """Every candidate of one chunk as a Task. Raises NoCandidatesError (with the reason) when the
     chunk has no candidates, GenerationCancelled when the run is cancelled midway (nothing of the
     chunk is returned then, so a resumed run redoes it whole)."""
+    candidates_left, verified_left = document_budget(document, ctx)
+    if candidates_left <= 0 or verified_left <= 0:
+        raise NoCandidatesError(
+            f"“{document.title}” has given this run its share of candidates already",
+            hint="raise max_candidates_per_document or max_verified_per_document for more from one document")
     usage = Usage()
     try:
         identifier = ctx.engine.identify(document, usage)
@@ -40,10 +50,30 @@ def generate_atomic(document: Document, chunk: Chunk, ctx: GenerationContext) ->
             hint="candidates need a sentence that states a date, a number with a unit, a year or a proper name")
     tasks: dict[str, Task] = {}
     for conclusion in [c for c in conclusions if not _in_previous_chunk(c, document, chunk, ctx)]:
+        if len(tasks) >= candidates_left or sum(t.status == "pending" for t in tasks.values()) >= verified_left:
+            break
         check_cancelled(ctx)
         task = candidate_task(identifier, document, chunk, conclusion, ctx)
         tasks.setdefault(task.id, task)  # two facts that led to the same question make one task
     return list(tasks.values())
+
+
+def document_budget(document: Document, ctx: GenerationContext) -> tuple[int, int]:
+    """(candidates, verified tasks) the run may still make from one document: the reference's caps
+    (max_candidates_per_document, max_verified_per_document) less what the run has stored from it.
+    Under a limit, a document's verified share is also at most its part of the limit (ceil(limit /
+    documents)), so that the limit is spread over the documents instead of spent on the first."""
+    settings = ctx.workspace.settings
+    run = ctx.workspace.store.get_run(ctx.run_id) if ctx.run_id else None
+    if run is None:
+        return settings.max_candidates_per_document, settings.max_verified_per_document
+    stored = ctx.workspace.store.task_counts(TaskFilter(run_ids=[run.id], document_ids=[document.id],
+                                                        kinds=["atomic"]))
+    verified = sum(n for (status, _kind), n in stored.items() if status in VERIFIED_STATUSES)
+    limit, documents = run.config.request.limit, len(run.config.document_ids) or 1
+    share = min(settings.max_verified_per_document, math.ceil(limit / documents)) if limit else \
+        settings.max_verified_per_document
+    return settings.max_candidates_per_document - sum(stored.values()), share - verified
 
 
 def _in_previous_chunk(conclusion: Conclusion, document: Document, chunk: Chunk, ctx: GenerationContext) -> bool:

@@ -31,8 +31,9 @@ ALONE_SYSTEM = (
 
 IDENTIFY = (
     "Name the main subject of this document in a few words, as a title a reader could search for "
-    "(a name, a title or a topic, not a description). The file is called {source}.\n\n"
-    "Beginning of the document:\n{text}"
+    "(a name, a title or a topic, not a description; without the name of the website or collection it "
+    "belongs to). The file is called {source}.\n"
+    "Page title: {page_title}\nMain heading: {heading}\n\nFirst paragraph:\n{text}"
 )
 
 CONCLUSIONS = (
@@ -71,7 +72,7 @@ JUDGE = (
 )
 
 SUPERSET = (
-    "The subject “{identifier}” is mentioned in the document “{title}”. From the passage below, find "
+    "The subject “{identifier}”{also_called} is mentioned in the document “{title}”. From the passage below, find "
     "a broader thing that contains or points to it (the superset: a series, a venue, a list, a page that "
     "mentions it, a period) and a relation from that superset that identifies “{identifier}” uniquely.\n"
     "Write: superset (its name), relation (how the superset points to the subject), aux_question (a "
@@ -171,8 +172,13 @@ PROMPT_VERSION = content_id(*PROMPT_TEXTS, length=12)
 IDENTIFY_TEXT_CHARS = 3000
 
 
-def identify_messages(source: str, text: str) -> list[BaseMessage]:
-    return [HumanMessage(IDENTIFY.format(source=source, text=text[:IDENTIFY_TEXT_CHARS]))]
+def identify_messages(source: str, text: str, page_title: str | None = None,
+                      heading: str | None = None) -> list[BaseMessage]:
+    """The file name, the page title, the main heading and the first paragraph (or the text's beginning)."""
+    paragraphs = [block.strip() for block in text.split("\n") if len(block.split()) >= 8]
+    first = (paragraphs[0] if paragraphs else text)[:IDENTIFY_TEXT_CHARS]
+    return [HumanMessage(IDENTIFY.format(source=source, page_title=page_title or "(none)",
+                                         heading=heading or "(none)", text=first))]
 
 
 def conclusions_messages(identifier: str, text: str, limit: int) -> list[BaseMessage]:
@@ -195,8 +201,9 @@ def judge_messages(question: str, golden: str | Sequence[str], answer: str) -> l
     return [HumanMessage(JUDGE.format(question=question, golden=numbered(golden), answer=answer))]
 
 
-def superset_messages(identifier: str, title: str, text: str) -> list[BaseMessage]:
-    return [HumanMessage(SUPERSET.format(identifier=identifier, title=title, text=text))]
+def superset_messages(identifier: str, title: str, text: str, aliases: Sequence[str] = ()) -> list[BaseMessage]:
+    also_called = f" (also called: {', '.join(f'“{alias}”' for alias in aliases)})" if aliases else ""
+    return [HumanMessage(SUPERSET.format(identifier=identifier, also_called=also_called, title=title, text=text))]
 
 
 def superset_check_messages(identifier: str, superset: str, relation: str, description: str,

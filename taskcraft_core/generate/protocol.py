@@ -53,6 +53,9 @@ class Superset(BaseModel):
     description: str = Field(description="A phrase that replaces the identifier in a question.")
     document_id: str
     evidence: str = ""
+    mention: str = Field("", description="The name by which the passage mentions the identifier (an alias such as "
+                                         "'pickle' for 'pickle — Python object serialization'); the auxiliary "
+                                         "question's answer. Empty: the identifier itself.")
 
 
 class Check(BaseModel):
@@ -77,7 +80,8 @@ class Engine(Protocol):
     def answer_alone(self, question: str, usage: Usage) -> str: ...
     def judge(self, question: str, golden: Golden, answer: str, usage: Usage) -> Judgement: ...
     def solver_model(self) -> BaseChatModel: ...
-    def find_superset(self, identifier: str, passage: Passage, usage: Usage) -> Superset | None: ...
+    def find_superset(self, identifier: str, passage: Passage, usage: Usage,
+                      aliases: Sequence[str] = ()) -> Superset | None: ...
     def check_superset(
         self, identifier: str, superset: Superset, passages: Sequence[Passage], usage: Usage,
     ) -> Check: ...

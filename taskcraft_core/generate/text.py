@@ -5,6 +5,7 @@ fact spans (dates, numbers with units, years, proper names) found in real text w
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MONTHS = {
@@ -31,12 +32,24 @@ UNITS = (
     "m|km|cm|mm|kg|g|t|ha|mi|ft|km2|m2|metres|meters|kilometres|kilometers|miles|feet|tonnes|tons|"
     "kilograms|grams|litres|liters|hectares|degrees|years|months|weeks|days|hours|minutes|seconds|"
     "storeys|stories|floors|steps|rivets|pieces|volumes|pages|species|languages|members|employees|"
-    "inhabitants|residents|visitors|people|workers|students|seats|rooms|islands|countries"
+    "inhabitants|residents|visitors|people|workers|students|seats|rooms|islands|countries|"
+    "bytes|bits|kilobytes|megabytes|gigabytes|characters|digits|lines|columns|rows|items|elements|entries|"
+    "arguments|levels|bits per second|protocols|versions|times"
 )
 QUANTITY = rf"{NUMBER}(?:\s+{SCALE})?\s+(?P<unit>{UNITS})\b"
 CONNECTOR = r"(?:of|de|la|le|du|des|von|van|der|da|del|di|and|the|on|upon)"
 NAME_WORD = r"[A-Z][\w'’\-]*[\w]"
 NAME = rf"{NAME_WORD}(?:\s+(?:{CONNECTOR}\s+)?{NAME_WORD})*"
+# A name with the number that makes it one thing: "RFC 7159", "PEP 305", "YAML 1.2".
+NUMBERED_NAME = rf"{NAME}(?:\s+\d+(?:\.\d+)*\b(?![.,]?\d))?"
+# A code identifier quoted as inline code: `JSONDecodeError`, `json.loads()`, `HIGHEST_PROTOCOL`.
+CODE = r"`(?P<code>[A-Za-z_][\w.]*(?:\(\))?)`"
+# Literal values written as code are settings, not things a person asks for.
+CODE_LITERALS = {"True", "False", "None"}
+# Notes that documentation puts on a changed API: facts about the documentation, not about the subject.
+VERSION_NOTE = re.compile(r"^(?:(?:Changed|New|Added) in version|Deprecated since|Version (?:added|changed))\b")
+# Dot leaders of a table of contents ("Introduction . . . . 3").
+DOT_LEADER = re.compile(r"(?:\.\s?){4,}")
 ARTICLES = {"a", "an", "the"}
 # Capitalised words that open sentences or name calendar items, never answers on their own.
 NOT_NAMES = {
@@ -44,8 +57,24 @@ NOT_NAMES = {
     "they", "we", "his", "her", "their", "after", "before", "during", "since", "by", "from", "with", "for",
     "when", "while", "although", "however", "today", "as", "of", "to", "and", "but", "or", "if", "each",
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", *MONTHS,
+    "because", "also", "see", "note", "unless", "use", "using", "return", "returns", "raise", "raises", "where",
+    "which", "what", "how", "why", "all", "any", "some", "most", "many", "such", "both", "either", "only", "other",
+    "every", "then", "thus", "therefore", "instead", "otherwise", "here", "now", "not", "no", "one", "two",
+    "three", "copyright", "permission", "version", "warning", "example", "examples", "you", "your", "our", "my",
+    "inc", "ltd", "new", "changed", "deprecated", "added",
 }
 ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "st", "mt", "prof", "no", "vs", "e.g", "i.e", "etc", "approx", "c", "ca"}
+
+
+def mention_pattern(name: str) -> str:
+    """A name as running text writes it: an optional article, either first case, code quotes allowed
+    around words ("the `pickle` module" for "pickle module"). The group "name" holds it without the article."""
+    words = [re.escape(word) for word in name.split()]
+    if not words:
+        return r"(?!)"
+    head = words[0][:1]
+    words[0] = f"[{head.upper()}{head.lower()}]{words[0][1:]}" if head.isalpha() else words[0]
+    return r"(?<![\w`])(?:[Tt]he\s+|[Aa]n?\s+)?(?P<name>`?" + r"`?\s+`?".join(words) + r"`?)(?![\w`])"
 
 
 def iso_date(text: str) -> str | None:
@@ -108,12 +137,19 @@ class Sentence:
 
 
 def sentences(text: str, offset: int = 0) -> list[Sentence]:
-    """Sentences of prose with their offsets: blocks of lines are split at blank lines, headings and
-    list items, then at sentence ends. Headings, table rows, link markup and questions are skipped."""
+    """Whole sentences of prose with their offsets: blocks of lines are split at blank lines, headings,
+    list items and code fences, then at sentence ends. Headings, code blocks, table rows, tables of
+    contents, link markup, version notes ("Changed in version 3.1: ...") and questions are skipped."""
     found: list[Sentence] = []
     for start, end in _prose_blocks(text):
-        found.extend(s for s in _split_block(text, start, end, offset) if not re.search(r"\]\(|\[|\||`|\*", s.text))
+        found.extend(s for s in _split_block(text, start, end, offset) if _prose(s.text))
     return found
+
+
+def _prose(sentence: str) -> bool:
+    if re.search(r"\]\(|\[|\||\*", sentence) or sentence.count("`") % 2:
+        return False
+    return not (VERSION_NOTE.match(sentence) or DOT_LEADER.search(sentence))
 
 
 def _is_heading(line: str) -> bool:
@@ -131,9 +167,12 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
     """(start, end) of each run of prose lines; a list marker starts a new run, its marker left out."""
     blocks: list[tuple[int, int]] = []
     line_end = -1
+    in_code = False
     for body in text.split("\n"):
         line_start, line_end = line_end + 1, line_end + 1 + len(body)
-        if not body.strip() or _is_heading(body):
+        fence = body.lstrip().startswith("```")
+        in_code = in_code != fence
+        if fence or in_code or not body.strip() or _is_heading(body) or DOT_LEADER.search(body):
             blocks.append((-1, -1))  # a break: the next prose line starts a new block
             continue
         marker = re.match(r"\s*(?:[-*+>]|\d+[.)])\s+", body)
@@ -147,21 +186,22 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
 def _split_block(text: str, start: int, end: int, offset: int) -> list[Sentence]:
     pieces: list[Sentence] = []
     begin = start
-    for stop in re.finditer(r"[.!?][\"”’)]?(?=\s+[\"“(]?[A-Z0-9]|\s*$)", text[start:end]):
+    # A sentence ends before a capital, a digit, inline code or a lower-case identifier ("attacks. parse_constant").
+    for stop in re.finditer(r"[.!?][\"”’)]?(?=\s+(?:[\"“(`]?[A-Z0-9]|`|[a-z]\w*[_.(])|\s*$)", text[start:end]):
         cut = start + stop.end()
         last_word = re.search(r"([\w.]+)\.$", text[begin:cut - 0].rstrip("\"”’)"))
         if last_word and (last_word.group(1).lower() in ABBREVIATIONS or re.fullmatch(r"[A-Z]", last_word.group(1))):
             continue
         pieces.append(Sentence(offset + begin, offset + cut, text[begin:cut]))
         begin = cut + len(text[cut:end]) - len(text[cut:end].lstrip())
-    return [p for p in pieces if p.text.endswith((".", "!", ".”", ".\"", ".)")) and 5 <= len(p.text.split()) <= 60]
+    return [p for p in pieces if p.text.endswith((".", "!", ".”", ".\"", ".)")) and 5 <= len(p.text.split()) <= 45]
 
 
 @dataclass(frozen=True)
 class Span:
     """A fact in a sentence: its kind, its text and its offsets relative to the sentence."""
 
-    kind: str  # date | money | percent | year | quantity | name
+    kind: str  # code | date | money | percent | year | quantity | name
     text: str
     start: int
     end: int
@@ -171,32 +211,61 @@ class Span:
 # Highest priority first: when matches overlap, the earlier kind wins. A group named "span" marks
 # the fact inside a match that needs context (a year after a preposition).
 SPAN_PATTERNS: list[tuple[str, str]] = [
+    ("code", CODE),
     ("date", DATE),
     ("money", MONEY),
     ("percent", PERCENT),
     ("year", rf"\b(?:in|since|by|until|from|before|after|during|of|to|around|circa) (?P<span>{YEAR})\b(?![,.]?\d)"),
     ("quantity", QUANTITY),
     ("year", rf"(?<![\d,.$€£]){YEAR}\b(?![,.]?\d|\s*%)"),
-    ("name", NAME),
+    ("name", NUMBERED_NAME),
 ]
 
 
-def fact_spans(sentence: str, identifier: str) -> list[Span]:
-    """Non-overlapping fact spans of a sentence in order; names equal to or inside the identifier
-    (the question names it already) and lone sentence-opening words are left out."""
+def fact_spans(sentence: str, identifier: str, known_names: Sequence[str] = ()) -> list[Span]:
+    """Non-overlapping fact spans of a sentence in order. Left out: names equal to or inside the
+    identifier or another known name of the source (the question names it already), lone
+    sentence-opening words, short or all-capital single words ("CPU"), literal values written as
+    code, and anything inside a parenthesis (an aside makes a poor question)."""
+    known = [identifier, *known_names]
     chosen: list[Span] = []
     for kind, pattern in SPAN_PATTERNS:
         for match in re.finditer(pattern, sentence):
-            group = "span" if "span" in match.groupdict() else 0
-            found = Span(kind, match.group(group), match.start(group), match.end(group),
-                        unit=match.groupdict().get("unit") or "")
-            span = _trim_name(found) if kind == "name" else found
+            span = _span(kind, match)
             if span is None or any(span.start < c.end and c.start < span.end for c in chosen):
                 continue
-            if kind == "name" and not _is_answer_name(span, identifier):
+            if _in_aside(sentence, span) or not _is_answer(span, known):
                 continue
             chosen.append(span)
     return sorted(chosen, key=lambda s: s.start)
+
+
+def _span(kind: str, match: re.Match[str]) -> Span | None:
+    if kind == "code":  # the quotes belong to the span (the question replaces them too), not to the answer
+        return Span(kind, match["code"], match.start(), match.end())
+    group = "span" if "span" in match.groupdict() else 0
+    span = Span(kind, match.group(group), match.start(group), match.end(group),
+                unit=match.groupdict().get("unit") or "")
+    return _trim_name(span) if kind == "name" else span
+
+
+def _in_aside(sentence: str, span: Span) -> bool:
+    """Inside a parenthesis, inline code, or quotes ("“Pickling” is the process ..."): asides and mentions."""
+    before = sentence[:span.start]
+    in_code = before.count("`") % 2 == 1  # a name inside inline code (`None`) is code, not a name
+    return in_code or before.count("(") > before.count(")") or before.rstrip()[-1:] in ("\"", "“", "‘", "'")
+
+
+def _is_answer(span: Span, known: Sequence[str]) -> bool:
+    if span.kind == "code":
+        return span.text not in CODE_LITERALS and len(span.text) > 1 and _not_known(span.text, known)
+    return span.kind != "name" or _is_answer_name(span, known)
+
+
+def _not_known(name: str, known: Sequence[str]) -> bool:
+    text = normalise_answer(name)
+    return bool(text) and not any(text in normalise_answer(other) or normalise_answer(other) == text
+                                  for other in known if other)
 
 
 def _trim_name(span: Span) -> Span | None:
@@ -212,8 +281,11 @@ def _trim_name(span: Span) -> Span | None:
     return Span("name", text, start, start + len(text))
 
 
-def _is_answer_name(span: Span, identifier: str) -> bool:
-    name, ident = normalise_answer(span.text), normalise_answer(identifier)
-    if not name or name in ident or ident in name:
+def _is_answer_name(span: Span, known: Sequence[str]) -> bool:
+    name = normalise_answer(span.text)
+    if not _not_known(span.text, known) or any(normalise_answer(k) and normalise_answer(k) in name for k in known[:1]):
         return False
-    return span.start > 0 or len(span.text.split()) > 1
+    if len(span.text.split()) > 1:
+        return True
+    # A single word is a name only mid-sentence, and not as an acronym or a short word ("CPU", "PC", "Sun").
+    return span.start > 0 and len(span.text) >= 4 and not span.text.isupper()

@@ -15,7 +15,7 @@ from rapidfuzz import fuzz
 
 from taskcraft_core.errors import ModelOutputError
 from taskcraft_core.generate.context import GenerationContext
-from taskcraft_core.generate.text import contains_answer
+from taskcraft_core.generate.text import contains_answer, normalise_answer
 from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, content_id
@@ -54,8 +54,15 @@ def group_for_width(tasks: Sequence[Task], ctx: GenerationContext) -> list[list[
 
 
 def compatible(a: Task, b: Task) -> bool:
-    """Two tasks can share a merged question when neither question gives away the other's answer."""
+    """Two tasks can share a merged question when their answers differ (a golden answer ['YAML',
+    'YAML'] asks one thing twice) and neither question gives away the other's answer."""
+    if _answer_key(a.golden_answer) == _answer_key(b.golden_answer):
+        return False
     return not (_reveals(a.question, b.golden_answer) or _reveals(b.question, a.golden_answer))
+
+
+def _answer_key(answer: str | list[str]) -> str:
+    return normalise_answer(answer if isinstance(answer, str) else "; ".join(answer))
 
 
 def extend_width(group: Sequence[Task], ctx: GenerationContext) -> Task:

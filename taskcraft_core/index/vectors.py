@@ -133,6 +133,13 @@ class VectorIndex:
             metadatas=[_chunk_metadata(chunk, document.title) for chunk in chunks],
         )
 
+    def retitle_document(self, document_id: str, title: str) -> None:
+        """Give a document's chunks a new title (search results show it) without embedding them again."""
+        collection = self.collection(CHUNKS)
+        found = collection.get(where={"document_id": document_id}, include=["metadatas"])
+        if found["ids"]:
+            collection.update(ids=found["ids"], metadatas=[{**meta, "title": title} for meta in found["metadatas"]])
+
     def delete_document(self, document_id: str) -> None:
         self.collection(CHUNKS).delete(where={"document_id": document_id})
 

@@ -24,7 +24,8 @@ from taskcraft_core.errors import EnvironmentFailure, IngestError
 from taskcraft_core.index.consistency import finish_unfinished_documents
 from taskcraft_core.index.task_vectors import rebuild_task_index
 from taskcraft_core.ingest.chunking import chunk_document
-from taskcraft_core.ingest.loaders import doc_type_for, load_document
+from taskcraft_core.ingest.loaders import doc_type_for, fallback_title, load_document
+from taskcraft_core.ingest.names import document_names, site_affixes, strip_affixes
 from taskcraft_core.ingest.web import CONTENT_TYPES, fetch_url, human_size
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace, environment_failure_of
@@ -103,7 +104,31 @@ def ingest_sources(
         _ingest_source(source, workspace, report)
         if progress:
             progress(done, len(sources), source.name)
+    if report.documents_added:
+        rename_documents(workspace)
     return report
+
+
+def rename_documents(workspace: Workspace) -> int:
+    """Strip the affixes the stored documents' titles share (a site's name on every page) from their
+    identifiers and aliases; returns how many documents were renamed. Runs after each ingestion, as a
+    new page can reveal an affix of the pages stored before it."""
+    stored = workspace.store.document_names()
+    affixes = site_affixes([d.page_title for d in stored], [d.site_name for d in stored])
+    renamed = 0
+    for names in stored:
+        if not any(name and strip_affixes(name, affixes) != name for name in (names.page_title, names.heading)):
+            continue
+        document = workspace.store.get_document(names.id)
+        if document is None:
+            continue
+        identifier, aliases = document_names(names.page_title, names.heading, fallback_title(names.source),
+                                             document.text, affixes)
+        if (identifier, aliases) != (names.title, names.aliases):
+            workspace.store.rename_document(names.id, identifier, aliases)
+            workspace.index.retitle_document(names.id, identifier)
+            renamed += 1
+    return renamed
 
 
 def ingest_locations(

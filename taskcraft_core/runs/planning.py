@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.runs.spread import round_robin
 from taskcraft_core.schema import Chunk, Document, GenerationRun, Task
 from taskcraft_core.store import Store, TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -79,8 +80,8 @@ class RunPlanner:
 
             return WorkUnit(f"atomic:{chunk.id}", "atomic", work)
 
-        return [unit(chunk) for document_id in self.run.config.document_ids
-                for chunk in self.store.get_chunks(document_id)]
+        return round_robin([[unit(chunk) for chunk in self.store.get_chunks(document_id)]
+                            for document_id in self.run.config.document_ids])
 
     def base_tasks(self) -> list[Task]:
         """Verified atomic tasks of the run's documents (from this run or earlier ones), by id so

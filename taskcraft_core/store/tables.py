@@ -33,6 +33,10 @@ documents = Table(
     Column("page_offsets", JSON, nullable=False),
     Column("links", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("aliases", JSON, nullable=False),
+    Column("page_title", Text),
+    Column("heading", Text),
+    Column("site_name", Text),
     # "indexing" from the moment the rows are written until the chunk vectors are in the index,
     # then "ready"; only ready documents count as present (see store/document_state.py).
     Column("state", String(16), nullable=False, server_default="ready"),

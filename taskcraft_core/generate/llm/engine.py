@@ -137,16 +137,17 @@ class LLMEngine:
         self._lock = threading.Lock()
 
     def identify(self, document: Document, usage: Usage) -> str:
-        """The document's title when it has a real one; otherwise the model names the main subject
-        (once per document)."""
+        """The document's identifier when it has a real one (ingestion took it from the H1 or the title
+        without the site's affixes); otherwise the model names the main subject from the file name,
+        page title, main heading and first paragraph (once per document)."""
         if not _looks_like_file_name(document.title, document.source):
             return document.title
         with self._lock:
             known = self._identifiers.get(document.id)
         if known:
             return known
-        named = invoke_structured(self.generation, IdentifierOut,
-                                  prompts.identify_messages(document.source, document.text), usage=usage)
+        named = invoke_structured(self.generation, IdentifierOut, prompts.identify_messages(
+            document.source, document.text, document.page_title, document.heading), usage=usage)
         identifier = named.identifier.strip() or document.title
         with self._lock:
             self._identifiers[document.id] = identifier
@@ -188,9 +189,10 @@ class LLMEngine:
     def solver_model(self) -> BaseChatModel:
         return self.solver
 
-    def find_superset(self, identifier: str, passage: Passage, usage: Usage) -> Superset | None:
-        out = invoke_structured(self.generation, SupersetOut,
-                                prompts.superset_messages(identifier, passage.title, passage.text), usage=usage)
+    def find_superset(self, identifier: str, passage: Passage, usage: Usage,
+                      aliases: Sequence[str] = ()) -> Superset | None:
+        out = invoke_structured(self.generation, SupersetOut, prompts.superset_messages(
+            identifier, passage.title, passage.text, aliases), usage=usage)
         if not out.found or not (out.superset.strip() and out.aux_question.strip() and out.description.strip()):
             return None
         return Superset(superset=out.superset.strip(), relation=out.relation.strip(),

@@ -23,10 +23,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from taskcraft_core.agent.tools import parse_passages
 from taskcraft_core.generate.protocol import Golden, Judgement
 from taskcraft_core.generate.text import (
+    CODE,
     DATE,
     MONEY,
-    NAME,
     NUMBER,
+    NUMBERED_NAME,
     PERCENT,
     SCALE,
     UNITS,
@@ -35,6 +36,7 @@ from taskcraft_core.generate.text import (
     canonical_form,
     match_score,
 )
+from taskcraft_core.ingest.names import title_segments
 
 OFFLINE_MODEL = "offline-policy"
 DONT_KNOW = "I don't know."
@@ -49,17 +51,37 @@ WIDTH_LINE = re.compile(r"^(\d+)\. (.+)$", re.MULTILINE)
 WIDTH_LEADS = {2: "Answer both questions, in order:", 3: "Answer all three questions, in order:"}
 # Wh-phrases, most specific first; each says which kind of span fills its place.
 WH_PHRASES: list[tuple[str, str]] = [
+    ("code", r"\bwhich (?:exception|function|class|constant|name|module|method|attribute|parameter|argument|"
+             r"format)\b"),
     ("date", r"\bwhat date\b"), ("year", r"\bwhat year\b"), ("money", r"\bhow much money\b"),
     ("percent", r"\bwhat percentage\b"), ("quantity", rf"\bhow many (?P<noun>{UNITS})\b"),
     ("name", r"\bwho or what\b"), ("name", r"\bwhom\b"), ("name", r"\bwhat\b"),
 ]
 WH_BY_KIND = {"date": "what date", "year": "what year", "money": "how much money", "percent": "what percentage"}
-KIND_PATTERNS = {"date": DATE, "year": YEAR, "money": MONEY, "percent": PERCENT, "name": rf"{ARTICLE}{NAME}"}
+KIND_NOUN_WORDS = r"(?:modules?|functions?|methods?|classes|class|exceptions?|attributes?|parameters?|arguments?|" \
+                  r"constants?|formats?)"
+# Inline code as the text writes it around the asked-for name: "the `pickle` module", "the function `f()`".
+CODE_IN_TEXT = rf"{ARTICLE}(?:{KIND_NOUN_WORDS}\s+)?{CODE}(?:\s+{KIND_NOUN_WORDS}\b)?"
+KIND_PATTERNS = {"code": CODE_IN_TEXT, "date": DATE, "year": YEAR, "money": MONEY, "percent": PERCENT,
+                 "name": rf"{ARTICLE}{NUMBERED_NAME}"}
 KIND_NOUNS = {"date": "date", "year": "year", "money": "amount", "percent": "percentage", "quantity": "quantity",
-              "name": "name"}
+              "name": "name", "code": "code identifier"}
+# The noun a text puts next to inline code names its kind: "the modules `pickle` and `shelve`".
+CODE_NOUN = re.compile(r"^\s*(?:(?:,|and|or)\s*`[^`]+`\s*)*(?P<noun>modules?|functions?|methods?|classes|class|"
+                       r"exceptions?|attributes?|parameters?|arguments?|constants?|formats?)\b")
+NOUN_SINGULAR = {"modules": "module", "functions": "function", "methods": "method", "classes": "class",
+                 "exceptions": "exception", "attributes": "attribute", "parameters": "parameter",
+                 "arguments": "argument", "constants": "constant", "formats": "format"}
+# A sentence that opens with a pronoun speaks of the page's subject: the question names it instead.
+LEADING_PRONOUN = re.compile(r"^(?:it|she|he|this module|this package|this library|the module)\b(?!['’])",
+                             re.IGNORECASE)
 LOWER_OPENERS = {"the", "a", "an", "in", "on", "at", "it", "its", "this", "that", "these", "those", "there", "by",
                  "after", "before", "during", "since", "from", "with", "for", "when", "while", "although", "as",
-                 "he", "she", "they", "his", "her", "their", "each", "construction", "today"}
+                 "he", "she", "they", "his", "her", "their", "each", "construction", "today", "if", "unless", "because",
+                 "use", "see", "note", "returns", "return", "raises", "consider", "therefore", "thus", "also", "all",
+                 "any", "some", "most", "many", "such", "both", "only", "other", "every", "then", "instead",
+                 "otherwise", "here", "now", "not", "no", "you", "your", "we", "our", "once", "where", "which", "how",
+                 "unlike", "like", "to", "of", "operations", "so", "however", "whether", "why", "what"}
 
 
 def quoted(text: str) -> str:
@@ -72,7 +94,24 @@ def _decapitalise(statement: str) -> str:
     return f"{first.lower()} {rest}".strip() if first.lower() in LOWER_OPENERS else statement
 
 
-def wh_phrase(span: Span, left: str) -> str:
+def code_wh(name: str) -> str:
+    """The wh-phrase for a code identifier, from how it is written."""
+    last = name.rsplit(".", 1)[-1]
+    if re.search(r"(?:Error|Exception|Warning)$", last):
+        return "which exception"
+    if last.endswith("()"):
+        return "which function"
+    if re.fullmatch(r"[A-Z][A-Z0-9_]+", last):
+        return "which constant"
+    if re.fullmatch(r"[A-Z]\w*[a-z]\w*", last):
+        return "which class"
+    return "which name"
+
+
+def wh_phrase(span: Span, left: str, right: str = "") -> str:
+    if span.kind == "code":
+        noun = CODE_NOUN.search(right)
+        return f"which {NOUN_SINGULAR.get(noun['noun'], noun['noun'])}" if noun else code_wh(span.text)
     if span.kind == "quantity":
         return f"how many {span.unit}"
     if span.kind == "name":
@@ -91,8 +130,27 @@ def statement_with_blank(sentence: str, start: int, end: int, wh: Callable[[str]
 
 
 def cloze_question(title: str, sentence: str, span: Span) -> str:
-    statement = statement_with_blank(quoted(sentence), span.start, span.end, lambda left: wh_phrase(span, left))
+    sentence = quoted(sentence)
+    start, end = span.start, span.end
+    if span.kind == "code":  # "the function `f()`", "`pickle` module": the wh-phrase takes the noun's place too
+        before = re.search(rf"\b{KIND_NOUN_WORDS}\s+$", sentence[:start])
+        after = re.match(rf"\s+{KIND_NOUN_WORDS}\b", sentence[end:])
+        noun = (before[0] if before else after[0] if after else "").strip()
+        start, end = (before.start() if before else start), (end + after.end() if after and not before else end)
+        wh = f"which {NOUN_SINGULAR.get(noun, noun)}" if noun else wh_phrase(span, "", sentence[end:])
+        statement = statement_with_blank(sentence, start, end, lambda left: wh)
+    else:
+        statement = statement_with_blank(sentence, start, end, lambda left: wh_phrase(span, left))
+    if span.start > 0:
+        statement = LEADING_PRONOUN.sub(lambda found: _subject(title, found[0]), statement, count=1)
     return f"According to “{quoted(title)}”, {statement}?"
+
+
+def _subject(title: str, pronoun: str) -> str:
+    """What a leading pronoun stands for, named shortly: "the csv module" for "this module", "csv" for "it"."""
+    short = quoted(title_segments(title)[0]) if title_segments(title) else quoted(title)
+    noun = pronoun.split()[-1].lower()
+    return f"the {short} {noun}" if " " in pronoun else short
 
 
 @dataclass(frozen=True)
@@ -137,7 +195,7 @@ def match_answer(text: str, cloze: Cloze) -> tuple[str, int] | None:
             (rf"\s*(?i:{_context(right)})" if right else "")
         found = re.search(pattern, text)
         if found:
-            return " ".join(found["answer"].split()), strength
+            return " ".join((found.groupdict().get("code") or found["answer"]).split()), strength
     return None
 
 
@@ -239,19 +297,18 @@ def policy_reply(messages: Sequence[BaseMessage], solver: Solver) -> AIMessage:
 
 
 def aux_question(title: str, blanked: str) -> str:
+    """The question whose answer fills the blank: a code identifier when the blank is quoted as code
+    ("the `___` module"), else a name."""
     at = blanked.index(BLANK)
-    statement = statement_with_blank(blanked, at, at + len(BLANK), lambda left: "who or what" if not left else "what")
+    end = at + len(BLANK)
+    if blanked[at - 1:at] == "`" and blanked[end:end + 1] == "`":
+        return cloze_question(title, blanked, Span("code", BLANK, at - 1, end + 1))
+    statement = statement_with_blank(blanked, at, end, lambda left: "who or what" if not left else "what")
     return f"According to “{title}”, {statement}?"
 
 
 def description(title: str, blanked: str) -> str:
     return f"the document on what “{title}” describes in “{blanked}”"
-
-
-def mention_pattern(identifier: str) -> str:
-    """The identifier as written in running text, with an optional article and either first case."""
-    head, tail = identifier[:1], re.escape(identifier[1:])
-    return rf"(?<!\w){ARTICLE}[{re.escape(head.upper())}{re.escape(head.lower())}]{tail}(?!\w)"
 
 
 def width_question(questions: Sequence[str]) -> str:

@@ -30,7 +30,6 @@ from taskcraft_core.generate.offline.cloze import (
     description,
     extract_answer,
     judge_answers,
-    mention_pattern,
     parse_cloze,
     quoted,
     width_question,
@@ -39,6 +38,7 @@ from taskcraft_core.generate.protocol import Check, Conclusion, Golden, Judgemen
 from taskcraft_core.generate.text import (
     canonical_form,
     fact_spans,
+    mention_pattern,
     normalise_answer,
     sentences,
 )
@@ -64,8 +64,11 @@ class OfflineEngine:
 
     def extract_conclusions(self, identifier: str, document: Document, chunk: Chunk, usage: Usage) -> list[Conclusion]:
         found: list[Conclusion] = []
-        for sentence in sentences(chunk.text, offset=chunk.start):
-            for span in fact_spans(sentence.text, identifier):
+        known = [*document.aliases, document.page_title or "", document.site_name or ""]
+        # Sentences read from the document's start, so a chunk that begins inside a code block knows it.
+        in_chunk = [s for s in sentences(document.text[: chunk.end]) if s.start >= chunk.start]
+        for sentence in in_chunk:
+            for span in fact_spans(sentence.text, identifier, known):
                 blanked = quoted(sentence.text[: span.start] + BLANK + sentence.text[span.end:])
                 found.append(Conclusion(
                     answer=span.text, relation=f"the {KIND_NOUNS[span.kind]} in “{blanked}”", evidence=sentence.text,
@@ -91,29 +94,40 @@ class OfflineEngine:
     def solver_model(self) -> BaseChatModel:
         return OfflinePolicyModel()
 
-    def find_superset(self, identifier: str, passage: Passage, usage: Usage) -> Superset | None:
-        """A sentence of another document that mentions the identifier exactly once: that document is
-        the superset, the sentence around the mention the relation."""
+    def find_superset(self, identifier: str, passage: Passage, usage: Usage,
+                      aliases: Sequence[str] = ()) -> Superset | None:
+        """A sentence of another document that mentions the identifier (or one alias) exactly once: that
+        document is the superset, the sentence around the mention the relation, the name as written
+        there the auxiliary answer."""
+        names = sorted({identifier, *aliases}, key=len, reverse=True)
         for sentence in sentences(passage.text):
-            mentions = list(re.finditer(mention_pattern(identifier), sentence.text))
-            if len(mentions) != 1:
+            found = _mentions(sentence.text, names)
+            if len(found) != 1:
                 continue
-            blanked = quoted(sentence.text[: mentions[0].start()] + BLANK + sentence.text[mentions[0].end():])
+            start, end = found[0]
+            written = sentence.text[start:end]
+            if written.startswith("`"):  # inline code: the blank keeps its quotes, the answer is the code
+                inner = re.match(r"`([^`]+)`", written)
+                start, end = (start + 1, start + 1 + len(inner[1])) if inner else (start, end)
+            mention = sentence.text[start:end].strip("`")
+            blanked = quoted(sentence.text[:start] + BLANK + sentence.text[end:])
             title = quoted(passage.title)
             return Superset(superset=title, relation=f"the subject of “{blanked}”",
                             aux_question=aux_question(title, blanked), description=description(title, blanked),
-                            document_id=passage.document_id, evidence=sentence.text)
+                            document_id=passage.document_id, evidence=sentence.text,
+                            mention="" if normalise_answer(mention) == normalise_answer(identifier) else mention)
         return None
 
     def check_superset(self, identifier: str, superset: Superset, passages: Sequence[Passage], usage: Usage) -> Check:
-        """The describing sentence, searched in the corpus, must be filled by the identifier and
-        nothing else."""
+        """The describing sentence, searched in the corpus, must be filled by the identifier (as the
+        passage names it) and nothing else."""
         cloze = parse_cloze(superset.aux_question)
         if cloze is None:
             return Check(ok=False, reason="the auxiliary question cannot be read back")
         fillers = {normalise_answer(found) for p in passages if (found := extract_answer(p.text, cloze))}
-        if fillers != {normalise_answer(identifier)}:
-            return Check(ok=False, reason=f"the relation does not point to exactly “{identifier}” "
+        named = superset.mention or identifier
+        if fillers != {normalise_answer(named)}:
+            return Check(ok=False, reason=f"the relation does not point to exactly “{named}” "
                                           f"(it fits: {sorted(fillers) or 'nothing found'})")
         return Check(ok=True)
 
@@ -124,7 +138,9 @@ class OfflineEngine:
         return head + sep + re.sub(mention_pattern(identifier), "it", statement)
 
     def check_depth_merge(self, question: str, merged: str, identifier: str, answer: str, usage: Usage) -> Check:
-        core = DESCRIPTION.sub(f"“{identifier}”", merged)
+        core = merged
+        while DESCRIPTION.search(core):  # a hop over a hop nests descriptions: undo them innermost first
+            core = DESCRIPTION.sub(f"“{identifier}”", core)
         if parse_cloze(core) is None or not DESCRIPTION.search(merged):
             return Check(ok=False, reason="the merged question no longer has the asked-for blank or description")
         return Check(ok=True)
@@ -149,3 +165,14 @@ class OfflineEngine:
 
     def executor_model(self) -> BaseChatModel:
         return explore_steps.ExplorePolicyModel()
+
+
+def _mentions(sentence: str, names: Sequence[str]) -> list[tuple[int, int]]:
+    """Non-overlapping (start, end) of the names in a sentence (longest names first), articles left out."""
+    found: list[tuple[int, int]] = []
+    for name in names:
+        for match in re.finditer(mention_pattern(name), sentence):
+            start, end = match.span("name")
+            if not any(start < e and s < end for s, e in found):
+                found.append((start, end))
+    return found
