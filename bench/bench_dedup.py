@@ -4,7 +4,10 @@ Prints:
 1. embed + index + cluster time of `find_near_duplicates` on a cold index (and warm), by stage;
 2. recall of its pairs against brute-force cosine at the same threshold (on sampled rows, by full
    row products), and the same for the HNSW alternative (one Chroma query per task);
-3. precision/recall against the generator's planted duplicates;
+3. precision/recall against the generator's planted duplicates, and recall by kind of rewriting:
+   copies and rewordings of the kinds the normalisation was tuned on and of held-out kinds it was
+   not (bench/make_tasks.py), and the share of distinct facts (same-template siblings above all)
+   merged with another;
 4. precision/recall on tests/fixtures/paraphrase_pairs.jsonl for our method and MinHash LSH
    (MinHash is not run on the 36k synthetic set: its shared template bigrams make it return
    tens of millions of candidate pairs).
@@ -29,16 +32,18 @@ from datasketch import MinHash, MinHashLSH
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_tasks import make_tasks, write_tasks  # noqa: E402
+from make_tasks import HELD_OUT_KINDS, TUNING_KINDS, Planted, make_tasks, write_tasks  # noqa: E402
 
 from taskcraft_core.curate.dedup import cosine_pairs, different_specifics, find_near_duplicates  # noqa: E402
-from taskcraft_core.index.task_vectors import task_vectors
+from taskcraft_core.index.task_vectors import task_vectors  # noqa: E402
 from taskcraft_core.index.vectors import task_text  # noqa: E402
 from taskcraft_core.schema import Task  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 from taskcraft_core.store import TaskFilter  # noqa: E402
 from taskcraft_core.workspace import Workspace  # noqa: E402
 
+PLURAL = {"copy": "copies", "rewording": "rewordings"}
+PLANTED_KINDS = (*TUNING_KINDS, *HELD_OUT_KINDS, "sibling", "sibling")  # siblings: twice as often as a kind
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "paraphrase_pairs.jsonl"
 
 
@@ -72,7 +77,7 @@ def minhash(text: str, perms: int = 128) -> MinHash:
 def scale(n: int, threshold: float) -> None:
     print(f"== {n} tasks, cosine threshold {threshold}")
     home = Path(tempfile.mkdtemp(prefix="bench_dedup_"))
-    tasks, planted = make_tasks(n)
+    tasks, planted = make_tasks(n, duplicate_share=0.25, kinds=PLANTED_KINDS)
     workspace = Workspace.open(Settings(home=home))
     write_tasks(workspace.store, tasks)
     everything = TaskFilter()
@@ -121,11 +126,42 @@ def scale(n: int, threshold: float) -> None:
     for original, copies in planted.groups.items():
         truth.update(tuple(sorted(p)) for p in itertools.combinations([original, *copies], 2))
     predicted = {tuple(sorted((p.a, p.b))) for c in clusters for p in c.pairs}
-    print(f"against planted duplicates: {pr(predicted, truth)}")
-    by_kind = {k: {tuple(sorted((o, d))) for o, ds in planted.groups.items() for d in ds if planted.kinds[d] == k}
-               for k in ("copy", "light_edit", "paraphrase")}
-    print("  recall by kind: " + ", ".join(f"{k} {len(v & predicted) / len(v):.3f}" for k, v in by_kind.items()))
+    print(f"pairs against planted duplicates: {pr(predicted, truth)}")
+    planted_report(clusters, planted, [task.id for task in loaded])
 
+
+def planted_report(clusters: list, planted: Planted, all_ids: list[str]) -> None:
+    """Recall by kind of rewriting (a duplicate counts as found when it shares a cluster with its
+    original), grouped into copies and rewordings of the tuning and the held-out families; and how
+    many distinct facts were merged with another (same-template siblings most of all)."""
+    cluster_of = {task_id: n for n, c in enumerate(clusters) for task_id in c.task_ids}
+    original_of = {d: o for o, ds in planted.groups.items() for d in ds}
+    found = {d: cluster_of.get(d) is not None and cluster_of.get(d) == cluster_of.get(o)
+             for d, o in original_of.items()}
+    print("recall by kind of rewriting (duplicate in its original's cluster):")
+    for family, kinds in (("tuning", TUNING_KINDS), ("held-out", HELD_OUT_KINDS)):
+        for group in ("copy", "rewording"):
+            members = [k for k, g in kinds.items() if g == group]
+            ids = [d for d, k in planted.kinds.items() if k in members]
+            per_kind = ", ".join(
+                f"{k} {sum(found[d] for d in ids if planted.kinds[d] == k) / max(1, sum(planted.kinds[d] == k for d in ids)):.3f}"
+                for k in members)
+            print(f"  {family:<8} {PLURAL[group]:<10} {sum(found[d] for d in ids) / max(1, len(ids)):.3f} "
+                  f"of {len(ids):>5}   ({per_kind})")
+    for group in ("copy", "rewording"):
+        ids = [d for d, k in planted.kinds.items() if {**TUNING_KINDS, **HELD_OUT_KINDS}[k] == group]
+        print(f"  all      {PLURAL[group]:<10} {sum(found[d] for d in ids) / max(1, len(ids)):.3f} of {len(ids):>5}")
+    fact = {task_id: original_of.get(task_id, task_id) for task_id in all_ids}
+    facts_in: dict[int, set[str]] = {}
+    for task_id, n in cluster_of.items():
+        facts_in.setdefault(n, set()).add(fact[task_id])
+    merged = {f for fs in facts_in.values() if len(fs) > 1 for f in fs}
+    distinct = set(fact.values())
+    siblings_merged = sum(cluster_of.get(s) is not None and cluster_of.get(s) == cluster_of.get(o)
+                          for s, o in planted.siblings.items())
+    print(f"distinct facts merged with another fact: {len(merged) / len(distinct):.4f} ({len(merged)} of {len(distinct)}); "
+          f"same-template siblings merged: {siblings_merged / max(1, len(planted.siblings)):.4f} "
+          f"({siblings_merged} of {len(planted.siblings)})")
 
 
 def labelled(thresholds: list[float]) -> None:
