@@ -34,14 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_tasks import HELD_OUT_KINDS, TUNING_KINDS, Planted, make_tasks, write_tasks  # noqa: E402
 
-from taskcraft_core.curate.dedup import cosine_pairs, different_specifics, find_near_duplicates  # noqa: E402
+from taskcraft_core.curate.dedup import (  # noqa: E402
+    DEFAULT_RULES,
+    answer_codes,
+    cosine_pairs,
+    different_specifics,
+    find_near_duplicates,
+    is_duplicate,
+    same_specifics,
+)
+from taskcraft_core.index.normalise import dedup_text  # noqa: E402
 from taskcraft_core.index.task_vectors import task_vectors  # noqa: E402
-from taskcraft_core.index.vectors import task_text  # noqa: E402
 from taskcraft_core.schema import Task  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 from taskcraft_core.store import TaskFilter  # noqa: E402
 from taskcraft_core.workspace import Workspace  # noqa: E402
 
+SAME_ANSWER = Settings().same_answer_threshold
 PLURAL = {"copy": "copies", "rewording": "rewordings"}
 PLANTED_KINDS = (*TUNING_KINDS, *HELD_OUT_KINDS, "sibling", "sibling")  # siblings: twice as often as a kind
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "paraphrase_pairs.jsonl"
@@ -59,7 +68,8 @@ def pr(predicted: set, truth: set) -> str:
     precision = hit / len(predicted) if predicted else 1.0
     recall = hit / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  ({len(predicted)} predicted, {len(truth)} true)"
+    return (f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  "
+            f"({len(predicted)} predicted, {len(truth)} true)")
 
 
 def shingles(text: str) -> set[str]:
@@ -94,12 +104,15 @@ def scale(n: int, threshold: float) -> None:
     print("stages, warm:")
     ids = workspace.store.list_task_ids(everything)
     loaded = timed("load task texts from the database", lambda: [
-        t for s in range(0, len(ids), 1000) for t in workspace.store.get_tasks(ids[s : s + 1000], with_trajectory=False)])
-    timed("embed all (wordllama, for reference)", workspace.index.embed, [task_text(t) for t in loaded])
+        t for s in range(0, len(ids), 1000)
+        for t in workspace.store.get_tasks(ids[s : s + 1000], with_trajectory=False)])
+    timed("embed all (wordllama, for reference)", workspace.index.embed, [dedup_text(t) for t in loaded])
     vectors = timed("vectors from Chroma (hash-checked)", task_vectors, workspace, loaded)
-    candidates = timed("exact blockwise cosine pairs", cosine_pairs, vectors, threshold)
+    codes = answer_codes(loaded)
+    candidates = timed("exact blockwise cosine pairs (and same-answer)", cosine_pairs, vectors, threshold,
+                       answer_codes=codes, same_answer_threshold=SAME_ANSWER)
     kept = timed("specifics check on candidates", lambda: [
-        (i, j) for i, j, _ in candidates if not different_specifics(loaded[i], loaded[j])])
+        (i, j) for i, j, c in candidates if is_duplicate(loaded[i], loaded[j], c, threshold, DEFAULT_RULES)])
     print(f"  candidates {len(candidates)}, kept after specifics {len(kept)}")
 
     rng = np.random.default_rng(0)
@@ -115,9 +128,9 @@ def scale(n: int, threshold: float) -> None:
     row = {task.id: i for i, task in enumerate(loaded)}
     for start in range(0, len(vectors), 1000):
         result = collection.query(query_embeddings=vectors[start : start + 1000], n_results=10, include=["distances"])
-        for offset, (hits, distances) in enumerate(zip(result["ids"], result["distances"])):
+        for offset, (hits, distances) in enumerate(zip(result["ids"], result["distances"], strict=True)):
             hnsw.update((min(start + offset, row[h]), max(start + offset, row[h]))
-                        for h, d in zip(hits, distances) if 1 - d >= threshold and row[h] != start + offset)
+                        for h, d in zip(hits, distances, strict=True) if 1 - d >= threshold and row[h] != start + offset)
     hnsw_time = time.perf_counter() - started
     print(f"HNSW alternative (Chroma query k=10 per task): {hnsw_time:.2f} s, "
           f"recall vs exact {len(hnsw & found) / max(len(found), 1):.4f} of {len(found)} pairs")
@@ -128,6 +141,10 @@ def scale(n: int, threshold: float) -> None:
     predicted = {tuple(sorted((p.a, p.b))) for c in clusters for p in c.pairs}
     print(f"pairs against planted duplicates: {pr(predicted, truth)}")
     planted_report(clusters, planted, [task.id for task in loaded])
+
+
+def share(hits: list[bool]) -> float:
+    return sum(hits) / max(1, len(hits))
 
 
 def planted_report(clusters: list, planted: Planted, all_ids: list[str]) -> None:
@@ -143,14 +160,12 @@ def planted_report(clusters: list, planted: Planted, all_ids: list[str]) -> None
         for group in ("copy", "rewording"):
             members = [k for k, g in kinds.items() if g == group]
             ids = [d for d, k in planted.kinds.items() if k in members]
-            per_kind = ", ".join(
-                f"{k} {sum(found[d] for d in ids if planted.kinds[d] == k) / max(1, sum(planted.kinds[d] == k for d in ids)):.3f}"
-                for k in members)
-            print(f"  {family:<8} {PLURAL[group]:<10} {sum(found[d] for d in ids) / max(1, len(ids)):.3f} "
+            per_kind = ", ".join(f"{k} {share([found[d] for d in ids if planted.kinds[d] == k]):.3f}" for k in members)
+            print(f"  {family:<8} {PLURAL[group]:<10} {share([found[d] for d in ids]):.3f} "
                   f"of {len(ids):>5}   ({per_kind})")
     for group in ("copy", "rewording"):
         ids = [d for d, k in planted.kinds.items() if {**TUNING_KINDS, **HELD_OUT_KINDS}[k] == group]
-        print(f"  all      {PLURAL[group]:<10} {sum(found[d] for d in ids) / max(1, len(ids)):.3f} of {len(ids):>5}")
+        print(f"  all      {PLURAL[group]:<10} {share([found[d] for d in ids]):.3f} of {len(ids):>5}")
     fact = {task_id: original_of.get(task_id, task_id) for task_id in all_ids}
     facts_in: dict[int, set[str]] = {}
     for task_id, n in cluster_of.items():
@@ -159,7 +174,8 @@ def planted_report(clusters: list, planted: Planted, all_ids: list[str]) -> None
     distinct = set(fact.values())
     siblings_merged = sum(cluster_of.get(s) is not None and cluster_of.get(s) == cluster_of.get(o)
                           for s, o in planted.siblings.items())
-    print(f"distinct facts merged with another fact: {len(merged) / len(distinct):.4f} ({len(merged)} of {len(distinct)}); "
+    print(f"distinct facts merged with another fact: {len(merged) / len(distinct):.4f} "
+          f"({len(merged)} of {len(distinct)}); "
           f"same-template siblings merged: {siblings_merged / max(1, len(planted.siblings)):.4f} "
           f"({siblings_merged} of {len(planted.siblings)})")
 
@@ -174,18 +190,20 @@ def labelled(thresholds: list[float]) -> None:
 
     a = [task(f"a{n}", r["a"], r["answer_a"]) for n, r in enumerate(rows)]
     b = [task(f"b{n}", r["b"], r["answer_b"]) for n, r in enumerate(rows)]
-    cos = (workspace.index.embed([task_text(t) for t in a]) * workspace.index.embed([task_text(t) for t in b])).sum(1)
+    cos = (workspace.index.embed([dedup_text(t) for t in a]) * workspace.index.embed([dedup_text(t) for t in b])).sum(1)
     truth = {n for n, r in enumerate(rows) if r["label"] == "paraphrase"}
     guard = {n for n in range(len(rows)) if not different_specifics(a[n], b[n])}
+    same_answer = {n for n in range(len(rows)) if cos[n] >= SAME_ANSWER and same_specifics(a[n], b[n])}
     for threshold in thresholds:
         cosine_only = {n for n in range(len(rows)) if cos[n] >= threshold}
         print(f"  cosine >= {threshold:.2f}            {pr(cosine_only, truth)}")
-        print(f"  ours (cosine + specifics) {threshold:.2f} {pr(cosine_only & guard, truth)}")
+        print(f"  cosine + specifics {threshold:.2f}  {pr(cosine_only & guard, truth)}")
+        print(f"  ours (+ same answer {SAME_ANSWER:.2f}) {pr((cosine_only & guard) | same_answer, truth)}")
     for jaccard in (0.3, 0.5, 0.7):
         lsh = MinHashLSH(threshold=jaccard, num_perm=128)
         for n, t in enumerate(a):
-            lsh.insert(str(n), minhash(task_text(t)))
-        found = {n for n in range(len(rows)) if str(n) in lsh.query(minhash(task_text(b[n])))}
+            lsh.insert(str(n), minhash(dedup_text(t)))
+        found = {n for n in range(len(rows)) if str(n) in lsh.query(minhash(dedup_text(b[n])))}
         print(f"  MinHash LSH Jaccard {jaccard:.1f}      {pr(found, truth)}")
 
 

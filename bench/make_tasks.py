@@ -176,7 +176,8 @@ def clause_move(question: str, rng: random.Random) -> str:
 
 
 SYNONYMS = (("How many", "What number of"), ("how many", "what number of"), ("In which year", "In what year"),
-            ("Which architect", "What architect"), ("designed", "was the designer of"), ("total length", "overall length"),
+            ("Which architect", "What architect"), ("designed", "was the designer of"),
+            ("total length", "overall length"),
             ("deepest point", "greatest depth"), ("container vessels", "container ships"), ("employees", "staff"),
             ("install", "put in"), ("operate", "run"), ("near", "close to"))
 

@@ -1,5 +1,7 @@
 """Task vectors: every stored task embedded into the Chroma task collection, kept in step with the
-database (hash-checked against edits) and rebuildable from it."""
+database (hash-checked against edits) and rebuildable from it. What is embedded is the task's
+normalised text (`normalise.dedup_text`), so vectors made before normalisation are stale by their
+hash and are embedded again on first use."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from taskcraft_core.index.vectors import TASKS, task_text
+from taskcraft_core.index.normalise import dedup_text
+from taskcraft_core.index.vectors import TASKS
 from taskcraft_core.schema import Task
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -24,13 +27,13 @@ def index_tasks(workspace: Workspace, tasks: Sequence[Task]) -> None:
     """Embed tasks and store their vectors in the Chroma task collection (as tasks are stored)."""
     if not tasks:
         return
-    texts = [task_text(task) for task in tasks]
+    texts = [dedup_text(task) for task in tasks]
     _store_vectors(workspace, tasks, texts, workspace.index.embed(texts))
 
 
 def _store_vectors(workspace: Workspace, tasks: Sequence[Task], texts: Sequence[str], vectors: np.ndarray) -> None:
     metadatas = [{"kind": task.kind, "status": task.status, "text_hash": text_hash(text)}
-                 for task, text in zip(tasks, texts)]
+                 for task, text in zip(tasks, texts, strict=True)]
     workspace.index.upsert_task_vectors([task.id for task in tasks], vectors, metadatas)
 
 
@@ -58,11 +61,11 @@ def sync_task_index(workspace: Workspace) -> int:
 def task_vectors(workspace: Workspace, tasks: Sequence[Task]) -> np.ndarray:
     """Unit vectors of the tasks, in order: read from the collection, embedding only what is missing
     or stale (and storing it, so the next call finds it)."""
-    texts = [task_text(task) for task in tasks]
+    texts = [dedup_text(task) for task in tasks]
     ids, stored, metadatas = workspace.index.task_vectors([task.id for task in tasks])
     row_of = {task_id: row for row, task_id in enumerate(ids)}
     fresh_rows = {
-        i: row_of[task.id] for i, (task, text) in enumerate(zip(tasks, texts))
+        i: row_of[task.id] for i, (task, text) in enumerate(zip(tasks, texts, strict=True))
         if task.id in row_of and metadatas[row_of[task.id]].get("text_hash") == text_hash(text)
     }
     stale = [i for i in range(len(tasks)) if i not in fresh_rows]
