@@ -41,6 +41,7 @@ from taskcraft_core.curate.dedup import (  # noqa: E402
     different_specifics,
     find_near_duplicates,
     is_duplicate,
+    same_answer_pairs,
     same_specifics,
 )
 from taskcraft_core.index.normalise import dedup_text  # noqa: E402
@@ -109,8 +110,11 @@ def scale(n: int, threshold: float) -> None:
     timed("embed all (wordllama, for reference)", workspace.index.embed, [dedup_text(t) for t in loaded])
     vectors = timed("vectors from Chroma (hash-checked)", task_vectors, workspace, loaded)
     codes = answer_codes(loaded)
-    candidates = timed("exact blockwise cosine pairs (and same-answer)", cosine_pairs, vectors, threshold,
-                       answer_codes=codes, same_answer_threshold=SAME_ANSWER)
+    threshold_pairs = timed("exact blockwise cosine pairs", cosine_pairs, vectors, threshold)
+    same_answer = timed("same-answer pairs (cosine within answer groups)", same_answer_pairs, vectors, codes,
+                        SAME_ANSWER)
+    print(f"  same-answer candidates {len(same_answer)}")
+    candidates = [(i, j, c) for (i, j), c in sorted({(i, j): c for i, j, c in [*same_answer, *threshold_pairs]}.items())]
     kept = timed("specifics check on candidates", lambda: [
         (i, j) for i, j, c in candidates if is_duplicate(loaded[i], loaded[j], c, threshold, DEFAULT_RULES)])
     print(f"  candidates {len(candidates)}, kept after specifics {len(kept)}")
@@ -118,7 +122,7 @@ def scale(n: int, threshold: float) -> None:
     rng = np.random.default_rng(0)
     sample = rng.choice(len(vectors), size=min(1000, len(vectors)), replace=False)
     brute = {(min(i, j), max(i, j)) for i in sample for j in np.nonzero(vectors @ vectors[i] >= threshold)[0] if j != i}
-    found = {(i, j) for i, j, _ in candidates}
+    found = {(i, j) for i, j, _ in threshold_pairs}
     print(f"recall vs brute force (all pairs touching {len(sample)} sampled rows): "
           f"{len(brute & found) / max(len(brute), 1):.4f} of {len(brute)}")
 
@@ -130,10 +134,11 @@ def scale(n: int, threshold: float) -> None:
         result = collection.query(query_embeddings=vectors[start : start + 1000], n_results=10, include=["distances"])
         for offset, (hits, distances) in enumerate(zip(result["ids"], result["distances"], strict=True)):
             hnsw.update((min(start + offset, row[h]), max(start + offset, row[h]))
-                        for h, d in zip(hits, distances, strict=True) if 1 - d >= threshold and row[h] != start + offset)
+                        for h, d in zip(hits, distances, strict=True)
+                        if 1 - d >= threshold and row[h] != start + offset)
     hnsw_time = time.perf_counter() - started
     print(f"HNSW alternative (Chroma query k=10 per task): {hnsw_time:.2f} s, "
-          f"recall vs exact {len(hnsw & found) / max(len(found), 1):.4f} of {len(found)} pairs")
+          f"recall vs exact {len(hnsw & found) / max(len(found), 1):.4f} of {len(found)} pairs above the threshold")
 
     truth = set()
     for original, copies in planted.groups.items():

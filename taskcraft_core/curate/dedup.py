@@ -105,26 +105,32 @@ DEFAULT_RULES = LexicalRules.from_settings(Settings())
 # ---- finding pairs ------------------------------------------------------------------------------
 
 
-def cosine_pairs(
-    vectors: np.ndarray, threshold: float, block_rows: int = BLOCK_ROWS, *,
-    answer_codes: np.ndarray | None = None, same_answer_threshold: float = 1.0,
-) -> list[tuple[int, int, float]]:
-    """Every pair (i < j) of unit vectors with cosine >= threshold, or >= same_answer_threshold when
-    their `answer_codes` are equal: exact, in row blocks."""
+def cosine_pairs(vectors: np.ndarray, threshold: float, block_rows: int = BLOCK_ROWS) -> list[tuple[int, int, float]]:
+    """Every pair (i < j) of unit vectors with cosine >= threshold: exact, in row blocks."""
     pairs: list[tuple[int, int, float]] = []
     n = len(vectors)
     for start in range(0, n, block_rows):
         block = vectors[start : start + block_rows] @ vectors[start:].T
         # Only the upper triangle: column c (offset by start) must lie right of row r.
         block[np.tril_indices(block.shape[0], k=0, m=block.shape[1])] = -2.0
-        hits = block >= threshold
-        if answer_codes is not None and same_answer_threshold < threshold:
-            same = answer_codes[start : start + block_rows, None] == answer_codes[None, start:]
-            hits |= same & (block >= same_answer_threshold)
-        rows, cols = np.nonzero(hits)
+        rows, cols = np.nonzero(block >= threshold)
         pairs.extend(
             (start + int(r), start + int(c), float(block[r, c])) for r, c in zip(rows, cols, strict=True)
         )
+    return pairs
+
+
+def same_answer_pairs(vectors: np.ndarray, codes: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Every pair (i < j) with equal answer codes and cosine >= threshold: `cosine_pairs` within each
+    group of equal answers, so the cost is the sum of the groups' squares, not the square of all."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    pairs: list[tuple[int, int, float]] = []
+    for rows in np.split(order, bounds):
+        if len(rows) > 1:
+            pairs.extend((int(rows[i]), int(rows[j]), cosine) if rows[i] < rows[j] else
+                         (int(rows[j]), int(rows[i]), cosine)
+                         for i, j, cosine in cosine_pairs(vectors[rows], threshold))
     return pairs
 
 
@@ -270,8 +276,8 @@ def find_near_duplicates(
     vectors = task_vectors(workspace, tasks)
     dismissed = workspace.store.not_duplicate_pairs()
     same_answer_limit = min(limit, workspace.settings.same_answer_threshold)
-    candidates = {(i, j): cosine for i, j, cosine in cosine_pairs(
-        vectors, limit, answer_codes=answer_codes(tasks), same_answer_threshold=same_answer_limit)}
+    candidates = {(i, j): cosine for i, j, cosine in same_answer_pairs(vectors, answer_codes(tasks), same_answer_limit)}
+    candidates.update({(i, j): cosine for i, j, cosine in cosine_pairs(vectors, limit)})
     exact = set(same_text_pairs(tasks))
     candidates.update(dict.fromkeys(exact, 1.0))
     pairs = [
