@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Row
 
 from taskcraft_core.store import tables as t
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
+from taskcraft_core.store.lineage import LineageStore
 from taskcraft_core.store.review_history import replay, standing
 from taskcraft_core.schema import (
     Chunk,
@@ -80,7 +81,7 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store:
+class Store(LineageStore):
     """All reads and writes of the studio's records."""
 
     def __init__(self, url: str) -> None:
