@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import re
 import sys
 import tempfile
@@ -94,13 +95,16 @@ def scale(n: int, threshold: float) -> None:
     everything = TaskFilter()
 
     print("find_near_duplicates, cold index (load + embed + index in Chroma + exact pairs + specifics + clusters):")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     clusters = find_near_duplicates(workspace, threshold, everything)
     cold = time.perf_counter() - started
-    print(f"  total {cold:.2f} s; {len(clusters)} clusters, {sum(len(c.pairs) for c in clusters)} pairs")
-    started = time.perf_counter()
+    print(f"  total {cold:.2f} s wall, {time.process_time() - cpu:.2f} s CPU (all threads; the wall time on a "
+          f"loaded machine is longer); {len(clusters)} clusters, {sum(len(c.pairs) for c in clusters)} pairs")
+    started, cpu = time.perf_counter(), time.process_time()
     assert find_near_duplicates(workspace, threshold, everything) == clusters
-    print(f"  warm (vectors read back from Chroma) {time.perf_counter() - started:.2f} s, same clusters")
+    print(f"  warm (vectors read back from Chroma) {time.perf_counter() - started:.2f} s wall, "
+          f"{time.process_time() - cpu:.2f} s CPU, same clusters")
+    print(f"  load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
     print("stages, warm:")
     ids = workspace.store.list_task_ids(everything)
@@ -114,7 +118,8 @@ def scale(n: int, threshold: float) -> None:
     same_answer = timed("same-answer pairs (cosine within answer groups)", same_answer_pairs, vectors, codes,
                         SAME_ANSWER)
     print(f"  same-answer candidates {len(same_answer)}")
-    candidates = [(i, j, c) for (i, j), c in sorted({(i, j): c for i, j, c in [*same_answer, *threshold_pairs]}.items())]
+    merged = {(i, j): c for i, j, c in [*same_answer, *threshold_pairs]}
+    candidates = [(i, j, c) for (i, j), c in sorted(merged.items())]
     kept = timed("specifics check on candidates", lambda: [
         (i, j) for i, j, c in candidates if is_duplicate(loaded[i], loaded[j], c, threshold, DEFAULT_RULES)])
     print(f"  candidates {len(candidates)}, kept after specifics {len(kept)}")

@@ -13,8 +13,11 @@ How duplicates are found:
 3. A candidate is dropped when the two tasks state different specifics: answers that disagree, or
    questions naming different numbers or names. The same fact asked twice has the same answer;
    "the same template with another city or year" does not. Embeddings alone cannot tell these apart.
-4. Pairs a person marked "not duplicates" are dropped; the rest are clustered with union-find and
-   labelled lexically (rapidfuzz): exact, near_exact (light edits) or paraphrase.
+4. Structural duplicates are added whatever their wording: tasks of any kind that ask for the same
+   answer from the same evidence span through the same tool sequence (`structural_pairs`).
+5. Pairs a person marked "not duplicates" are dropped; the rest are clustered with union-find and
+   labelled lexically (rapidfuzz): exact, near_exact (light edits) or paraphrase; a pair found only
+   by its structure is labelled structural (and every structural pair says so in `structural`).
 The lexical cut-offs of steps 3 and 4 are settings (`LexicalRules.from_settings`).
 
 A cluster remembers the newest review of each member as it was when found; keeping one rejects
@@ -48,7 +51,7 @@ from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
-DuplicateKind = Literal["exact", "near_exact", "paraphrase"]
+DuplicateKind = Literal["exact", "near_exact", "paraphrase", "structural"]
 
 DEFAULT_SCOPE = ("pending", "accepted")  # the tasks a person still curates or has kept
 GATE_STATUSES = ("pending", "accepted")
@@ -76,6 +79,7 @@ class DuplicatePair(BaseModel):
     lexical: float
     token_set: float = 0.0
     kind: DuplicateKind
+    structural: bool = False  # same answer from the same evidence span through the same tool sequence
 
 
 class DuplicateCluster(BaseModel):
@@ -206,13 +210,16 @@ def same_specifics(a: Task, b: Task, rules: LexicalRules = DEFAULT_RULES) -> boo
         names_b, names_a, rules.name_match_ratio)
 
 
-def label_pair(a: Task, b: Task, cosine: float, rules: LexicalRules = DEFAULT_RULES) -> DuplicatePair:
-    """Score a pair lexically and say whether it is a copy, a light edit or a paraphrase."""
+def label_pair(a: Task, b: Task, cosine: float, rules: LexicalRules = DEFAULT_RULES,
+               kind: DuplicateKind | None = None) -> DuplicatePair:
+    """Score a pair lexically and say whether it is a copy, a light edit or a paraphrase (unless
+    `kind` is given: a pair found by its structure keeps that label when its wording differs)."""
     text_a, text_b = _fold(task_text(a)), _fold(task_text(b))
     lexical = fuzz.ratio(text_a, text_b) / 100.0
     token_set = fuzz.token_set_ratio(text_a, text_b) / 100.0
     same = surface_form(task_text(a)) == surface_form(task_text(b))
-    kind: DuplicateKind = "exact" if same else "near_exact" if lexical >= rules.near_exact_ratio else "paraphrase"
+    if same or lexical >= rules.near_exact_ratio or kind is None:
+        kind = "exact" if same else "near_exact" if lexical >= rules.near_exact_ratio else "paraphrase"
     return DuplicatePair(a=a.id, b=b.id, cosine=round(cosine, 4), lexical=round(lexical, 4),
                          token_set=round(token_set, 4), kind=kind)
 
@@ -281,14 +288,43 @@ def find_near_duplicates(
     candidates.update({(i, j): cosine for i, j, cosine in cosine_pairs(vectors, limit)})
     exact = set(same_text_pairs(tasks))
     candidates.update(dict.fromkeys(exact, 1.0))
-    pairs = [
-        label_pair(tasks[i], tasks[j], cosine, rules)
+    pairs = {
+        (i, j): label_pair(tasks[i], tasks[j], cosine, rules)
         for (i, j), cosine in sorted(candidates.items())
         if tuple(sorted((tasks[i].id, tasks[j].id))) not in dismissed
         and ((i, j) in exact or is_duplicate(tasks[i], tasks[j], cosine, limit, rules))
-    ]
+    }
+    for i, j in structural_pairs(workspace, tasks):
+        if tuple(sorted((tasks[i].id, tasks[j].id))) in dismissed:
+            continue
+        found = pairs.get((i, j)) or label_pair(tasks[i], tasks[j], float(vectors[i] @ vectors[j]), rules,
+                                                 kind="structural")
+        pairs[(i, j)] = found.model_copy(update={"structural": True})
     return [cluster.model_copy(update={"latest_review_ids": {i: latest.get(i) for i in cluster.task_ids}})
-            for cluster in cluster_pairs(pairs, order=[task.id for task in tasks])]
+            for cluster in cluster_pairs([pairs[key] for key in sorted(pairs)], order=[task.id for task in tasks])]
+
+
+def structural_pairs(workspace: Workspace, tasks: Sequence[Task]) -> list[tuple[int, int]]:
+    """Every pair (i < j) of tasks that ask for the same answer from the same evidence span (document
+    and offsets) through the same non-empty sequence of tool calls, whatever their kind or wording.
+    Tool sequences are read only for tasks that share an answer and a span with another."""
+    groups: dict[tuple[str, int, int, str], list[int]] = {}
+    for row, task in enumerate(tasks):
+        if task.document_id and task.span_start is not None and task.span_end is not None:
+            key = (task.document_id, task.span_start, task.span_end, _fold(answer_text(task)))
+            groups.setdefault(key, []).append(row)
+    shared = [rows for rows in groups.values() if len(rows) > 1]
+    if not shared:
+        return []
+    tools = workspace.store.tool_sequences([tasks[row].id for rows in shared for row in rows])
+    pairs: list[tuple[int, int]] = []
+    for rows in shared:
+        by_tools: dict[tuple[str, ...], list[int]] = {}
+        for row in rows:
+            if tools[tasks[row].id]:
+                by_tools.setdefault(tools[tasks[row].id], []).append(row)
+        pairs.extend(pair for same in by_tools.values() for pair in itertools.combinations(same, 2))
+    return sorted(pairs)
 
 
 def is_duplicate(a: Task, b: Task, cosine: float, threshold: float, rules: LexicalRules) -> bool:
