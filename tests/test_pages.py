@@ -463,10 +463,13 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
     at.button(key="duplicates_find").click().run()
     assert not at.exception
     [label] = at.selectbox(key="duplicates_cluster").options
-    assert label.startswith("#1 · 2 tasks")
-    assert "<mark>" not in at.get("html")[0].proto.body  # identical questions: nothing to mark
+    # task0 asks otherwise, but for the same answer from the same span through the same tool: structural
+    assert label == "#1 · 3 tasks · similarity 1.00 · structural"
+    assert "<mark>" not in at.get("html")[0].proto.body  # the first is compared with itself: nothing to mark
+    assert "<mark>Halvard</mark>" in at.get("html")[1].proto.body  # the wording that differs from the first
     at.button(key="duplicates_keep_task5").click().run()
     assert db.get_task("task5").status == "pending" and db.get_task("task6").status == "rejected"
+    assert db.get_task("task0").status == "rejected"
     assert db.reviews_for("task6")[-1].reason == "duplicate of task5"
     assert at.success[0].value.startswith("No near-duplicate clusters left")
     db.add_tasks([make_task(9, question="When did the Halvard Observatory open its doors?")])
