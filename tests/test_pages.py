@@ -477,3 +477,23 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
     at.button(key="duplicates_find").click().run()
     at.button(key="duplicates_dismiss").click().run()
     assert db.not_duplicate_pairs() == {("task5", "task9")}
+
+
+def test_export_samples_to_a_difficulty_mix_with_a_preview(home: Path, db: Store) -> None:
+    seed(db, n=0)
+    db.add_tasks([make_task(10 * level + i, difficulty=level, status="accepted", span_start=None)
+                  for level in (1, 2, 3, 4) for i in range(5)])
+    at = open_page("export")
+    at.checkbox(key="export_sample").check().run()
+    at.number_input(key="export_sample_size").set_value(10).run()
+    assert not at.exception
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [bar["name"] for bar in figure["data"]] == ["requested", "realised"]
+    assert figure["data"][0]["y"] == figure["data"][1]["y"] == [4, 3, 2, 1]
+    at.number_input(key="export_mix_1").set_value(0.0)
+    at.number_input(key="export_mix_4").set_value(1.0).run()  # asks for 7 of level 4, which has 5
+    assert at.info[0].value.startswith("The mix cannot be met exactly (difficulty 4: 2 short)")
+    at.button(key="export_prepare").click().run()
+    manifest = json.loads(at.json[0].proto.body)
+    assert manifest["count"] == 10 and manifest["sample"]["shortfall"] == {"4": 2}
+    assert manifest["sample"]["realised_counts"] == {"2": 3, "3": 2, "4": 5}
