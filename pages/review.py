@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
+from pages._lineage import show_regeneration_and_replay
 from taskcraft_core.curate import dedup
 from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
@@ -238,6 +239,7 @@ def review_card(task_filter: TaskFilter, reviewer: str) -> None:
     show_actions(card, task_filter, reviewer)
     show_task(card)
     show_verification(card)
+    show_regeneration_and_replay(card.task, reviewer, open_task)
     show_trajectory(card)
     show_similar(card)
     with st.expander("Review history"):

@@ -497,3 +497,41 @@ def test_export_samples_to_a_difficulty_mix_with_a_preview(home: Path, db: Store
     manifest = json.loads(at.json[0].proto.body)
     assert manifest["count"] == 10 and manifest["sample"]["shortfall"] == {"4": 2}
     assert manifest["sample"]["realised_counts"] == {"2": 3, "3": 2, "4": 5}
+
+
+def test_review_regenerates_a_rejected_task_shows_the_pair_and_replays(home: Path, db: Store) -> None:
+    from taskcraft_core.generate.atomic import generate_atomic
+    from taskcraft_core.generate.context import GenerationContext
+    from taskcraft_core.generate.factory import make_engine
+    from taskcraft_core.ingest.pipeline import Source, ingest_sources
+    from taskcraft_core.models.chat import Usage
+    from taskcraft_core.workspace import Workspace
+
+    ws = Workspace.open(Settings(home=home))
+    text = "# Gull Point\n\nThe lighthouse was first lit on 14 March 1887. Its lamp stands 42 metres above the sea.\n"
+    ingest_sources([Source(name="gull.md", data=text.encode())], ws)
+    document = ws.store.get_document(ws.store.list_documents()[0].id)
+    ctx = GenerationContext(ws, make_engine(ws.settings), Usage())
+    first = generate_atomic(document, ws.store.get_chunks(document.id)[0], ctx)[0]
+    db.add_tasks([first])
+    db.record_review(first.id, "ana", "reject", reason="ambiguous")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["review_open_request"] = first.id
+    at.run()
+    at = open_page("review", at)
+    at.text_input(key="reviewer_name").input("ana").run()
+    at.text_input(key=f"regenerate_reason_{first.id}").input("ask about the lamp instead").run()
+    at.button(key="review_regenerate").click().run()
+    assert not at.exception
+    [child_id] = db.regenerations_of(first.id)
+    assert at.success[0].value.replace("\\", "") == f"Regenerated as {child_id}: pending."
+    assert db.get_task(child_id).regeneration_reason == "ask about the lamp instead"
+    assert any(m.value.startswith("**Regenerated** · reason: ask about the lamp instead") for m in at.markdown)
+    at.button(key=f"lineage_open_regenerated_{child_id}").click().run()
+    assert card_caption(at).startswith(f"{child_id} ·")
+    assert any(m.value.startswith("**Regenerated from a rejection**") for m in at.markdown)
+    db.record_review(child_id, "ana", "accept")
+    at.run()
+    at.button(key="review_replay").click().run()
+    assert at.success[0].value.replace("\\", "") == "Replayed: the answer still holds."
+    assert any("still holds · judge score 2/2" in m.value for m in at.markdown)
