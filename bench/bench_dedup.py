@@ -12,7 +12,7 @@ Prints:
    (MinHash is not run on the 36k synthetic set: its shared template bigrams make it return
    tens of millions of candidate pairs).
 
-    python bench/bench_dedup.py [--n 36000] [--threshold 0.92]
+    python -m bench.bench_dedup [--n 36000] [--threshold 0.92]
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,12 +29,8 @@ from pathlib import Path
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from make_tasks import HELD_OUT_KINDS, TUNING_KINDS, Planted, make_tasks, write_tasks  # noqa: E402
-
-from taskcraft_core.curate.dedup import (  # noqa: E402
+from bench.make_tasks import HELD_OUT_KINDS, TUNING_KINDS, Planted, make_tasks, write_tasks
+from taskcraft_core.curate.dedup import (
     DEFAULT_RULES,
     answer_codes,
     cosine_pairs,
@@ -45,12 +40,12 @@ from taskcraft_core.curate.dedup import (  # noqa: E402
     same_answer_pairs,
     same_specifics,
 )
-from taskcraft_core.index.normalise import dedup_text  # noqa: E402
-from taskcraft_core.index.task_vectors import task_vectors  # noqa: E402
-from taskcraft_core.schema import Task  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.store import TaskFilter  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
+from taskcraft_core.index.normalise import dedup_text
+from taskcraft_core.index.task_vectors import task_vectors
+from taskcraft_core.schema import Task
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import TaskFilter
+from taskcraft_core.workspace import Workspace
 
 SAME_ANSWER = Settings().same_answer_threshold
 PLURAL = {"copy": "copies", "rewording": "rewordings"}
@@ -137,9 +132,9 @@ def scale(n: int, threshold: float) -> None:
     row = {task.id: i for i, task in enumerate(loaded)}
     for start in range(0, len(vectors), 1000):
         result = collection.query(query_embeddings=vectors[start : start + 1000], n_results=10, include=["distances"])
-        for offset, (hits, distances) in enumerate(zip(result["ids"], result["distances"], strict=True)):
+        for offset, (hits, distances) in enumerate(zip(result["ids"], result["distances"], strict=False)):
             hnsw.update((min(start + offset, row[h]), max(start + offset, row[h]))
-                        for h, d in zip(hits, distances, strict=True)
+                        for h, d in zip(hits, distances, strict=False)
                         if 1 - d >= threshold and row[h] != start + offset)
     hnsw_time = time.perf_counter() - started
     print(f"HNSW alternative (Chroma query k=10 per task): {hnsw_time:.2f} s, "

@@ -58,7 +58,7 @@ def show_cluster(ws: Workspace, index: int, cluster: dict[str, Any], reviewer: s
     st.dataframe(cluster["pairs"], hide_index=True)
     first = tasks[0]
     columns = st.columns(len(tasks))
-    for column, task in zip(columns, tasks, strict=True):
+    for column, task in zip(columns, tasks, strict=False):
         with column, st.container(border=True):
             st.caption(f"{escape_markdown(task.id)} · {task.kind} · **{task.status}** · "
                        f"difficulty {task.difficulty}")

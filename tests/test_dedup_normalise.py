@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from curation_factory import make_task, workspace  # noqa: F401
+from curation_factory import make_task
 
 from taskcraft_core.curate.dedup import find_near_duplicates, gate_candidate, same_text_pairs
 from taskcraft_core.index.normalise import comparison_text, dedup_hash, surface_form

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from curation_factory import make_task, workspace  # noqa: F401
+from curation_factory import make_task
 
 from taskcraft_core.cli import main
 from taskcraft_core.curate.dedup import find_near_duplicates

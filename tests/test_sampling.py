@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from curation_factory import make_task, workspace  # noqa: F401
+from curation_factory import make_task
 
 from taskcraft_core.cli import main
 from taskcraft_core.curate.export import export_tasks

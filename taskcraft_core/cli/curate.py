@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     export.add_argument("--by", choices=["kind"], help="With --sample: keep the mix within each kind.")
     export.add_argument("--seed", type=int, default=0, help="With --sample: the seed of the draw (default 0).")
     export.add_argument("--json", action="store_true", help="Print the manifest as JSON.")
-    export.set_defaults(handler=run_export)
+    export.set_defaults(handler=run_export, reads_only=True, searches=False)
 
     imported = subparsers.add_parser("import", help="Import tasks from our JSONL or the reference TaskCraft output.")
     imported.add_argument("path", type=Path)

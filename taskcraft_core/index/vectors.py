@@ -98,14 +98,23 @@ def _chunk_metadata(chunk: Chunk, title: str) -> dict[str, Any]:
 class VectorIndex:
     """Chroma collections under the data home."""
 
-    def __init__(self, path: Path, embedding_function: EmbeddingFunction[Documents]) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.client = chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+    def __init__(self, path: Path | None, embedding_function: EmbeddingFunction[Documents]) -> None:
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if path is None:
+            self.client = chromadb.EphemeralClient(settings=chroma_settings)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         self.embedding_function = embedding_function
 
     @classmethod
     def open(cls, settings: Settings) -> VectorIndex:
         return cls(settings.chroma_path, make_embedding_function(settings))
+
+    @classmethod
+    def in_memory(cls, settings: Settings) -> VectorIndex:
+        """An index in memory, empty at first: for reading a data home whose folder is read-only."""
+        return cls(None, make_embedding_function(settings))
 
     def collection(self, name: str) -> Any:
         return self.client.get_or_create_collection(
@@ -141,7 +150,7 @@ class VectorIndex:
             Passage(chunk_id=chunk_id, document_id=meta["document_id"], title=meta["title"], text=text,
                     start=meta["start"], end=meta["end"], page=meta["page"], score=1.0 - distance)
             for chunk_id, text, meta, distance in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=False
             )
         ]
 
@@ -223,7 +232,10 @@ class VectorIndex:
             return []
         result = collection.query(query_embeddings=[vector], n_results=min(k, count), where=where,
                                   include=["distances"])
-        return [(task_id, 1.0 - distance) for task_id, distance in zip(result["ids"][0], result["distances"][0])]
+        return [
+            (task_id, 1.0 - distance)
+            for task_id, distance in zip(result["ids"][0], result["distances"][0], strict=False)
+        ]
 
     def clear_tasks(self) -> None:
         """Drop the task collection (before refilling it)."""

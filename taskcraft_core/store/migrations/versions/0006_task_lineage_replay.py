@@ -1,14 +1,14 @@
 """task lineage and replay: regenerated_from / regeneration_reason / stale on tasks, the replays table
 
 Revision ID: 0006_task_lineage_replay
-Revises: 0001
+Revises: 0002_document_state
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_task_lineage_replay"
-down_revision = "0001"
+down_revision = "0002_document_state"
 branch_labels = None
 depends_on = None
 
