@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from curation_factory import make_task
 
 from taskcraft_core.curate.dedup import find_near_duplicates, gate_candidate, same_text_pairs
 from taskcraft_core.index.normalise import comparison_text, dedup_hash, surface_form
 from taskcraft_core.workspace import Workspace
+from tests.curation_factory import make_task
 
 ORIGINAL = "According to the 2021 annual report of Nordhavn Shipping, how many container vessels did it operate?"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from curation_factory import make_task
 
 from taskcraft_core.cli import main
 from taskcraft_core.curate.dedup import find_near_duplicates
 from taskcraft_core.schema import Task, TrajectoryStep
 from taskcraft_core.workspace import Workspace
+from tests.curation_factory import make_task
 
 
 def grounded(task_id: str, question: str, answer: str, tools: list[str], span: tuple[int, int] = (120, 124),

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from prompt_following import PromptFollowingModel, message_text
-from stub_openai import StubOpenAI
 
 from taskcraft_core.cli import main
 from taskcraft_core.curate.replay import replay_tasks
@@ -22,6 +20,8 @@ from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
+from tests.prompt_following import PromptFollowingModel, message_text
+from tests.stub_openai import StubOpenAI
 
 HARBOUR = ("# Gull Point Harbour\n\nThe Gull Point lighthouse was first lit on 14 March 1887. "
            "Its lamp stands 42 metres above the sea. The harbour master in 1901 was Agnes Thorsen.\n")

@@ -7,7 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from curation_factory import make_task
 
 from taskcraft_core.cli import main
 from taskcraft_core.curate.export import export_tasks
@@ -16,6 +15,7 @@ from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import Replay
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests.curation_factory import make_task
 
 MIX = {1: 0.4, 2: 0.3, 3: 0.2, 4: 0.1}
 
