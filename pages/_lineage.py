@@ -9,9 +9,7 @@ import streamlit as st
 
 from pages._common import escape_markdown, workspace
 from taskcraft_core.curate import review_queue as rq
-from taskcraft_core.curate.replay import replay_tasks
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.generate.regenerate import regenerate
 from taskcraft_core.schema import Task
 
 LINEAGE_NOTICE = "review_lineage_notice"
@@ -29,6 +27,9 @@ def _regenerate(task_id: str, reason_key: str) -> None:
     reason = st.session_state.get(reason_key, "")
 
     def action() -> str:
+        # The engine, the agent and the models load only when asked, never on the card's first paint.
+        from taskcraft_core.generate.regenerate import regenerate
+
         new = regenerate(workspace(), task_id, reason or None)
         why = f" ({new.failure_reason})" if new.failure_reason else ""
         return f"Regenerated as {new.id}: {new.status}{why}."
@@ -37,6 +38,8 @@ def _regenerate(task_id: str, reason_key: str) -> None:
 
 def _replay(task_id: str) -> None:
     def action() -> str:
+        from taskcraft_core.curate.replay import replay_tasks
+
         summary = replay_tasks(workspace(), [task_id])
         return "Replayed: the answer still holds." if summary.still_holds else "Replayed: the answer changed (stale)."
     _run(action)

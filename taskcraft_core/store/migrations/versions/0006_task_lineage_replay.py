@@ -1,14 +1,14 @@
 """task lineage and replay: regenerated_from / regeneration_reason / stale on tasks, the replays table
 
 Revision ID: 0006_task_lineage_replay
-Revises: 0002_document_state
+Revises: 0004_review_rounds
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_task_lineage_replay"
-down_revision = "0002_document_state"
+down_revision = "0004_review_rounds"
 branch_labels = None
 depends_on = None
 
