@@ -22,6 +22,7 @@ from typing import Any
 import streamlit as st
 
 from pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
+from pages._lineage import show_regeneration_and_replay
 from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.settings import Settings
@@ -330,6 +331,7 @@ def review_card(queue_filter: TaskFilter, reviewer: str) -> None:
     show_question(card)
     show_votes(card, reviewer, ws.settings, adjudicating=queue_filter.disputed is True)
     show_actions(card, queue_filter, reviewer)
+    show_regeneration_and_replay(card.task, reviewer, open_task)
     show_trajectory(card)
     show_details(card)
     show_similar(card)

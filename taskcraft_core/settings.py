@@ -101,6 +101,11 @@ class Settings(BaseModel):
         "flag", description="What the generation gate does with a near-duplicate candidate: flag (it stays "
         "in the review queue with a note) or skip (stored as status duplicate, out of the queue)."
     )
+    same_answer_threshold: float = Field(
+        0.70, ge=0.0, le=1.0, description="Cosine similarity from which two tasks with the same answer and the "
+        "same names and numbers in their questions are near-duplicates (rewordings with other frame words "
+        "stay below duplicate_threshold; same-template tasks about other things have other answers or names)."
+    )
     near_exact_ratio: float = Field(
         0.90, ge=0.0, le=1.0, description="Normalised edit similarity (0-1) from which a near-duplicate pair "
         "is labelled a light edit (near_exact) rather than a paraphrase."

@@ -72,7 +72,11 @@ def test_import_exit_codes_and_json(home: Workspace, tmp_path: Path, capsys: pyt
 
 def test_dedup_prints_clusters(home: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["dedup", "--threshold", "0.85", "--json"], capsys)
-    assert code == 0 and json.loads(out) == {"tasks": 10, "pairs": 4, "clusters": [["t1", "t2", "t3"], ["t5", "t6"]]}
+    summary = json.loads(out)
+    assert code == 0 and summary | {"labelled_pairs": []} == {
+        "tasks": 10, "pairs": 4, "clusters": [["t1", "t2", "t3"], ["t5", "t6"]], "labelled_pairs": []}
+    assert [(p["a"], p["b"], p["kind"]) for p in summary["labelled_pairs"]] == [
+        ("t1", "t2", "exact"), ("t1", "t3", "paraphrase"), ("t2", "t3", "paraphrase"), ("t5", "t6", "exact")]
     code, out, _ = run(["dedup", "--threshold", "0.85"], capsys)
     assert code == 0 and out.splitlines()[0] == "2 clusters, 4 pairs"
     assert "t1 ~ t2  exact  cosine 1.000" in out

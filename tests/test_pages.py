@@ -472,10 +472,13 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
     at.button(key="duplicates_find").click().run()
     assert not at.exception
     [label] = at.selectbox(key="duplicates_cluster").options
-    assert label.startswith("#1 · 2 tasks")
-    assert "<mark>" not in at.get("html")[0].proto.body  # identical questions: nothing to mark
+    # task0 asks otherwise, but for the same answer from the same span through the same tool: structural
+    assert label == "#1 · 3 tasks · similarity 1.00 · structural"
+    assert "<mark>" not in at.get("html")[0].proto.body  # the first is compared with itself: nothing to mark
+    assert "<mark>Halvard</mark>" in at.get("html")[1].proto.body  # the wording that differs from the first
     at.button(key="duplicates_keep_task5").click().run()
     assert db.get_task("task5").status == "pending" and db.get_task("task6").status == "rejected"
+    assert db.get_task("task0").status == "rejected"
     assert db.reviews_for("task6")[-1].reason == "duplicate of task5"
     assert at.success[0].value.startswith("No near-duplicate clusters left")
     db.add_tasks([make_task(9, question="When did the Halvard Observatory open its doors?")])
@@ -483,6 +486,64 @@ def test_duplicates_keep_one_rejects_the_others_and_dismiss_remembers(home: Path
     at.button(key="duplicates_find").click().run()
     at.button(key="duplicates_dismiss").click().run()
     assert db.not_duplicate_pairs() == {("task5", "task9")}
+
+
+def test_export_samples_to_a_difficulty_mix_with_a_preview(home: Path, db: Store) -> None:
+    seed(db, n=0)
+    db.add_tasks([make_task(10 * level + i, difficulty=level, status="accepted", span_start=None)
+                  for level in (1, 2, 3, 4) for i in range(5)])
+    at = open_page("export")
+    at.checkbox(key="export_sample").check().run()
+    at.number_input(key="export_sample_size").set_value(10).run()
+    assert not at.exception
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [bar["name"] for bar in figure["data"]] == ["requested", "realised"]
+    assert figure["data"][0]["y"] == figure["data"][1]["y"] == [4, 3, 2, 1]
+    at.number_input(key="export_mix_1").set_value(0.0)
+    at.number_input(key="export_mix_4").set_value(1.0).run()  # asks for 7 of level 4, which has 5
+    assert at.info[0].value.startswith("The mix cannot be met exactly (difficulty 4: 2 short)")
+    at.button(key="export_prepare").click().run()
+    manifest = json.loads(at.json[0].proto.body)
+    assert manifest["count"] == 10 and manifest["sample"]["shortfall"] == {"4": 2}
+    assert manifest["sample"]["realised_counts"] == {"2": 3, "3": 2, "4": 5}
+
+
+def test_review_regenerates_a_rejected_task_shows_the_pair_and_replays(home: Path, db: Store) -> None:
+    from taskcraft_core.generate.atomic import generate_atomic
+    from taskcraft_core.generate.context import GenerationContext
+    from taskcraft_core.generate.factory import make_engine
+    from taskcraft_core.ingest.pipeline import Source, ingest_sources
+    from taskcraft_core.models.chat import Usage
+    from taskcraft_core.workspace import Workspace
+
+    ws = Workspace.open(Settings(home=home))
+    text = "# Gull Point\n\nThe lighthouse was first lit on 14 March 1887. Its lamp stands 42 metres above the sea.\n"
+    ingest_sources([Source(name="gull.md", data=text.encode())], ws)
+    document = ws.store.get_document(ws.store.list_documents()[0].id)
+    ctx = GenerationContext(ws, make_engine(ws.settings), Usage())
+    first = generate_atomic(document, ws.store.get_chunks(document.id)[0], ctx)[0]
+    db.add_tasks([first])
+    db.record_review(first.id, "ana", "reject", reason="ambiguous")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["review_open_request"] = first.id
+    at.run()
+    at = open_page("review", at)
+    at.text_input(key="reviewer_name").input("ana").run()
+    at.text_input(key=f"regenerate_reason_{first.id}").input("ask about the lamp instead").run()
+    at.button(key="review_regenerate").click().run()
+    assert not at.exception
+    [child_id] = db.regenerations_of(first.id)
+    assert at.success[0].value.replace("\\", "") == f"Regenerated as {child_id}: pending."
+    assert db.get_task(child_id).regeneration_reason == "ask about the lamp instead"
+    assert any(m.value.startswith("**Regenerated** · reason: ask about the lamp instead") for m in at.markdown)
+    at.button(key=f"lineage_open_regenerated_{child_id}").click().run()
+    assert card_caption(at).startswith(f"{child_id} ·")
+    assert any(m.value.startswith("**Regenerated from a rejection**") for m in at.markdown)
+    db.record_review(child_id, "ana", "accept")
+    at.run()
+    at.button(key="review_replay").click().run()
+    assert at.success[0].value.replace("\\", "") == "Replayed: the answer still holds."
+    assert any("still holds · judge score 2/2" in m.value for m in at.markdown)
 
 
 # ---- review at team scale ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from taskcraft_core.curate.formats import EXPORT_FORMATS
 from taskcraft_core.curate.importers import READERS, import_tasks
 from taskcraft_core.curate.records import task_record
 from taskcraft_core.curate.review_queue import may_adjudicate
+from taskcraft_core.curate.sampling import DIFFICULTY_LEVELS, SampleRequest, parse_mix
 from taskcraft_core.errors import PermissionDenied, ReviewConflict, TaskCraftError
 from taskcraft_core.schema import TASK_STATUSES
 from taskcraft_core.store import TaskFilter
@@ -27,6 +28,13 @@ def register(subparsers: Any) -> None:
     export.add_argument("--out", required=True, type=Path, help="Output file (a folder for hf_dataset).")
     export.add_argument("--drop-duplicates", action="store_true",
                         help="Leave out tasks marked duplicate and all but one of each near-duplicate cluster.")
+    export.add_argument("--exclude-stale", action="store_true",
+                        help="Leave out tasks a replay found stale (their answer no longer holds).")
+    export.add_argument("--sample", type=int, metavar="N", help="Draw N tasks (all there are, if fewer).")
+    export.add_argument("--difficulty-mix", metavar="MIX", help="With --sample: level:share pairs, e.g. "
+                        "1:0.4,2:0.3,3:0.2,4:0.1 (largest-remainder counts; default: equal shares).")
+    export.add_argument("--by", choices=["kind"], help="With --sample: keep the mix within each kind.")
+    export.add_argument("--seed", type=int, default=0, help="With --sample: the seed of the draw (default 0).")
     export.add_argument("--json", action="store_true", help="Print the manifest as JSON.")
     export.set_defaults(handler=run_export, reads_only=True, searches=False)
 
@@ -60,13 +68,33 @@ def register(subparsers: Any) -> None:
 def run_export(args: argparse.Namespace, workspace: Workspace) -> int:
     statuses = [] if args.status == "all" else [args.status]
     task_filter = TaskFilter(statuses=statuses, kinds=args.kind)
-    manifest = export_tasks(workspace, args.format, task_filter, args.out, drop_duplicates=args.drop_duplicates)
+    manifest = export_tasks(workspace, args.format, task_filter, args.out, drop_duplicates=args.drop_duplicates,
+                            exclude_stale=args.exclude_stale, sample=sample_request(args))
     if args.json:
         print(manifest.model_dump_json())
     else:
         dropped = f", {manifest.dropped_duplicates} duplicates left out" if args.drop_duplicates else ""
-        print(f"exported {manifest.count} tasks as {manifest.format} to {args.out}{dropped}")
+        stale = f", {manifest.excluded_stale} stale left out" if args.exclude_stale else ""
+        print(f"exported {manifest.count} tasks as {manifest.format} to {args.out}{dropped}{stale}")
+        if manifest.sample and manifest.sample.pool_shortfall:
+            print(f"only {manifest.sample.drawn} of the {manifest.sample.requested} requested tasks exist: "
+                  "exported all of them", file=sys.stderr)
+        elif manifest.sample and manifest.sample.shortfall:
+            short = ", ".join(f"difficulty {level}: {n} short" for level, n in manifest.sample.shortfall.items())
+            print(f"the mix could not be met ({short}); other levels filled in", file=sys.stderr)
     return 0
+
+
+def sample_request(args: argparse.Namespace) -> SampleRequest | None:
+    """The --sample options as a request; the mix and --by need --sample."""
+    if args.sample is None:
+        if args.difficulty_mix or args.by:
+            raise TaskCraftError("--difficulty-mix and --by need --sample N.", "Add --sample N, e.g. --sample 500.")
+        return None
+    if args.sample <= 0:
+        raise TaskCraftError(f"--sample {args.sample}: the sample size must be positive.", "Use e.g. --sample 500.")
+    mix = parse_mix(args.difficulty_mix) if args.difficulty_mix else dict.fromkeys(DIFFICULTY_LEVELS, 0.25)
+    return SampleRequest(size=args.sample, mix=mix, by=args.by, seed=args.seed)
 
 
 def run_import(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -87,9 +87,15 @@ tasks = Table(
     Column("latest_review_id", Integer),
     Column("last_reviewer", String(200)),
     Column("current_edits", JSON, nullable=False),
+    # Lineage of a regeneration (the rejected task it was made from, and the reason given) and
+    # whether a replay found that the task's answer no longer holds.
+    Column("regenerated_from", String(32)),
+    Column("regeneration_reason", Text),
+    Column("stale", Boolean, nullable=False, server_default=false()),
     # With several reviews per task: k votes are in and disagree, so the task waits for an adjudicator.
     Column("disputed", Boolean, nullable=False, server_default=false()),
     Index("ix_tasks_status_kind", "status", "kind"),
+    Index("ix_tasks_regenerated_from", "regenerated_from"),
     Index("ix_tasks_run", "run_id"),
     Index("ix_tasks_document", "document_id"),
     Index("ix_tasks_created", "created_at"),
@@ -177,4 +183,21 @@ not_duplicates = Table(
     Column("task_b", String(32), primary_key=True),
     Column("reviewer", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+replays = Table(
+    "replays",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(32), ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("holds", Boolean, nullable=False),
+    Column("judge_rationale", Text, nullable=False),
+    Column("tool_steps", Integer, nullable=False),
+    Column("trajectory", JSON, nullable=False),
+    Column("engine", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_replays_task", "task_id", "id"),
 )
