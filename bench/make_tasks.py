@@ -2,9 +2,12 @@
 
 Realistic means: questions of 15-40 words built from many templates and made-up entities,
 4-8 trajectory steps whose observations are 300-1500 characters, a mix of kinds, statuses and
-difficulties. A known share are near-duplicates of an earlier task: exact copies, light edits
-(punctuation, spelling, an article) and paraphrases (another template for the same fact, same
-answer). Same-template tasks about other entities are the hard negatives that come for free.
+difficulties. A known share are near-duplicates of an earlier task, made by one of two disjoint families of
+rewriting (`TUNING_KINDS` were looked at while tuning the normalisation; `HELD_OUT_KINDS` were
+written first and never tuned on), each either a copy (the same words in another form) or a
+rewording (other words, same fact, same answer). Same-template tasks about other entities are the
+hard negatives that come for free; `siblings` adds harder ones: the same template and entity with
+one specific changed (another year or place) and another answer.
 
     python -m bench.make_tasks --n 36000 --home /tmp/tc36k
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +155,82 @@ class Planted:
     """Which tasks were made as near-duplicates of which (the generator's ground truth)."""
 
     groups: dict[str, list[str]] = field(default_factory=dict)  # original id -> its duplicates
-    kinds: dict[str, str] = field(default_factory=dict)  # duplicate id -> copy | light_edit | paraphrase
+    kinds: dict[str, str] = field(default_factory=dict)  # duplicate id -> how it was rewritten
+    siblings: dict[str, str] = field(default_factory=dict)  # distinct same-template task -> the task it varies
+
+
+# ---- kinds of rewriting: copy kinds keep the words, rewording kinds change them ------------------
+
+LEAD_INS = ("According to", "Based on", "As stated in", "As reported in", "Per")
+FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}  # NFKC folds these back to ASCII
+
+
+def upper_spaces(question: str, rng: random.Random) -> str:
+    """Tuning: the copy a new user tried first, in upper case with doubled spaces."""
+    return question.upper().replace(" ", "  ")
+
+
+def lead_in_swap(question: str, rng: random.Random) -> str:
+    """Tuning: another lead-in for "According to …" (or one added in front when there is none)."""
+    for lead in LEAD_INS:
+        if lead in question or lead.lower() in question:
+            other = rng.choice([w for w in LEAD_INS if w != lead])
+            return question.replace(lead, other, 1).replace(lead.lower(), other.lower(), 1)
+    return f"{rng.choice(LEAD_INS[1:])} the records, {question[0].lower()}{question[1:]}"
+
+
+def unicode_forms(question: str, rng: random.Random) -> str:
+    """Held out: full-width letters and digits in a stretch, no-break spaces, curly quotes."""
+    start = rng.randint(0, max(0, len(question) - 20))
+    stretch = "".join(FULLWIDTH.get(ch, ch) for ch in question[start : start + 20])
+    text = question[:start] + stretch + question[start + 20 :]
+    return text.replace("'", "\u2019").replace(" ", "\u00a0", 3)
+
+
+def title_case_punctuation(question: str, rng: random.Random) -> str:
+    """Held out: Title Case Every Word, commas dropped, the question mark doubled."""
+    return " ".join(w[:1].upper() + w[1:] for w in question.replace(",", "").rstrip("?").split()) + "??"
+
+
+def polite_frame(question: str, rng: random.Random) -> str:
+    """Held out: the question wrapped in a request."""
+    frame = rng.choice(("Could you tell me: ", "Please find out: ", "I would like to know: ", "Question: "))
+    return frame + question[0].lower() + question[1:]
+
+
+def clause_move(question: str, rng: random.Random) -> str:
+    """Held out: the source clause moved from the front to the end, or from the end to the front."""
+    front = re.match(r"(According to [^,]+), (.+)\?$", question)
+    if front:
+        return f"{front.group(2)[0].upper()}{front.group(2)[1:]}, {front.group(1)[0].lower()}{front.group(1)[1:]}?"
+    end = re.match(r"(.+), ((?:according to|as stated in|as given in|per|as the) .+)\?$", question)
+    if end:
+        return f"{end.group(2)[0].upper()}{end.group(2)[1:]}, {end.group(1)[0].lower()}{end.group(1)[1:]}?"
+    return question.rstrip("?") + ", according to the records?"
+
+
+SYNONYMS = (("How many", "What number of"), ("how many", "what number of"), ("In which year", "In what year"),
+            ("Which architect", "What architect"), ("designed", "was the designer of"),
+            ("total length", "overall length"),
+            ("deepest point", "greatest depth"), ("container vessels", "container ships"), ("employees", "staff"),
+            ("install", "put in"), ("operate", "run"), ("near", "close to"))
+
+
+def synonym_frame(question: str, rng: random.Random) -> str:
+    """Held out: synonyms for the frame words (question words, verbs, nouns of the measure)."""
+    text = question
+    for old, new in rng.sample(SYNONYMS, len(SYNONYMS)):
+        text = text.replace(old, new, 1)
+    return text if text != question else f"Tell me this: {question}"
+
+
+TUNING_KINDS = {"copy": "copy", "upper_spaces": "copy", "light_edit": "rewording", "lead_in": "rewording",
+                "paraphrase": "rewording"}
+HELD_OUT_KINDS = {"unicode": "copy", "title_case": "copy", "polite_frame": "rewording",
+                  "clause_move": "rewording", "synonyms": "rewording"}
+REWRITE = {"upper_spaces": upper_spaces, "lead_in": lead_in_swap, "unicode": unicode_forms,
+           "title_case": title_case_punctuation, "polite_frame": polite_frame, "clause_move": clause_move,
+           "synonyms": synonym_frame}
 
 
 def light_edit(question: str, rng: random.Random) -> str:
@@ -163,7 +242,10 @@ def light_edit(question: str, rng: random.Random) -> str:
     return edited
 
 
-def make_tasks(n: int, seed: int = 7, duplicate_share: float = 0.15) -> tuple[list[Task], Planted]:
+def make_tasks(n: int, seed: int = 7, duplicate_share: float = 0.15,
+               kinds: tuple[str, ...] = ("copy", "light_edit", "paraphrase")) -> tuple[list[Task], Planted]:
+    """N tasks; a `duplicate_share` of them rewrite an earlier task by one of `kinds` (see `REWRITE`;
+    "sibling" makes a distinct fact from the same template instead)."""
     rng = random.Random(seed)
     tasks: list[Task] = []
     planted = Planted()
@@ -171,13 +253,22 @@ def make_tasks(n: int, seed: int = 7, duplicate_share: float = 0.15) -> tuple[li
     while len(tasks) < n:
         if facts and rng.random() < duplicate_share:
             entity, kind, phrasings, slots, answer, original_id, original = rng.choice(facts)
-            how = rng.choice(("copy", "light_edit", "paraphrase"))
-            if how == "copy":
+            how = rng.choice(list(kinds))
+            if how == "sibling":  # same template and entity, another year or place: a distinct fact
+                changed = dict(slots, Y=str(int(slots["Y"]) + rng.randint(1, 9))) if rng.random() < 0.5 \
+                    else dict(slots, P=rng.choice([p for p in PLACES if p != slots["P"]]))
+                question = next(p for p in phrasings if p.format(**slots) == original).format(**changed)
+                original_answer, answer = answer, answer_for(kind, rng)
+                while answer == original_answer:
+                    answer = answer_for(kind, rng)
+            elif how == "copy":
                 question = original
             elif how == "light_edit":
                 question = light_edit(original, rng)
-            else:
+            elif how == "paraphrase":
                 question = rng.choice([p for p in phrasings if p.format(**slots) != original]).format(**slots)
+            else:
+                question = REWRITE[how](original, rng)
         else:
             template_entity, kind, phrasings = rng.choice(FACTS)
             slots = {"E": name(rng), "P": rng.choice(PLACES), "Y": str(rng.randint(1950, 2023)),
@@ -195,7 +286,9 @@ def make_tasks(n: int, seed: int = 7, duplicate_share: float = 0.15) -> tuple[li
                                       agent_steps=rng.randint(1, 3)),
         )
         tasks.append(task)
-        if how:
+        if how == "sibling":
+            planted.siblings[task.id] = original_id
+        elif how:
             planted.groups.setdefault(original_id, []).append(task.id)
             planted.kinds[task.id] = how
         else:

@@ -93,6 +93,7 @@ elif not clusters:
     st.success("No near-duplicate clusters left at this threshold.")
 else:
     labels = {i: f"#{i + 1} · {len(c['task_ids'])} tasks · similarity {c['max_similarity']:.2f}"
+                 + (" · structural" if any(p["structural"] for p in c["pairs"]) else "")
               for i, c in enumerate(clusters)}
     chosen = st.selectbox(f"Clusters ({len(clusters)})", list(labels), format_func=labels.get,
                           key="duplicates_cluster")

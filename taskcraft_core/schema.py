@@ -113,12 +113,32 @@ class Task(BaseModel):
     span_start: int | None = Field(None, description="Offset of the answer's evidence in the document text.")
     span_end: int | None = None
     parent_ids: list[str] = Field(default_factory=list)
+    regenerated_from: str | None = Field(None, description="The rejected task this one was regenerated from.")
+    regeneration_reason: str | None = Field(None, description="The reviewer's reason given to the generator.")
+    stale: bool = Field(False, description="A replay found that the golden answer no longer holds.")
     run_id: str | None = None
     model_calls: int = 0
     tokens: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     trajectory: list[TrajectoryStep] = Field(default_factory=list)
     verification: Verification | None = None
+
+
+class Replay(BaseModel):
+    """One re-run of the solving agent on a stored task against the current corpus, judged against
+    the golden answer; the task's own trajectory stays as it was, this one is kept beside it."""
+
+    id: int | None = None
+    task_id: str
+    answer: str
+    score: int = Field(ge=0, le=2)
+    holds: bool = Field(description="The acceptance rule accepts the new answer: the task is still valid.")
+    judge_rationale: str = ""
+    tool_steps: int = 0
+    trajectory: list[TrajectoryStep] = Field(default_factory=list)
+    engine: str
+    model: str
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Review(BaseModel):
@@ -131,6 +151,11 @@ class Review(BaseModel):
     reason: str = ""
     edits: dict[str, Any] = Field(default_factory=dict)
     supersedes_id: int | None = None
+    seen_review_id: int | None = Field(
+        None, description="The review the decision was made on (the state the reviewer saw; None: undecided)."
+    )
+    override: bool = Field(False, description="Recorded knowingly over a state that had changed since it was seen.")
+    adjudication: bool = Field(False, description="An adjudicator's final decision on a disputed task.")
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -31,6 +31,7 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_WEB_SEARCH_URL": "web_search_url",
     "TASKCRAFT_DUPLICATE_THRESHOLD": "duplicate_threshold",
     "TASKCRAFT_DUPLICATE_ACTION": "duplicate_action",
+    "TASKCRAFT_REVIEWS_PER_TASK": "reviews_per_task",
 }
 
 
@@ -100,6 +101,11 @@ class Settings(BaseModel):
         "flag", description="What the generation gate does with a near-duplicate candidate: flag (it stays "
         "in the review queue with a note) or skip (stored as status duplicate, out of the queue)."
     )
+    same_answer_threshold: float = Field(
+        0.70, ge=0.0, le=1.0, description="Cosine similarity from which two tasks with the same answer and the "
+        "same names and numbers in their questions are near-duplicates (rewordings with other frame words "
+        "stay below duplicate_threshold; same-template tasks about other things have other answers or names)."
+    )
     near_exact_ratio: float = Field(
         0.90, ge=0.0, le=1.0, description="Normalised edit similarity (0-1) from which a near-duplicate pair "
         "is labelled a light edit (near_exact) rather than a paraphrase."
@@ -111,6 +117,14 @@ class Settings(BaseModel):
     name_match_ratio: float = Field(
         85.0, ge=0.0, le=100.0, description="rapidfuzz score (0-100) from which two names in questions are "
         "spellings of one name; similar questions naming different things are not duplicates."
+    )
+    reviews_per_task: int = Field(
+        1, ge=1, le=10, description="Decisions by different reviewers a task needs; with more than one, a task "
+        "is final when that many agree, and disagreeing decisions go to adjudication (1: the first decision counts)."
+    )
+    adjudicators: list[str] = Field(
+        default_factory=list, description="Reviewers (names or signed-in emails) who may settle disputed tasks "
+        "on the Adjudicate queue, besides admins."
     )
 
     model_config = {"frozen": True}

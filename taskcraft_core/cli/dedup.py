@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
                        help="Cosine similarity from which tasks are near-duplicates (default: settings).")
     dedup.add_argument("--status", action="append", choices=[*TASK_STATUSES, "all"],
                        help=f"Tasks to compare (repeatable; default: {', '.join(DEFAULT_SCOPE)}).")
-    dedup.add_argument("--json", action="store_true", help='Print {"tasks", "pairs", "clusters"} as JSON.')
+    dedup.add_argument("--json", action="store_true",
+                       help='Print {"tasks", "pairs", "clusters", "labelled_pairs"} as JSON.')
     dedup.set_defaults(handler=run_dedup)
 
 
@@ -32,7 +33,9 @@ def run_dedup(args: argparse.Namespace, workspace: Workspace) -> int:
     pairs = sum(len(cluster.pairs) for cluster in clusters)
     if args.json:
         summary = {"tasks": workspace.store.count_tasks(task_filter), "pairs": pairs,
-                   "clusters": [cluster.task_ids for cluster in clusters]}
+                   "clusters": [cluster.task_ids for cluster in clusters],
+                   "labelled_pairs": [pair.model_dump(include={"a", "b", "kind", "structural", "cosine"})
+                                      for cluster in clusters for pair in cluster.pairs]}
         write_lines([json.dumps(summary)])
     else:
         write_lines(report_lines(clusters, pairs))

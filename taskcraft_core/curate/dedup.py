@@ -1,17 +1,23 @@
 """Near-duplicate tasks: found exactly, clustered, labelled, shown side by side, kept out of new runs.
 
 How duplicates are found:
-1. Every task's text (question and answer, `index.task_text`) has a vector in the Chroma task
-   collection, stored with a hash of the text it came from. Missing or stale vectors (a task edited
-   since) are embedded and stored first, so the collection heals itself and is never trusted blindly.
-2. Candidate pairs are all pairs with cosine similarity >= the threshold, found by exact blockwise
+1. Every task's normalised text (question and answer without case, accents, punctuation, Unicode
+   variants and the frame words a template repeats: `index.normalise.dedup_text`) has a vector in
+   the Chroma task collection, stored with a hash of the text it came from. Missing or stale vectors
+   (a task edited since) are embedded and stored first, so the collection heals itself and is never
+   trusted blindly.
+2. Candidate pairs are all pairs whose normalised texts are equal (the exact pass, by hash: certain
+   and free) and all pairs with cosine similarity >= the threshold, found by exact blockwise
    matrix products over the unit vectors (recall 1.0 by construction, and faster at 36k tasks than
    one HNSW query per task).
 3. A candidate is dropped when the two tasks state different specifics: answers that disagree, or
    questions naming different numbers or names. The same fact asked twice has the same answer;
    "the same template with another city or year" does not. Embeddings alone cannot tell these apart.
-4. Pairs a person marked "not duplicates" are dropped; the rest are clustered with union-find and
-   labelled lexically (rapidfuzz): exact, near_exact (light edits) or paraphrase.
+4. Structural duplicates are added whatever their wording: tasks of any kind that ask for the same
+   answer from the same evidence span through the same tool sequence (`structural_pairs`).
+5. Pairs a person marked "not duplicates" are dropped; the rest are clustered with union-find and
+   labelled lexically (rapidfuzz): exact, near_exact (light edits) or paraphrase; a pair found only
+   by its structure is labelled structural (and every structural pair says so in `structural`).
 The lexical cut-offs of steps 3 and 4 are settings (`LexicalRules.from_settings`).
 
 A cluster remembers the newest review of each member as it was when found; keeping one rejects
@@ -37,6 +43,7 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz
 
 from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.index.normalise import answer_text, dedup_hash, dedup_text, surface_form
 from taskcraft_core.index.task_vectors import sync_task_index, task_batches, task_vectors
 from taskcraft_core.index.vectors import task_text
 from taskcraft_core.schema import Task
@@ -44,7 +51,7 @@ from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
-DuplicateKind = Literal["exact", "near_exact", "paraphrase"]
+DuplicateKind = Literal["exact", "near_exact", "paraphrase", "structural"]
 
 DEFAULT_SCOPE = ("pending", "accepted")  # the tasks a person still curates or has kept
 GATE_STATUSES = ("pending", "accepted")
@@ -72,6 +79,7 @@ class DuplicatePair(BaseModel):
     lexical: float
     token_set: float = 0.0
     kind: DuplicateKind
+    structural: bool = False  # same answer from the same evidence span through the same tool sequence
 
 
 class DuplicateCluster(BaseModel):
@@ -117,15 +125,35 @@ def cosine_pairs(vectors: np.ndarray, threshold: float, block_rows: int = BLOCK_
     return pairs
 
 
+def same_answer_pairs(vectors: np.ndarray, codes: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Every pair (i < j) with equal answer codes and cosine >= threshold: `cosine_pairs` within each
+    group of equal answers, so the cost is the sum of the groups' squares, not the square of all."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    pairs: list[tuple[int, int, float]] = []
+    for rows in np.split(order, bounds):
+        if len(rows) > 1:
+            pairs.extend((int(rows[i]), int(rows[j]), cosine) if rows[i] < rows[j] else
+                         (int(rows[j]), int(rows[i]), cosine)
+                         for i, j, cosine in cosine_pairs(vectors[rows], threshold))
+    return pairs
+
+
+def answer_codes(tasks: Sequence[Task]) -> np.ndarray:
+    """One integer per task, equal for tasks whose answers have the same normalised text."""
+    codes: dict[str, int] = {}
+    return np.array([codes.setdefault(_fold(answer_text(task)), len(codes)) for task in tasks], dtype=np.int64)
+
+
 def _strip_accents(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
 @lru_cache(maxsize=1 << 17)  # each task's text is folded once, however many pairs it is in
 def _fold(text: str) -> str:
-    """Lower case without accents, thousands separators or articles: what light edits change."""
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", _strip_accents(text).lower())
-    return " ".join(word for word in _WORD.findall(text) if word not in _ARTICLES)
+    """The surface form (NFKC, case folded, no accents, punctuation or thousands separators)
+    without articles: what light edits change."""
+    return " ".join(word for word in surface_form(text).split() if word not in _ARTICLES)
 
 
 def _numbers(text: str) -> set[str]:
@@ -148,10 +176,6 @@ def _unmatched_names(names: frozenset[str], others: frozenset[str], min_ratio: f
     return {name for name in names if not any(fuzz.ratio(name, other) >= min_ratio for other in others)}
 
 
-def _answer_text(task: Task) -> str:
-    return task.golden_answer if isinstance(task.golden_answer, str) else " ; ".join(task.golden_answer)
-
-
 def answers_agree(a: str, b: str, rules: LexicalRules = DEFAULT_RULES) -> bool:
     """Two answers state the same thing: same numbers, and one's words (nearly) contain the other's."""
     fa, fb = _fold(a), _fold(b)
@@ -162,7 +186,7 @@ def answers_agree(a: str, b: str, rules: LexicalRules = DEFAULT_RULES) -> bool:
 
 def different_specifics(a: Task, b: Task, rules: LexicalRules = DEFAULT_RULES) -> bool:
     """True when two similar-looking tasks ask about different things (another answer, number or name)."""
-    if not answers_agree(_answer_text(a), _answer_text(b), rules):
+    if not answers_agree(answer_text(a), answer_text(b), rules):
         return True
     numbers_a, numbers_b = _numbers(_fold(a.question)), _numbers(_fold(b.question))
     if numbers_a and numbers_b and numbers_a != numbers_b:
@@ -172,13 +196,30 @@ def different_specifics(a: Task, b: Task, rules: LexicalRules = DEFAULT_RULES) -
         _unmatched_names(names_b, names_a, rules.name_match_ratio))
 
 
-def label_pair(a: Task, b: Task, cosine: float, rules: LexicalRules = DEFAULT_RULES) -> DuplicatePair:
-    """Score a pair lexically and say whether it is a copy, a light edit or a paraphrase."""
+def same_specifics(a: Task, b: Task, rules: LexicalRules = DEFAULT_RULES) -> bool:
+    """True when two tasks ask for the same answer about the same things: answers agree, and their
+    questions name the same numbers and (nearly) the same names, at least one of them. Stricter than
+    `not different_specifics`: it admits pairs whose wording differs more (see `same_answer_threshold`)."""
+    if not answers_agree(answer_text(a), answer_text(b), rules):
+        return False
+    numbers_a, numbers_b = _numbers(_fold(a.question)), _numbers(_fold(b.question))
+    names_a, names_b = _names(a.question), _names(b.question)
+    if numbers_a != numbers_b or not (numbers_a or names_a):
+        return False
+    return not _unmatched_names(names_a, names_b, rules.name_match_ratio) and not _unmatched_names(
+        names_b, names_a, rules.name_match_ratio)
+
+
+def label_pair(a: Task, b: Task, cosine: float, rules: LexicalRules = DEFAULT_RULES,
+               kind: DuplicateKind | None = None) -> DuplicatePair:
+    """Score a pair lexically and say whether it is a copy, a light edit or a paraphrase (unless
+    `kind` is given: a pair found by its structure keeps that label when its wording differs)."""
     text_a, text_b = _fold(task_text(a)), _fold(task_text(b))
     lexical = fuzz.ratio(text_a, text_b) / 100.0
     token_set = fuzz.token_set_ratio(text_a, text_b) / 100.0
-    same = " ".join(task_text(a).split()).casefold() == " ".join(task_text(b).split()).casefold()
-    kind: DuplicateKind = "exact" if same else "near_exact" if lexical >= rules.near_exact_ratio else "paraphrase"
+    same = surface_form(task_text(a)) == surface_form(task_text(b))
+    if same or lexical >= rules.near_exact_ratio or kind is None:
+        kind = "exact" if same else "near_exact" if lexical >= rules.near_exact_ratio else "paraphrase"
     return DuplicatePair(a=a.id, b=b.id, cosine=round(cosine, 4), lexical=round(lexical, 4),
                          token_set=round(token_set, 4), kind=kind)
 
@@ -242,14 +283,64 @@ def find_near_duplicates(
         return []
     vectors = task_vectors(workspace, tasks)
     dismissed = workspace.store.not_duplicate_pairs()
-    pairs = [
-        label_pair(tasks[i], tasks[j], cosine, rules)
-        for i, j, cosine in cosine_pairs(vectors, limit)
+    same_answer_limit = min(limit, workspace.settings.same_answer_threshold)
+    candidates = {(i, j): cosine for i, j, cosine in same_answer_pairs(vectors, answer_codes(tasks), same_answer_limit)}
+    candidates.update({(i, j): cosine for i, j, cosine in cosine_pairs(vectors, limit)})
+    exact = set(same_text_pairs(tasks))
+    candidates.update(dict.fromkeys(exact, 1.0))
+    pairs = {
+        (i, j): label_pair(tasks[i], tasks[j], cosine, rules)
+        for (i, j), cosine in sorted(candidates.items())
         if tuple(sorted((tasks[i].id, tasks[j].id))) not in dismissed
-        and not different_specifics(tasks[i], tasks[j], rules)
-    ]
+        and ((i, j) in exact or is_duplicate(tasks[i], tasks[j], cosine, limit, rules))
+    }
+    for i, j in structural_pairs(workspace, tasks):
+        if tuple(sorted((tasks[i].id, tasks[j].id))) in dismissed:
+            continue
+        found = pairs.get((i, j)) or label_pair(tasks[i], tasks[j], float(vectors[i] @ vectors[j]), rules,
+                                                 kind="structural")
+        pairs[(i, j)] = found.model_copy(update={"structural": True})
     return [cluster.model_copy(update={"latest_review_ids": {i: latest.get(i) for i in cluster.task_ids}})
-            for cluster in cluster_pairs(pairs, order=[task.id for task in tasks])]
+            for cluster in cluster_pairs([pairs[key] for key in sorted(pairs)], order=[task.id for task in tasks])]
+
+
+def structural_pairs(workspace: Workspace, tasks: Sequence[Task]) -> list[tuple[int, int]]:
+    """Every pair (i < j) of tasks that ask for the same answer from the same evidence span (document
+    and offsets) through the same non-empty sequence of tool calls, whatever their kind or wording.
+    Tool sequences are read only for tasks that share an answer and a span with another."""
+    groups: dict[tuple[str, int, int, str], list[int]] = {}
+    for row, task in enumerate(tasks):
+        if task.document_id and task.span_start is not None and task.span_end is not None:
+            key = (task.document_id, task.span_start, task.span_end, _fold(answer_text(task)))
+            groups.setdefault(key, []).append(row)
+    shared = [rows for rows in groups.values() if len(rows) > 1]
+    if not shared:
+        return []
+    tools = workspace.store.tool_sequences([tasks[row].id for rows in shared for row in rows])
+    pairs: list[tuple[int, int]] = []
+    for rows in shared:
+        by_tools: dict[tuple[str, ...], list[int]] = {}
+        for row in rows:
+            if tools[tasks[row].id]:
+                by_tools.setdefault(tools[tasks[row].id], []).append(row)
+        pairs.extend(pair for same in by_tools.values() for pair in itertools.combinations(same, 2))
+    return sorted(pairs)
+
+
+def is_duplicate(a: Task, b: Task, cosine: float, threshold: float, rules: LexicalRules) -> bool:
+    """A candidate pair's verdict: above the threshold, unless the specifics differ; below it (the
+    same-answer channel), only when the specifics are the same."""
+    if cosine >= threshold:
+        return not different_specifics(a, b, rules)
+    return same_specifics(a, b, rules)
+
+
+def same_text_pairs(tasks: Sequence[Task]) -> list[tuple[int, int]]:
+    """Every pair (i < j) of tasks whose normalised texts are equal (the exact pass: one hash each)."""
+    groups: dict[str, list[int]] = {}
+    for row, task in enumerate(tasks):
+        groups.setdefault(dedup_hash(task), []).append(row)
+    return [pair for rows in groups.values() if len(rows) > 1 for pair in itertools.combinations(rows, 2)]
 
 
 # ---- single tasks: find similar, gate -----------------------------------------------------------
@@ -275,7 +366,7 @@ def gate_candidate(workspace: Workspace, task: Task, threshold: float | None = N
     limit = _threshold(workspace, threshold)
     rules = LexicalRules.from_settings(workspace.settings)
     sync_task_index(workspace)
-    vector = workspace.index.embed([task_text(task)])[0]
+    vector = workspace.index.embed([dedup_text(task)])[0]
     near = [(i, s) for i, s in workspace.index.nearest_tasks(vector, GATE_NEIGHBOURS) if i != task.id and s >= limit]
     if not near:
         return None

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from taskcraft_core.curate.formats import exporter_for
 from taskcraft_core.curate.records import iter_records
+from taskcraft_core.curate.sampling import SampleReport, SampleRequest, draw_sample
 from taskcraft_core.schema import SCHEMA_VERSION, TASK_STATUSES, utcnow
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -43,6 +44,8 @@ class ExportManifest(BaseModel):
     filters: dict[str, Any]
     count: int
     dropped_duplicates: int = 0
+    excluded_stale: int = Field(0, description="Tasks left out because a replay found their answer no longer holds.")
+    sample: SampleReport | None = Field(None, description="The difficulty-mix sample: requested and realised.")
     files: list[dict[str, Any]] = Field(description="path (relative to the manifest), sha256, bytes")
     created_at: datetime = Field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
@@ -85,18 +88,51 @@ def _export_ids(workspace: Workspace, task_filter: TaskFilter, drop_duplicates: 
     return [i for i in ids if i not in dropped], dropped_marked + len(dropped)
 
 
+class Selection(BaseModel):
+    """Which tasks an export holds, in order, and what was left out on the way."""
+
+    ids: list[str]
+    dropped_duplicates: int = 0
+    excluded_stale: int = 0
+    sample: SampleReport | None = None
+
+
+def select_for_export(
+    workspace: Workspace, task_filter: TaskFilter, *, drop_duplicates: bool = False, exclude_stale: bool = False,
+    sample: SampleRequest | None = None,
+) -> Selection:
+    """The tasks an export writes: the filter, without duplicates and stale tasks when asked, then
+    the difficulty-mix sample when asked (drawn from what is left, in the filter's order)."""
+    ids, dropped = _export_ids(workspace, task_filter, drop_duplicates)
+    stale = workspace.store.stale_task_ids(ids) if exclude_stale else set()
+    ids = [i for i in ids if i not in stale]
+    report = None
+    if sample is not None:
+        kept = set(ids)
+        pool = [row for row in workspace.store.task_columns(["id", "difficulty", "kind"], task_filter)
+                if row["id"] in kept]
+        drawn, report = draw_sample(pool, sample)
+        chosen = set(drawn)
+        ids = [i for i in ids if i in chosen]
+    return Selection(ids=ids, dropped_duplicates=dropped, excluded_stale=len(stale), sample=report)
+
+
 def export_tasks(
     workspace: Workspace, fmt: str, task_filter: TaskFilter, out: Path, *, drop_duplicates: bool = False,
+    exclude_stale: bool = False, sample: SampleRequest | None = None,
 ) -> ExportManifest:
     """Write the tasks matching the filter to `out` in a format, with `<out name>.manifest.json`
     beside it (so several exports can share a folder)."""
     exporter = exporter_for(fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ids, dropped = _export_ids(workspace, task_filter, drop_duplicates)
-    written = exporter.write(iter_records(workspace.store, ids), out)
-    manifest = ExportManifest(format=fmt, filters=task_filter.model_dump(mode="json"), count=len(ids),
-                              dropped_duplicates=dropped, files=_file_entries(written, out.parent))
+    selection = select_for_export(workspace, task_filter, drop_duplicates=drop_duplicates,
+                                  exclude_stale=exclude_stale, sample=sample)
+    written = exporter.write(iter_records(workspace.store, selection.ids), out)
+    manifest = ExportManifest(format=fmt, filters=task_filter.model_dump(mode="json"), count=len(selection.ids),
+                              dropped_duplicates=selection.dropped_duplicates,
+                              excluded_stale=selection.excluded_stale, sample=selection.sample,
+                              files=_file_entries(written, out.parent))
     manifest_path(out).write_text(manifest.to_json(), encoding="utf-8")
     return manifest
 
@@ -108,13 +144,15 @@ def manifest_path(out: Path) -> Path:
 
 def export_to_bytes(
     workspace: Workspace, fmt: str, task_filter: TaskFilter, *, drop_duplicates: bool = False,
+    exclude_stale: bool = False, sample: SampleRequest | None = None,
 ) -> tuple[bytes, str, ExportManifest]:
     """An export as one download: the file itself, or a zip of a folder format with its manifest."""
     exporter = exporter_for(fmt)
     with tempfile.TemporaryDirectory() as tmp:
         name = f"taskcraft_{fmt}{exporter.extension}"
         out = Path(tmp) / "export" / name
-        manifest = export_tasks(workspace, fmt, task_filter, out, drop_duplicates=drop_duplicates)
+        manifest = export_tasks(workspace, fmt, task_filter, out, drop_duplicates=drop_duplicates,
+                                exclude_stale=exclude_stale, sample=sample)
         if exporter.extension:
             return out.read_bytes(), name, manifest
         buffer = io.BytesIO()

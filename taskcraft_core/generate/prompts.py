@@ -57,6 +57,11 @@ QUESTION = (
     "answer or a paraphrase of it, and admit exactly one correct answer."
 )
 
+FEEDBACK = (
+    "\nA reviewer rejected an earlier question for this fact: “{rejected}”\n"
+    "The reviewer's reason: {feedback}\nWrite a different question that fixes this."
+)
+
 CANONICAL = (
     "Give the shortest canonical form of the answer to this question: dates as YYYY-MM-DD, numbers "
     "as digits without thousands separators, units kept, names in full without titles.\n"
@@ -163,7 +168,7 @@ EXPLORE_GUIDELINES: dict[str, str] = {
 }
 
 PROMPT_TEXTS: tuple[str, ...] = (
-    SOLVER_SYSTEM_PROMPT, ALONE_SYSTEM, IDENTIFY, CONCLUSIONS, QUESTION, CANONICAL, JUDGE, SUPERSET,
+    SOLVER_SYSTEM_PROMPT, ALONE_SYSTEM, IDENTIFY, CONCLUSIONS, QUESTION, FEEDBACK, CANONICAL, JUDGE, SUPERSET,
     SUPERSET_CHECK, DEPTH_MERGE, DEPTH_CHECK, WIDTH_MERGE, WIDTH_DECOMPOSE,
     EXPLORE_SOLVER_SYSTEM, EXPLORE_ACTION, EXPLORE_SUMMARY, EXPLORE_TASKS, *EXPLORE_GUIDELINES.values(),
 )
@@ -185,8 +190,13 @@ def conclusions_messages(identifier: str, text: str, limit: int) -> list[BaseMes
     return [HumanMessage(CONCLUSIONS.format(identifier=identifier, text=text, limit=limit))]
 
 
-def question_messages(identifier: str, answer: str, relation: str, evidence: str) -> list[BaseMessage]:
-    return [HumanMessage(QUESTION.format(identifier=identifier, answer=answer, relation=relation, evidence=evidence))]
+def question_messages(identifier: str, answer: str, relation: str, evidence: str, *, rejected: str = "",
+                      feedback: str = "") -> list[BaseMessage]:
+    """The question-writing prompt; with a reviewer's feedback on a rejected question, that too."""
+    prompt = QUESTION.format(identifier=identifier, answer=answer, relation=relation, evidence=evidence)
+    if feedback:
+        prompt += FEEDBACK.format(rejected=rejected, feedback=feedback)
+    return [HumanMessage(prompt)]
 
 
 def canonical_messages(question: str, answer: str, evidence: str) -> list[BaseMessage]:

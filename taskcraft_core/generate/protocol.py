@@ -35,6 +35,8 @@ class Conclusion(BaseModel):
                                                "answer could not be found in the text (not grounded).")
     span_end: int | None
     evidence_start: int | None = Field(None, description="Offset of the evidence sentence in the document text.")
+    rejected_question: str = Field("", description="A question from this fact that a reviewer rejected.")
+    feedback: str = Field("", description="The reviewer's reason: the question writer must fix it.")
 
 
 class Judgement(BaseModel):

@@ -1,5 +1,7 @@
 """Task vectors: every stored task embedded into the Chroma task collection, kept in step with the
-database (hash-checked against edits) and rebuildable from it."""
+database (hash-checked against edits) and rebuildable from it. What is embedded is the task's
+normalised text (`normalise.dedup_text`), so vectors made before normalisation are stale by their
+hash and are embedded again on first use."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from taskcraft_core.index.vectors import TASKS, VectorIndex, task_text
+from taskcraft_core.index.normalise import dedup_text
+from taskcraft_core.index.vectors import TASKS, VectorIndex
 from taskcraft_core.schema import Task
 from taskcraft_core.store import Store, TaskFilter
 
@@ -33,7 +36,7 @@ def index_tasks(workspace: IndexedStore, tasks: Sequence[Task]) -> None:
     """Embed tasks and store their vectors in the Chroma task collection (as tasks are stored)."""
     if not tasks:
         return
-    texts = [task_text(task) for task in tasks]
+    texts = [dedup_text(task) for task in tasks]
     _store_vectors(workspace, tasks, texts, workspace.index.embed(texts))
 
 
@@ -67,7 +70,7 @@ def sync_task_index(workspace: IndexedStore) -> int:
 def task_vectors(workspace: IndexedStore, tasks: Sequence[Task]) -> np.ndarray:
     """Unit vectors of the tasks, in order: read from the collection, embedding only what is missing
     or stale (and storing it, so the next call finds it)."""
-    texts = [task_text(task) for task in tasks]
+    texts = [dedup_text(task) for task in tasks]
     ids, stored, metadatas = workspace.index.task_vectors([task.id for task in tasks])
     row_of = {task_id: row for row, task_id in enumerate(ids)}
     fresh_rows = {

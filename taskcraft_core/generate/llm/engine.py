@@ -162,7 +162,8 @@ class LLMEngine:
 
     def write_question(self, identifier: str, conclusion: Conclusion, usage: Usage) -> str:
         out = invoke_structured(self.generation, QuestionOut, prompts.question_messages(
-            identifier, conclusion.answer, conclusion.relation, conclusion.evidence), usage=usage)
+            identifier, conclusion.answer, conclusion.relation, conclusion.evidence,
+            rejected=conclusion.rejected_question, feedback=conclusion.feedback), usage=usage)
         return _required(out.question, "question")
 
     def canonical_answer(self, question: str, conclusion: Conclusion, usage: Usage) -> str:

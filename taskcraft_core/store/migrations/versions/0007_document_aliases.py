@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_document_aliases"
-down_revision = "0002_document_state"
+down_revision = "0004_review_rounds"
 branch_labels = None
 depends_on = None
 
