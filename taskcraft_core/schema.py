@@ -125,6 +125,9 @@ class Review(BaseModel):
     edits: dict[str, Any] = Field(default_factory=dict)
     supersedes_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    imported: Literal["history", "decision"] | None = Field(
+        None, description="Came in with an import: history (kept for the record, not in force) or decision "
+        "(imported as it was by an admin, in force); None when decided here.")
 
 
 class GenerationRun(BaseModel):

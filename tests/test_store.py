@@ -30,8 +30,29 @@ def test_schema_is_created_by_the_migration_and_versioned(store: Store) -> None:
     assert {"documents", "chunks", "tasks", "trajectory_steps", "verifications", "reviews", "runs",
             "alembic_version"} <= names
     with store.engine.connect() as c:
-        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == _head_revision()
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def _head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from taskcraft_core.store.database import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
+def test_the_migrations_create_exactly_the_tables_module(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from taskcraft_core.store import tables
+
+    with store.engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), tables.metadata) == []
 
 
 def test_reopening_an_existing_database_keeps_its_data(store: Store) -> None:

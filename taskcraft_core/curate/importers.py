@@ -3,10 +3,14 @@
 A bad line is reported with its line number and the rest of the file still imports; tasks whose id
 is already stored are skipped, so re-importing a file is a no-op.
 
-Our own records round-trip: the decision in force (`review`: reviewer, decision, reason, edits,
-time) is appended as the imported task's one review, so status, reviewer and edits come back and
-export again unchanged. A task that carries an accept, reject or duplicate decision starts from
-"pending" (its status before the person decided); one with an edit keeps the record's status.
+Imported tasks come in as "pending": a file's status and decisions are claims nobody here checked.
+The decision a record carries (`review`: reviewer, decision, reason, edits, time) is kept as the
+task's history, marked imported ("history": shown, never in force), and the record's status is kept
+in difficulty_inputs["imported"]["status"]. An admin may import decisions as they are
+(`keep_decisions`): then the review is in force, marked imported ("decision"), so status, reviewer
+and edits round-trip and export again unchanged; a task that carries an accept, reject or duplicate
+decision starts from "pending" (its status before the person decided), one with an edit keeps the
+record's status. Every import is in the audit log.
 An id that is not a plain identifier (`TASK_ID`: letters, digits, `_ . : -`, at most 32 characters,
 the width of the id column) is replaced by a content id derived from it, parent links alike, and
 the original is kept in difficulty_inputs["imported"]["id"].
@@ -43,6 +47,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
+from taskcraft_core.access import require
 from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.curate.records import IMPORTED_KEY
@@ -275,10 +280,13 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: bool = False) -> ImportReport:
-    """Import a JSONL file of tasks in batches. With `index`, new tasks are embedded into the task
-    index at once; by default the index catches up on first use (`dedup.sync_task_index`), which
-    keeps a 36k-task import to the database write."""
+def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: bool = False,
+                 keep_decisions: bool = False) -> ImportReport:
+    """Import a JSONL file of tasks in batches, as pending with their decisions kept as history; with
+    `keep_decisions` (admins only) the decisions take effect as they are. With `index`, new tasks are
+    embedded into the task index at once; by default the index catches up on first use
+    (`dedup.sync_task_index`), which keeps a 36k-task import to the database write."""
+    require(workspace.principal, "import_decisions" if keep_decisions else "import")
     if fmt not in READERS:
         raise TaskCraftError(f"Unknown import format {fmt!r}.", f"Choose one of: {', '.join(READERS)}.")
     path = Path(path)
@@ -287,12 +295,27 @@ def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: 
     report = ImportReport()
     batch: list[ImportedTask] = []
     for imported in _parse_lines(path, READERS[fmt], report):
-        batch.append(imported)
+        batch.append(as_imported(imported, keep_decisions))
         if len(batch) >= IMPORT_BATCH:
             _store(workspace, batch, report, index)
             batch = []
     _store(workspace, batch, report, index)
+    workspace.audit("import", path.name, {"format": fmt, "added": report.added, "skipped": report.skipped,
+                                          "errors": len(report.errors), "decisions": "in force" if keep_decisions
+                                          else "kept as history"})
     return report
+
+
+def as_imported(item: ImportedTask, keep_decisions: bool) -> ImportedTask:
+    """The task and review as stored: pending with the decision as history, or (keep_decisions) as given;
+    either way the review is marked imported."""
+    review = item.review.model_copy(update={"imported": "decision" if keep_decisions else "history"}) \
+        if item.review else None
+    if keep_decisions or item.task.status == "pending":
+        return ImportedTask(item.task, review)
+    inputs = dict(item.task.difficulty_inputs)
+    inputs[IMPORTED_KEY] = {**inputs.get(IMPORTED_KEY, {}), "status": item.task.status}
+    return ImportedTask(item.task.model_copy(update={"status": "pending", "difficulty_inputs": inputs}), review)
 
 
 def _store(workspace: Workspace, batch: list[ImportedTask], report: ImportReport, index: bool) -> None:

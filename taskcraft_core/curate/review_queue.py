@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from taskcraft_core.access import Principal, acting_reviewer
 from taskcraft_core.generate.difficulty import MAX_LEVEL
 from taskcraft_core.schema import Chunk, Decision, Review, Task, TrajectoryStep
 from taskcraft_core.store import Store, TaskFilter
@@ -209,17 +210,18 @@ def position_after_decision(store: Store, task_filter: TaskFilter, task_id: str,
     return position + 1 if still_in_queue(store, task_filter, task_id) else position
 
 
-def decide(store: Store, card: Card, reviewer: str, decision: Decision, *, reason: str = "",
+def decide(store: Store, card: Card, principal: Principal, decision: Decision, *, reason: str = "",
            edits: dict[str, Any] | None = None) -> Review:
-    """Record a decision on the card's task; `ReviewConflict` if someone decided since it was shown."""
-    return store.record_review(card.task.id, reviewer, decision, reason=reason, edits=edits,
+    """Record the principal's decision on the card's task (their role must allow deciding);
+    `ReviewConflict` if someone decided since it was shown."""
+    return store.record_review(card.task.id, acting_reviewer(principal), decision, reason=reason, edits=edits,
                                expected_latest=card.latest_review_id)
 
 
-def undo(store: Store, review_id: int, reviewer: str) -> Review:
+def undo(store: Store, review_id: int, principal: Principal) -> Review:
     """Take back a decision this session made (by its review id); `ReviewConflict` when someone
     decided the task after it, whose decision then stands."""
-    return store.undo_review(review_id, reviewer)
+    return store.undo_review(review_id, acting_reviewer(principal))
 
 
 def reject_reason(choice: str, details: str) -> str:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel
 
+from taskcraft_core.access import require
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
 from taskcraft_core.runs.executor import (
@@ -80,11 +81,14 @@ class RunRequest(BaseModel):
 
 def create_run(workspace: Workspace, request: RunRequest) -> GenerationRun:
     """Validate the request, snapshot the configuration and store the run (not yet executed)."""
+    require(workspace.principal, "generate")
     _validate(request)
     document_ids = _resolve_documents(workspace.store, request.document_ids)
     settings = _run_settings(workspace.settings, request)
     run = GenerationRun(id=uuid.uuid4().hex[:16], config=_snapshot(settings, request, document_ids))
     workspace.store.save_run(run)
+    workspace.audit("generate", run.id, {"request": request.model_dump(exclude_none=True), "engine": settings.engine,
+                                         "endpoint": settings.endpoint if settings.engine == "openai" else None})
     return run
 
 
@@ -194,16 +198,46 @@ def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | 
                 pipeline: PipelineFactory = method_pipeline) -> GenerationRun:
     """Execute a stored run until it completes, is cancelled or fails; blocking. Executing a run
     again resumes it: done units are skipped, units that failed are retried."""
+    require(workspace.principal, "generate")
     run = _get_run(workspace.store, run_id)
     _claim(run)
     return _execute_claimed(workspace, run, progress, pipeline)
 
 
+def execution_settings(settings: Settings, run: GenerationRun) -> Settings:
+    """The settings a run executes with: its snapshot, except the endpoint. A first execution uses the
+    endpoint it was created with; a resume uses the endpoint and key of the person resuming (a stored
+    base URL never receives someone else's key: a key stays with the endpoint it was configured for)."""
+    snapshot = {name: value for name, value in run.config["settings"].items() if name != "openai_base_url"}
+    resolved = settings.with_changes(**snapshot)
+    if not _executed_before(run):
+        resolved = resolved.with_changes(openai_base_url=run.config["settings"].get("openai_base_url"))
+    return resolved
+
+
+def _executed_before(run: GenerationRun) -> bool:
+    return bool(run.counts or run.done_units)
+
+
+def _resume_note(workspace: Workspace, run: GenerationRun, settings: Settings) -> dict[str, object]:
+    """What a resume says about its endpoint (kept on the run and in the audit log)."""
+    stored = run.config.get("base_url")
+    return {"by": workspace.principal.id or "local user", "at": utcnow().isoformat(), "endpoint": settings.endpoint,
+            "note": "resumed with the endpoint and key of the person resuming"
+            + ("" if stored is None or settings.endpoint == stored.rstrip("/") else f" (the run started with {stored})")}
+
+
 def _execute_claimed(workspace: Workspace, run: GenerationRun, progress: ProgressCallback | None,
                      pipeline: PipelineFactory) -> GenerationRun:
     try:
-        snapshot_workspace = dataclasses.replace(
-            workspace, settings=workspace.settings.with_changes(**run.config["settings"]))
+        settings = execution_settings(workspace.settings, run)
+        if _executed_before(run) and run.config.get("engine") == "openai":
+            note = _resume_note(workspace, run, settings)
+            workspace.store.update_run(run.id, config={**run.config, "resumes": [*run.config.get("resumes", []), note]})
+            workspace.audit("resume", run.id, note)
+        elif _executed_before(run):
+            workspace.audit("resume", run.id, {"by": workspace.principal.id or "local user", "engine": "offline"})
+        snapshot_workspace = dataclasses.replace(workspace, settings=settings)
         workspace.store.update_run(run.id, status="running", error=None, finished_at=None)
         executor = Executor(snapshot_workspace, run, pipeline, progress)
         try:
@@ -247,9 +281,10 @@ def start_run_in_background(workspace: Workspace, request: RunRequest) -> str:
 
 
 def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
-    """Continue an interrupted, cancelled or failed run on a background thread. Raises
-    TaskCraftError when the run is still executing (a cancelled run is "cancelled" at once but
-    stops within a second; it has stopped when `finished_at` is set)."""
+    """Continue an interrupted, cancelled or failed run on a background thread, with the endpoint and
+    key of the person resuming. Raises TaskCraftError when the run is still executing (a cancelled
+    run is "cancelled" at once but stops within a second; it has stopped when `finished_at` is set)."""
+    require(workspace.principal, "generate")
     _in_background(workspace, run_id)
 
 
@@ -263,7 +298,9 @@ def _in_background(workspace: Workspace, run_id: str) -> None:
 def cancel_run(workspace: Workspace, run_id: str) -> None:
     """Ask a run to stop: the executor notices within a second, keeps every unit done so far and
     ends as "cancelled"; a cancelled run can be resumed later."""
+    require(workspace.principal, "generate")
     run = _get_run(workspace.store, run_id)
+    workspace.audit("cancel", run_id)
     if run.status in ("running", "interrupted"):
         # Only the status column is written, so the executor's progress is never overwritten.
         workspace.store.update_run(run_id, status="cancelled")

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Text, and_, cast, create_engine, delete, event, f
 from sqlalchemy.engine import Connection, Row
 
 from taskcraft_core.store import tables as t
+from taskcraft_core.store.audit import AuditStore
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.store.review_history import replay, standing
 from taskcraft_core.schema import (
@@ -80,7 +81,7 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store:
+class Store(AuditStore):
     """All reads and writes of the studio's records."""
 
     def __init__(self, url: str) -> None:
@@ -425,9 +426,10 @@ def _task_row(task: Task, review: Review | None = None) -> dict[str, Any]:
     """The row of a new task; with its first review, the state that review gives (its id is set
     once the review row exists)."""
     row = task.model_dump(exclude={"trajectory", "verification"})
+    in_force = review is not None and review.imported != "history"
     status, edits = replay([review], base_status=task.status) if review else (task.status, {})
     return row | {"status": status, "generated_status": task.status, "latest_review_id": None,
-                  "last_reviewer": review.reviewer if review else None, "current_edits": edits}
+                  "last_reviewer": review.reviewer if review and in_force else None, "current_edits": edits}
 
 
 def _task_from_row(row: Row, steps: list[TrajectoryStep], check: Verification | None) -> Task:

@@ -122,6 +122,9 @@ reviews = Table(
     Column("edits", JSON, nullable=False),
     Column("supersedes_id", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set on decisions that came in with an import: "history" (kept for the record, not in force)
+    # or "decision" (an admin imported it as it was, in force).
+    Column("imported", String(16)),
     Index("ix_reviews_task", "task_id", "id"),
 )
 
@@ -147,4 +150,17 @@ not_duplicates = Table(
     Column("task_b", String(32), primary_key=True),
     Column("reviewer", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_log_at", "at"),
 )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
+from app_pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
 from taskcraft_core.curate import dedup
 from taskcraft_core.curate import review_queue as rq
+from taskcraft_core.access import Principal
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.store import TaskFilter
 
@@ -45,7 +46,7 @@ def open_task(task_id: str) -> None:
     st.session_state.update({PINNED: task_id, EDITING: False, NOTICE: None, SIMILAR: None})
 
 
-def record(card: rq.Card, task_filter: TaskFilter, reviewer: str, decision: str, **details: object) -> None:
+def record(card: rq.Card, task_filter: TaskFilter, reviewer: Principal, decision: str, **details: object) -> None:
     store = workspace().store
     try:
         review = rq.decide(store, card, reviewer, decision, **details)  # type: ignore[arg-type]
@@ -64,12 +65,12 @@ def record(card: rq.Card, task_filter: TaskFilter, reviewer: str, decision: str,
         go_to(rq.position_after_decision(store, task_filter, card.task.id, card.position))
 
 
-def reject(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
+def reject(card: rq.Card, task_filter: TaskFilter, reviewer: Principal) -> None:
     reason = rq.reject_reason(st.session_state["reject_reason"], st.session_state.get("reject_details", ""))
     record(card, task_filter, reviewer, "reject", reason=reason)
 
 
-def save_edit(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
+def save_edit(card: rq.Card, task_filter: TaskFilter, reviewer: Principal) -> None:
     edits = rq.edits_from_form(card.task, st.session_state["edit_question"], st.session_state["edit_answer"])
     if not edits:
         st.session_state[NOTICE] = ("info", "Nothing changed.", "")
@@ -77,7 +78,7 @@ def save_edit(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
     record(card, task_filter, reviewer, "edit", edits=edits)
 
 
-def undo_last(reviewer: str) -> None:
+def undo_last(reviewer: Principal) -> None:
     """Take back this session's newest decision and show its task again. If someone decided that
     task after it, theirs stands: the task is shown with the conflict, and the decision leaves the
     history (it can no longer be taken back from here)."""
@@ -181,8 +182,8 @@ def show_trajectory(card: rq.Card) -> None:
                 st.caption("Long text cut for display; the export carries it whole.")
 
 
-def show_actions(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
-    blocked = not reviewer
+def show_actions(card: rq.Card, task_filter: TaskFilter, reviewer: Principal) -> None:
+    blocked = not reviewer.id or not reviewer.can("review")
     reason, details = st.columns([1, 2])
     reason.selectbox("Reject reason", rq.REJECT_REASONS, key="reject_reason")
     details.text_input("Reject details", key="reject_details", placeholder="Optional, in your own words")
@@ -201,7 +202,8 @@ def show_actions(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
                       disabled=card.position == 0)
     buttons[6].button("Next", key="review_next", shortcut="N", on_click=go_to, args=(position + 1,))
     if blocked:
-        st.caption("Enter your name above to accept, reject or edit.")
+        st.caption("Enter your name above to accept, reject or edit." if reviewer.local else
+                   f"You can read the queue; deciding needs the reviewer role (you are a {reviewer.role}).")
     if st.session_state[EDITING] and not blocked:
         with st.form("edit_form"):
             st.text_area("Question", value=card.task.question, key="edit_question")
@@ -227,7 +229,7 @@ def show_similar(card: rq.Card) -> None:
 
 
 @st.fragment
-def review_card(task_filter: TaskFilter, reviewer: str) -> None:
+def review_card(task_filter: TaskFilter, reviewer: Principal) -> None:
     ws = workspace()
     card = rq.load_card(ws.store, task_filter, st.session_state[POSITION], st.session_state[PINNED])
     show_notice()
@@ -242,7 +244,10 @@ def review_card(task_filter: TaskFilter, reviewer: str) -> None:
     show_similar(card)
     with st.expander("Review history"):
         for review in ws.store.reviews_for(card.task.id):
-            st.text(f"{review.created_at:%Y-%m-%d %H:%M} · {review.reviewer} · {review.decision} · {review.reason}")
+            imported = {"history": " · imported, not in force", "decision": " · imported"}.get(review.imported or "",
+                                                                                            "")
+            st.text(f"{review.created_at:%Y-%m-%d %H:%M} · {review.reviewer} · {review.decision} · {review.reason}"
+                    f"{imported}")
 
 
 st.title("Review")
