@@ -293,6 +293,46 @@ def test_review_records_the_signed_in_email_when_login_is_configured(home: Path,
     assert db.reviews_for("task0")[-1].reviewer == "dana@example.org"
 
 
+def test_team_mode_shows_only_the_sign_in_gate_before_sign_in_whatever_the_page(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert [b.label for b in at.button] == ["Log in"] and at.markdown[0].value == "Sign in to open the studio."
+    at.switch_page("app_pages/review.py").run()
+    assert [b.label for b in at.button] == ["Log in"] and not at.text_input and not at.caption
+    assert not db.reviews_for("task0")
+
+
+def test_a_viewer_reads_the_review_queue_without_deciding(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = open_page("review", signed_in("vi@example.org", "Vi"))
+    assert at.button(key="review_accept").disabled and at.button(key="review_reject").disabled
+    assert "You can read the queue; deciding needs the reviewer role (you are a viewer)." in [
+        c.value for c in at.caption]
+    assert card_caption(at).startswith("task0 ·")
+
+
+def test_a_curator_adds_documents_without_private_urls_or_delete(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = open_page("corpus", signed_in("cy@example.org", "Cy", {"curators": ["cy@example.org"]}))
+    assert "corpus_allow_private" not in [c.key for c in at.checkbox]
+    assert "corpus_delete" not in [b.key for b in at.button] and at.button(key="corpus_ingest_files")
+
+
+def test_an_admin_sees_the_audit_log_and_saving_settings_is_in_it(home: Path, db: Store) -> None:
+    at = open_page("settings", signed_in("ada@example.org", "Ada", {"admins": ["ada@example.org"]}))
+    assert "Nothing audited yet." in [c.value for c in at.caption]
+    at.text_input(key="settings_model").input("qwen2.5:7b")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    log = table_with(at, "action")
+    assert log[["who", "role", "action"]].to_dict("records") == [
+        {"who": "ada@example.org", "role": "admin", "action": "settings"}]
+    assert json.loads(log["details"][0])["changed"] == {"model": "qwen2.5:7b"}
+
+
 def test_review_find_similar_lists_neighbours_and_opens_one(home: Path, db: Store) -> None:
     from taskcraft_core.index import task_vectors
     from taskcraft_core.workspace import Workspace
