@@ -27,7 +27,7 @@ from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from pdfmaker import pdf_bytes, shared_stream_pdf  # noqa: E402
+from pdfmaker import deflated_page_pdf, pdf_bytes, shared_stream_pdf  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 LINE = "The harbour master logged the tide at 4.2 metres on the morning of 3 May 1931."
@@ -82,11 +82,13 @@ def test_a_slow_pdf_is_stopped_at_the_time_limit(ws: Workspace, text_bomb: bytes
                                       "(split the PDF, or raise pdf_parse_timeout_s if you trust it)")
 
 
-def test_the_memory_cap_holds_in_the_child_and_the_server_process_is_spared(text_bomb: bytes) -> None:
+def test_the_memory_cap_holds_in_the_child_and_the_server_process_is_spared() -> None:
     own_peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    memory_hog = deflated_page_pdf(20_000_000)  # 20 kB whose one page inflates to 20 MB of text
+    assert len(memory_hog) < 25_000
     with pytest.raises(IngestError) as refused:
-        read_pdf_isolated(text_bomb, PdfLimits(memory_mb=40))
-    assert refused.value.message == "reading the PDF needed more than 40 MB of memory (pdf_parse_memory_mb)"
+        read_pdf_isolated(memory_hog, PdfLimits(memory_mb=120))
+    assert refused.value.message == "reading the PDF needed more than 120 MB of memory (pdf_parse_memory_mb)"
     read = read_pdf_isolated(shared_stream_pdf(400, [LINE] * 25), PdfLimits())  # every page, parsed elsewhere
     assert len(read.pages) == 400 and sum(map(len, read.pages)) == 789_600
     # The parse happened in the child: this process grew by the text it received, not by pypdf's work.
