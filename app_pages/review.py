@@ -11,9 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
+from taskcraft_core.access import Principal
 from taskcraft_core.curate import dedup
 from taskcraft_core.curate import review_queue as rq
-from taskcraft_core.access import Principal
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.store import TaskFilter
 
@@ -149,7 +149,7 @@ def show_lineage(card: rq.Card) -> None:
         if ids:
             columns = st.columns([1] + [2] * min(len(ids), 5))
             columns[0].caption(label)
-            for column, task_id in zip(columns[1:], ids[:5]):
+            for column, task_id in zip(columns[1:], ids[:5], strict=False):
                 # Button labels render Markdown: an id like "__init__" must show as written.
                 column.button(escape_markdown(task_id), key=f"lineage_{task_id}", on_click=open_task, args=(task_id,))
 

@@ -15,7 +15,13 @@ from typing import Any
 import streamlit as st
 
 from app_pages._common import (
-    SETTINGS_OVERRIDES, current_settings, engine_label, escape_markdown, may, user_errors, workspace,
+    SETTINGS_OVERRIDES,
+    current_settings,
+    engine_label,
+    escape_markdown,
+    may,
+    user_errors,
+    workspace,
 )
 from taskcraft_core.models import chat as llm
 from taskcraft_core.models.endpoint import session_settings
@@ -40,7 +46,7 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
         role_models = {
             role: column.text_input(f"{role.capitalize()} model", value=getattr(settings, f"{role}_model") or "",
                                     key=f"settings_{role}_model", placeholder="default model")
-            for column, role in zip(roles, ("generation", "solver", "judge"))
+            for column, role in zip(roles, ("generation", "solver", "judge"), strict=False)
         }
         st.subheader("Thresholds")
         first, second = st.columns(2)
@@ -61,7 +67,7 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
                 ("near_exact_ratio", "Light edit from (edit similarity)", 0.0, 1.0, 0.01),
                 ("answer_match_ratio", "Same answer from (token-set score)", 0.0, 100.0, 1.0),
                 ("name_match_ratio", "Same name from (spelling score)", 0.0, 100.0, 1.0),
-            ))
+            ), strict=False)
         }
         allow_private = may("private_urls") and st.checkbox(
             "The endpoint may be on a private address (localhost, LAN)", key="settings_allow_private_endpoint",

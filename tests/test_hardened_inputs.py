@@ -8,16 +8,14 @@ import csv
 import json
 import os
 import resource
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import pytest
-from curation_factory import make_task
 
 from taskcraft_core.access import signed_in_principal
-from taskcraft_core.curate import importers
+from taskcraft_core.curate import importers, insights
 from taskcraft_core.curate.export import export_folder, export_tasks
 from taskcraft_core.errors import IngestError, TaskCraftError
 from taskcraft_core.ingest import pipeline as ingest
@@ -25,9 +23,8 @@ from taskcraft_core.ingest.pdf_reader import PdfLimits, read_pdf_isolated
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from pdfmaker import deflated_page_pdf, pdf_bytes, shared_stream_pdf  # noqa: E402
+from tests.curation_factory import make_task
+from tests.fixtures.pdfmaker import deflated_page_pdf, pdf_bytes, shared_stream_pdf
 
 ROOT = Path(__file__).parent.parent
 LINE = "The harbour master logged the tide at 4.2 metres on the morning of 3 May 1931."
@@ -167,6 +164,7 @@ def test_imports_come_in_pending_with_their_decisions_kept_as_history(ws: Worksp
     assert ws.store.standing_reviews(["f1"]) == {"f1": []}  # kept, never in force
     assert ws.store.get_task("f2").difficulty_inputs["imported"] == {"status": "rejected"}  # type: ignore[union-attr]
     assert ws.store.count_tasks(TaskFilter(reviewers=["the-boss"])) == 0
+    assert insights.reviewer_throughput(ws.store.all_reviews()).empty  # not a decision made here
 
 
 def test_an_admin_may_import_decisions_as_they_are_recorded_as_such(ws: Workspace, tmp_path: Path) -> None:

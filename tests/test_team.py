@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from curation_factory import make_task
 from pydantic import ValidationError
-from stub_openai import StubOpenAI, error_reply
 
 from taskcraft_core.access import AccessDenied, Principal, local_principal, role_for, signed_in_principal
 from taskcraft_core.curate import dedup, importers
@@ -24,6 +22,8 @@ from taskcraft_core.runs import service as runs
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace, settings_from_environment
+from tests.curation_factory import make_task
+from tests.stub_openai import StubOpenAI, error_reply
 
 SERVER_KEY = "sk-server-0123456789abcdef"
 ROLES = {"admins": ["ada@example.org"], "curators": ["cy@example.org"], "reviewers": ["rae@example.org"],
@@ -175,7 +175,7 @@ def test_a_resumed_run_uses_the_endpoint_and_key_of_the_person_resuming(ws: Work
     starter = dataclasses.replace(ws, settings=ws.settings.with_changes(
         openai_base_url="https://starter.example.org/v1", openai_api_key="sk-starter"))
     run = runs.create_run(starter, runs.RunRequest(engine="openai", kinds=["atomic"]))
-    assert run.config["base_url"] == "https://starter.example.org/v1"
+    assert run.config.base_url == "https://starter.example.org/v1"
     first = runs.execution_settings(ws.settings.with_changes(openai_base_url="https://starter.example.org/v1",
                                                              openai_api_key="sk-starter"), run)
     assert (first.endpoint, first.openai_api_key.get_secret_value()) == (  # type: ignore[union-attr]

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from curation_factory import make_task
-from test_browser import CHROMIUM_ARGS, ROOT, _chromium, _free_port, _settle, _until, _wait_healthy
 
 from taskcraft_core.settings import ENV_FIELDS, Settings
 from taskcraft_core.store import Store
+from tests.curation_factory import make_task
+from tests.test_browser import CHROMIUM_ARGS, ROOT, _chromium, _free_port, _settle, _until, _wait_healthy
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

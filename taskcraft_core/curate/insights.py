@@ -14,6 +14,7 @@ from itertools import combinations
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+
 from taskcraft_core.schema import Review
 from taskcraft_core.store import Store, TaskFilter
 
@@ -98,9 +99,9 @@ def reviewer_agreement(standing: Mapping[str, Sequence[Review]]) -> pd.DataFrame
 
 
 def reviewer_throughput(reviews: Sequence[Review]) -> pd.DataFrame:
-    """Decisions (undos excluded) per reviewer per day."""
+    """Decisions made here (undos and imported decisions excluded) per reviewer per day."""
     rows = [{"reviewer": r.reviewer, "day": r.created_at.date().isoformat(), "decision": r.decision}
-            for r in reviews if r.decision != "undo"]
+            for r in reviews if r.decision != "undo" and r.imported is None]
     table = pd.DataFrame(rows, columns=["reviewer", "day", "decision"])
     return table.groupby(["reviewer", "day"]).size().reset_index(name="decisions")
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
@@ -140,7 +140,9 @@ def invoke_structured(
         # A changed conversation also keeps a cached bad answer from being replayed.
         conversation = [*messages, HumanMessage(_retry_instruction(failure))]
     raise ModelOutputError(
-        _scrub(model, f"No valid {schema.__name__} from model {_model_name(model)} after {attempts} attempts: {failure}"),
+        _scrub(
+            model, f"No valid {schema.__name__} from model {_model_name(model)} after {attempts} attempts: {failure}"
+        ),
         hint="The model may be too small for structured answers; try a stronger model or more attempts.",
     )
 
@@ -207,7 +209,8 @@ def _call_with_method(
     runnable = model.with_structured_output(schema, method=method, include_raw=True)
     prompt = _with_json_instruction(messages, schema) if method == "json_mode" else messages
     try:
-        result = runnable.invoke(prompt)
+        # include_raw=True: a dict with the raw message, the parsed answer and the parsing error.
+        result = cast(dict[str, Any], runnable.invoke(prompt))
     except _REJECTED:
         raise
     except ValidationError as invalid:
@@ -225,8 +228,9 @@ def _call_with_method(
 
 def _describe_validation_error(invalid: ValidationError) -> str:
     """The json_schema path: the client validated the content itself; the input is the raw output."""
-    first = invalid.errors()[0] if invalid.errors() else {}
-    return f"{_validation_summary(invalid)}; raw output: {_preview(first.get('input', ''))}"
+    errors = invalid.errors()
+    raw = errors[0].get("input", "") if errors else ""
+    return f"{_validation_summary(invalid)}; raw output: {_preview(raw)}"
 
 
 def _describe_unparsed(raw: AIMessage, parsing_error: BaseException | None) -> str:
@@ -313,7 +317,8 @@ def _rejected_request(model: BaseChatModel, rejection: openai.APIStatusError) ->
         hint = "The prompt is longer than the model's context; use smaller chunks or a model with a longer context."
     else:
         hint = "The server rejected the request; its message above says why (an unsupported option or input)."
-    message = f"Model {_model_name(model)} rejected the request (HTTP {rejection.status_code}): {_server_says(model, rejection)}"
+    message = (f"Model {_model_name(model)} rejected the request (HTTP {rejection.status_code}): "
+               f"{_server_says(model, rejection)}")
     return ModelOutputError(_scrub(model, message), hint=hint)
 
 
@@ -335,16 +340,20 @@ def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
         message = f"Could not connect to the model endpoint {endpoint}"
         hint = "Check that the server is running and that OPENAI_BASE_URL is right (it usually ends in /v1)."
     elif isinstance(error, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        message = f"The model endpoint {endpoint} refused the API key (HTTP {error.status_code}): {_server_says(model, error)}"
+        message = (f"The model endpoint {endpoint} refused the API key (HTTP {error.status_code}): "
+                   f"{_server_says(model, error)}")
         hint = "Check OPENAI_API_KEY (or the key on the Settings page) for this endpoint."
     elif isinstance(error, openai.NotFoundError):
-        message = f"The endpoint {endpoint} does not serve model {_model_name(model)} (HTTP 404): {_server_says(model, error)}"
-        hint = "Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; 'test connection' lists the models."
+        message = (f"The endpoint {endpoint} does not serve model {_model_name(model)} (HTTP 404): "
+                   f"{_server_says(model, error)}")
+        hint = ("Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; "
+                "'test connection' lists the models.")
     elif isinstance(error, openai.RateLimitError):
         message = f"The model endpoint {endpoint} kept rate-limiting requests (HTTP 429, {retries} retries)"
         hint = "Lower the concurrency or raise max_retries; the provider's quota may be exhausted."
     elif isinstance(error, openai.APIStatusError):
-        message = f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: {_server_says(model, error)}"
+        message = (f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: "
+                   f"{_server_says(model, error)}")
         hint = "The server is failing; check its logs or try again later."
     elif isinstance(error, json.JSONDecodeError):
         message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(error.doc)}"

@@ -4,9 +4,8 @@ Revision ID: 0003_audit_log
 Revises: 0001
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0003_audit_log"
 down_revision = "0001"
