@@ -8,10 +8,13 @@ from dataclasses import dataclass, field, replace
 from pydantic import ValidationError
 
 from taskcraft_core.access import Principal, local_principal
-from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.environment import environment_failure
+from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
+from taskcraft_core.index.consistency import IndexProgress, ensure_index
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
+from taskcraft_core.store.connection import database_location
 
 
 @dataclass(frozen=True)
@@ -25,17 +28,54 @@ class Workspace:
     principal: Principal = field(default_factory=local_principal)
 
     @classmethod
-    def open(cls, settings: Settings) -> Workspace:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        return cls(settings, Store(settings.resolved_database_url), VectorIndex.open(settings))
+    def open(cls, settings: Settings, read_only: bool = False) -> Workspace:
+        """Open the data home. `read_only` writes nothing (for reading a read-only home): the database
+        opens read-only and the index is an empty one in memory (what needs vectors embeds afresh)."""
+        try:
+            if read_only:
+                return cls(settings, Store(settings.resolved_database_url, read_only=True),
+                           VectorIndex.in_memory(settings))
+            settings.home.mkdir(parents=True, exist_ok=True)
+            return cls(settings, Store(settings.resolved_database_url), VectorIndex.open(settings))
+        except Exception as error:
+            failure = environment_failure_of(error, settings)
+            if failure is None:
+                raise
+            raise failure from error
+
+    @property
+    def read_only(self) -> bool:
+        return self.store.read_only
 
     def acting_as(self, principal: Principal) -> Workspace:
         """The same workspace, with another person acting."""
         return replace(self, principal=principal)
 
     def audit(self, action: str, target: str = "", details: dict[str, object] | None = None) -> None:
-        """Append one entry to the audit log in the acting principal's name."""
-        self.store.record_audit(self.principal, action, target, dict(details or {}))
+        """Append one entry to the audit log in the acting principal's name (a read-only home, where
+        only reading commands run, records nothing)."""
+        if not self.read_only:
+            self.store.record_audit(self.principal, action, target, dict(details or {}))
+
+
+def open_workspace(settings: Settings, progress: IndexProgress | None = None) -> Workspace:
+    """The workspace of a data home with its index checked, and brought in step with the database if
+    needed (with progress), before anything searches it: what the app and the CLI open."""
+    workspace = Workspace.open(settings)
+    try:
+        ensure_index(workspace, progress)
+    except Exception as error:
+        failure = environment_failure_of(error, settings)
+        if failure is None:
+            raise
+        raise failure from error
+    return workspace
+
+
+def environment_failure_of(error: BaseException, settings: Settings) -> EnvironmentFailure | None:
+    """The environment failure an exception stands for in this data home, or None (then it is a bug)."""
+    return environment_failure(error, database_location(settings.resolved_database_url), settings.chroma_path)
+
 
 
 def settings_from_environment() -> Settings:

@@ -1,14 +1,14 @@
 """audit log; imported reviews marked
 
 Revision ID: 0003_audit_log
-Revises: 0001
+Revises: 0002_document_state
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_audit_log"
-down_revision = "0001"
+down_revision = "0002_document_state"
 branch_labels = None
 depends_on = None
 
