@@ -1,49 +1,69 @@
 """TaskCraft Studio: `streamlit run app.py`.
 
-The router and the shared frame: navigation, the data home and the active engine in the sidebar,
-optional login. Every screen lives in `pages/` and only calls `taskcraft_core`.
+The router and the shared frame: the sign-in gate (team mode), navigation by role, the data home,
+the active engine and who is signed in, in the sidebar. Every screen lives in `app_pages/` and only
+calls `taskcraft_core`. The folder is not called `pages/`: Streamlit runs the files of a `pages/`
+folder beside the entry script as pages of their own when a URL such as `/review` is the first
+request of a fresh server, which would skip this frame and its gate.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import engine_label, secrets_section, workspace
+from app_pages._common import engine_label, escape_markdown, principal, team_mode, workspace
+from taskcraft_core.access import AccessDenied, Permission, Principal
 
 st.set_page_config(page_title="TaskCraft Studio", page_icon=":material/construction:", layout="wide")
 
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/corpus.py", title="Corpus", icon=":material/library_books:"),
-    st.Page("pages/generate.py", title="Generate", icon=":material/play_circle:"),
-    st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
-    st.Page("pages/insights.py", title="Insights", icon=":material/insights:"),
-    st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:"),
-    st.Page("pages/export.py", title="Export", icon=":material/download:"),
-    st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+# Each screen with the permission needed to see it (the services check again for every action).
+PAGES: list[tuple[st.Page, Permission]] = [
+    (st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True), "read"),
+    (st.Page("app_pages/corpus.py", title="Corpus", icon=":material/library_books:"), "ingest"),
+    (st.Page("app_pages/generate.py", title="Generate", icon=":material/play_circle:"), "generate"),
+    (st.Page("app_pages/review.py", title="Review", icon=":material/fact_check:"), "read"),
+    (st.Page("app_pages/insights.py", title="Insights", icon=":material/insights:"), "read"),
+    (st.Page("app_pages/duplicates.py", title="Duplicates", icon=":material/content_copy:"), "review"),
+    (st.Page("app_pages/export.py", title="Export", icon=":material/download:"), "export"),
+    (st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:"), "settings"),
 ]
 
 
-def sidebar() -> None:
+def sign_in_gate() -> Principal:
+    """The acting principal; in team mode nothing past this point renders before sign-in."""
+    if not team_mode():
+        return principal()
+    if not st.user.is_logged_in:
+        st.title("TaskCraft Studio")
+        st.write("Sign in to open the studio.")
+        if st.button("Log in", key="login", type="primary"):
+            st.login()
+        st.stop()
+    try:
+        return principal()
+    except AccessDenied as refused:
+        st.error(escape_markdown(refused.message))
+        st.info(escape_markdown(refused.hint))
+        if st.button("Log out", key="logout"):
+            st.logout()
+        st.stop()
+    raise AssertionError("unreachable: st.stop ends the run")
+
+
+def sidebar(who: Principal) -> None:
     settings = workspace().settings
     with st.sidebar:
         st.caption("Data home")
         st.text(str(settings.home.resolve()))
         st.caption("Engine")
         st.text(engine_label(settings))
-        if secrets_section("auth"):
-            login_controls()
+        if team_mode():
+            st.caption("Signed in")
+            st.text(f"{who.label} · {who.role}")
+            if st.button("Log out", key="logout"):
+                st.logout()
 
 
-def login_controls() -> None:
-    """Shown only when an identity provider is configured in secrets ([auth])."""
-    if st.user.is_logged_in:
-        st.text(f"Signed in as {st.user.get('name') or st.user.get('email')}")
-        if st.button("Log out", key="logout"):
-            st.logout()
-    elif st.button("Log in", key="login"):
-        st.login()
-
-
-sidebar()
-st.navigation(PAGES).run()
+who = sign_in_gate()
+sidebar(who)
+st.navigation([page for page, needed in PAGES if who.can(needed)]).run()

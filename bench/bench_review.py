@@ -239,7 +239,7 @@ def main() -> None:
           f"{timed(warm.run):.2f} s")
 
     at = AppTest.from_file(app, default_timeout=60)
-    at.switch_page("pages/review.py")
+    at.switch_page("app_pages/review.py")
     first = timed(at.run)
     assert not at.exception, at.exception
     at.text_input(key="reviewer_name").input("bench").run()

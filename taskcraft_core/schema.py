@@ -157,6 +157,9 @@ class Review(BaseModel):
     override: bool = Field(False, description="Recorded knowingly over a state that had changed since it was seen.")
     adjudication: bool = Field(False, description="An adjudicator's final decision on a disputed task.")
     created_at: datetime = Field(default_factory=utcnow)
+    imported: Literal["history", "decision"] | None = Field(
+        None, description="Came in with an import: history (kept for the record, not in force) or decision "
+        "(imported as it was by an admin, in force); None when decided here.")
 
 
 class RunRequest(BaseModel):
@@ -184,6 +187,8 @@ class RunConfig(BaseModel):
     base_url: str | None = None
     prompt_version: str = ""
     settings: dict[str, Any] = Field(default_factory=dict, description="Snapshot of the run-shaping settings.")
+    resumes: list[dict[str, str]] = Field(
+        default_factory=list, description="Each resume: who, when, and the endpoint used (the resumer's own).")
 
 
 class UnitError(BaseModel):

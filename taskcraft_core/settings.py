@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 Engine = Literal["offline", "openai"]
+# Where an OpenAI-compatible client goes when no base URL is set.
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # Environment variable -> settings field. Everything else keeps its default.
 ENV_FIELDS: dict[str, str] = {
@@ -127,19 +130,45 @@ class Settings(BaseModel):
         "on the Adjudicate queue, besides admins."
     )
 
+    max_pdf_pages: int = Field(2_000, ge=1, description="Most pages read from one PDF; a longer PDF is refused.")
+    max_document_chars: int = Field(
+        10_000_000, ge=1, description="Most characters of text one document may give (a PDF is stopped while "
+        "extracting once it passes this); a document giving more is refused."
+    )
+    pdf_parse_timeout_s: float = Field(
+        60.0, gt=0, description="Longest time reading one PDF may take; it is read in a separate process that is "
+        "stopped after this."
+    )
+    pdf_parse_memory_mb: int = Field(
+        1_024, ge=64, description="Most memory the separate process reading one PDF may use, in MB."
+    )
+
     model_config = {"frozen": True}
+
+    @field_validator("openai_base_url", "web_search_url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str | None) -> str | None:
+        if url and (urlsplit(url.strip()).username is not None or urlsplit(url.strip()).password is not None):
+            raise ValueError("the URL contains a user name or password; URLs are shown and stored, so give the "
+                             "endpoint without them and the key in its own setting")
+        return url.strip() if url else url
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
-        """Read settings from an environment mapping, then apply overrides (secrets, Settings page)."""
+        """Read settings from an environment mapping, then apply overrides (secrets, Settings page);
+        an override that moves the endpoint without giving a key drops the environment's key."""
         values: dict[str, Any] = {
             field: env[name] for name, field in ENV_FIELDS.items() if env.get(name) not in (None, "")
         }
-        values.update({key: value for key, value in (overrides or {}).items() if value not in (None, "")})
-        return cls(**values)
+        changes = {key: value for key, value in (overrides or {}).items() if value not in (None, "")}
+        return cls(**values).with_changes(**changes) if changes else cls(**values)
 
     def with_changes(self, **changes: Any) -> Settings:
-        """A copy with some fields changed, validated again."""
+        """A copy with some fields changed, validated again. A key belongs to the endpoint it was
+        configured with: a change of base URL that does not bring its own key leaves no key."""
+        moved = "openai_base_url" in changes and not same_endpoint(changes["openai_base_url"], self.openai_base_url)
+        if moved and changes.get("openai_api_key") in (None, ""):
+            changes["openai_api_key"] = None
         return type(self)(**{**self.model_dump(), **changes})
 
     @property
@@ -161,6 +190,20 @@ class Settings(BaseModel):
     def uploads_path(self) -> Path:
         return self.home / "uploads"
 
+    @property
+    def endpoint(self) -> str:
+        """The base URL requests go to (the OpenAI API when none is set)."""
+        return normalised_endpoint(self.openai_base_url)
+
     def model_for(self, role: Literal["generation", "solver", "judge"]) -> str:
         """The model name used for one role; falls back to the default model."""
         return getattr(self, f"{role}_model") or self.model
+
+
+def normalised_endpoint(base_url: str | None) -> str:
+    """A base URL as compared for key binding: the default when unset, no trailing slash."""
+    return (base_url or DEFAULT_BASE_URL).strip().rstrip("/")
+
+
+def same_endpoint(a: str | None, b: str | None) -> bool:
+    return normalised_endpoint(a) == normalised_endpoint(b)

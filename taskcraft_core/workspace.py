@@ -1,12 +1,15 @@
-"""The settings, the database and the vector index of one data home, opened together."""
+"""The settings, the database and the vector index of one data home, opened together, and who acts on them."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from pydantic import ValidationError
+
+from taskcraft_core.access import Principal, local_principal
 from taskcraft_core.environment import environment_failure
-from taskcraft_core.errors import EnvironmentFailure
+from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.index.consistency import IndexProgress, ensure_index
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import Settings
@@ -16,11 +19,13 @@ from taskcraft_core.store.connection import database_location
 
 @dataclass(frozen=True)
 class Workspace:
-    """What every service is handed: settings, store and index (never module globals)."""
+    """What every service is handed: settings, store and index (never module globals), and the
+    principal acting, whose role the services that change data check (local mode: may do everything)."""
 
     settings: Settings
     store: Store
     index: VectorIndex
+    principal: Principal = field(default_factory=local_principal)
 
     @classmethod
     def open(cls, settings: Settings, read_only: bool = False) -> Workspace:
@@ -42,6 +47,16 @@ class Workspace:
     def read_only(self) -> bool:
         return self.store.read_only
 
+    def acting_as(self, principal: Principal) -> Workspace:
+        """The same workspace, with another person acting."""
+        return replace(self, principal=principal)
+
+    def audit(self, action: str, target: str = "", details: dict[str, object] | None = None) -> None:
+        """Append one entry to the audit log in the acting principal's name (a read-only home, where
+        only reading commands run, records nothing)."""
+        if not self.read_only:
+            self.store.record_audit(self.principal, action, target, dict(details or {}))
+
 
 def open_workspace(settings: Settings, progress: IndexProgress | None = None) -> Workspace:
     """The workspace of a data home with its index checked, and brought in step with the database if
@@ -62,6 +77,12 @@ def environment_failure_of(error: BaseException, settings: Settings) -> Environm
     return environment_failure(error, database_location(settings.resolved_database_url), settings.chroma_path)
 
 
+
 def settings_from_environment() -> Settings:
     """Settings for the entry points (CLI, app): the process environment, read in one place."""
-    return Settings.from_env(os.environ)
+    try:
+        return Settings.from_env(os.environ)
+    except ValidationError as invalid:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
+        raise TaskCraftError(f"Invalid setting in the environment: {problems}",
+                             "Fix the environment variable named above (see the README's Configuration).") from None

@@ -46,7 +46,7 @@ def test_export_import_export_gives_the_same_records_reviews_included(workspace:
     export_tasks(workspace, "jsonl", ALL, first)
 
     fresh = Workspace.open(Settings(home=tmp_path / "fresh"))
-    report = import_tasks(fresh, first, "jsonl")
+    report = import_tasks(fresh, first, "jsonl", keep_decisions=True)  # an admin importing decisions as they are
     assert (report.added, report.skipped, report.errors) == (11, 0, [])
     second = tmp_path / "second" / "tasks.jsonl"
     export_tasks(fresh, "jsonl", ALL, second)
@@ -115,7 +115,10 @@ def test_a_review_that_is_not_a_decision_is_a_bad_line(workspace: Workspace, tmp
     assert report.added == 1 and [e.split(":")[0] for e in report.errors] == ["line 1", "line 2", "line 3"]
     assert "decision among accept, reject, edit, duplicate" in report.errors[0]
     assert "no reviewer" in report.errors[1] and "invalid field created_at" in report.errors[2]
-    assert workspace.store.get_task("d").status == "rejected"
+    assert workspace.store.get_task("d").status == "pending"  # the decision is history, not in force
+    [history] = workspace.store.reviews_for("d")
+    assert (history.reviewer, history.decision, history.reason, history.imported) == (
+        "ann", "reject", "vague", "history")
 
 
 def test_the_import_benchmark_leaves_no_folders_behind(tmp_path: Path) -> None:

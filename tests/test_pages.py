@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages._common import escape_markdown
 from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification, content_id
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
@@ -36,7 +37,7 @@ def db(home: Path) -> Store:
 
 def open_page(page: str, at: AppTest | None = None) -> AppTest:
     at = at or AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -274,17 +275,64 @@ def test_review_lineage_opens_the_child(home: Path, db: Store) -> None:
     assert card_caption(at).startswith("task0 ·")
 
 
-def test_review_uses_the_logged_in_name_when_login_is_configured(home: Path, db: Store) -> None:
+def signed_in(email: str, name: str, roles: dict[str, object] | None = None) -> AppTest:
+    """The app in team mode ([auth] in secrets) with a signed-in user, first run done."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    at.secrets["taskcraft"] = {"roles": roles or {}}
+    at.user = {"is_logged_in": True, "name": name, "email": email}
+    return at.run()
+
+
+def test_review_records_the_signed_in_email_when_login_is_configured(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = signed_in("Dana@Example.org", "Dana", {"reviewers": ["dana@example.org"]})
+    assert at.button(key="logout") and "Dana <dana@example.org> · reviewer" in sidebar_texts(at)
+    at = open_page("review", at)
+    assert "reviewer_name" not in [w.key for w in at.text_input]
+    assert at.text[0].value == "Reviewing as Dana <dana@example.org> (reviewer)"
+    at.button(key="review_accept").click().run()
+    assert db.reviews_for("task0")[-1].reviewer == "dana@example.org"
+
+
+def test_team_mode_shows_only_the_sign_in_gate_before_sign_in_whatever_the_page(home: Path, db: Store) -> None:
     seed(db, n=1)
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
-    at.user = {"is_logged_in": True, "name": "Dana", "email": "dana@example.org"}
+    at.user = {"is_logged_in": False}
     at.run()
-    assert at.button(key="logout") and "Signed in as Dana" in sidebar_texts(at)
-    at = open_page("review", at)
-    assert "reviewer_name" not in [w.key for w in at.text_input] and at.text[0].value == "Reviewing as Dana"
-    at.button(key="review_accept").click().run()
-    assert db.reviews_for("task0")[-1].reviewer == "Dana"
+    assert [b.label for b in at.button] == ["Log in"] and at.markdown[0].value == "Sign in to open the studio."
+    at.switch_page("app_pages/review.py").run()
+    assert [b.label for b in at.button] == ["Log in"] and not at.text_input and not at.caption
+    assert not db.reviews_for("task0")
+
+
+def test_a_viewer_reads_the_review_queue_without_deciding(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = open_page("review", signed_in("vi@example.org", "Vi"))
+    assert at.button(key="review_accept").disabled and at.button(key="review_reject").disabled
+    assert "You can read the queue; deciding needs the reviewer role (you are a viewer)." in [
+        c.value for c in at.caption]
+    assert card_caption(at).startswith("task0 ·")
+
+
+def test_a_curator_adds_documents_without_private_urls_or_delete(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = open_page("corpus", signed_in("cy@example.org", "Cy", {"curators": ["cy@example.org"]}))
+    assert "corpus_allow_private" not in [c.key for c in at.checkbox]
+    assert "corpus_delete" not in [b.key for b in at.button] and at.button(key="corpus_ingest_files")
+
+
+def test_an_admin_sees_the_audit_log_and_saving_settings_is_in_it(home: Path, db: Store) -> None:
+    at = open_page("settings", signed_in("ada@example.org", "Ada", {"admins": ["ada@example.org"]}))
+    assert "Nothing audited yet." in [c.value for c in at.caption]
+    at.text_input(key="settings_model").input("qwen2.5:7b")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    log = table_with(at, "action")
+    assert log[["who", "role", "action"]].to_dict("records") == [
+        {"who": "ada@example.org", "role": "admin", "action": "settings"}]
+    assert json.loads(log["details"][0])["changed"] == {"model": "qwen2.5:7b"}
 
 
 def test_review_find_similar_lists_neighbours_and_opens_one(home: Path, db: Store) -> None:
@@ -437,9 +485,11 @@ def test_export_defaults_to_accepted_downloads_writes_and_imports(home: Path, db
     lines = written.read_text(encoding="utf-8").splitlines()
     assert not at.exception and len(lines) == 1 and json.loads(lines[0])["id"] == "task1"
     assert json.loads((written.parent / "tasks.jsonl.manifest.json").read_text())["count"] == 1
-    at.text_input(key="export_name").input("../escape").run()
-    at.button(key="export_write").click().run()
-    assert at.error[0].value == "Give a plain name, without folders."
+    for bad in ("../escape", ".."):  # ".." passed the old check (its own Path.name) and wrote beside exports/
+        at.text_input(key="export_name").input(bad).run()
+        at.button(key="export_write").click().run()
+        assert at.error[0].value == escape_markdown(f"{bad!r} is not a plain folder name.")
+    assert sorted(p.name for p in home.iterdir() if p.is_dir()) == ["chroma", "exports"]
 
     at.file_uploader(key="import_upload").set_value(("tasks.jsonl", written.read_bytes(), "application/json")).run()
     at.button(key="import_run").click().run()

@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 
+from taskcraft_core.access import local_principal
 from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.curate.records import task_record
 from taskcraft_core.errors import PermissionDenied, ReviewConflict
@@ -46,7 +47,7 @@ def queue_ids(store: Store, reviewer: str, queue: rq.Queue = "review", settings:
 
 def vote(store: Store, task_id: str, reviewer: str, decision: str, settings: Settings = TWO, **details: object):
     card = rq.load_card(store, TaskFilter(), 0, pinned_id=task_id, reviewer=reviewer)
-    return rq.decide(store, settings, card, reviewer, decision, **details)  # type: ignore[arg-type]
+    return rq.decide(store, settings, card, local_principal(reviewer), decision, **details)  # type: ignore[arg-type]
 
 
 # ---- several reviewers per task -------------------------------------------------------------------
@@ -83,10 +84,10 @@ def test_reviewers_voting_in_parallel_are_no_conflict_but_one_reviewer_in_two_wi
     anas_first_window = rq.load_card(seeded, TaskFilter(), 0, pinned_id="t0", reviewer="ana")
     anas_second_window = rq.load_card(seeded, TaskFilter(), 0, pinned_id="t0", reviewer="ana")
     bens = rq.load_card(seeded, TaskFilter(), 0, pinned_id="t0", reviewer="ben")
-    rq.decide(seeded, TWO, anas_first_window, "ana", "accept")
-    rq.decide(seeded, TWO, bens, "ben", "reject", reason="wrong")  # made on ben's own state: none
+    rq.decide(seeded, TWO, anas_first_window, local_principal("ana"), "accept")
+    rq.decide(seeded, TWO, bens, local_principal("ben"), "reject", reason="wrong")  # made on ben's own state: none
     with pytest.raises(ReviewConflict, match=r"ana recorded accept"):
-        rq.decide(seeded, TWO, anas_second_window, "ana", "reject")
+        rq.decide(seeded, TWO, anas_second_window, local_principal("ana"), "reject")
     assert seeded.votes_for(["t0"]) == {"t0": {"ana": "accept", "ben": "reject"}}
 
 
@@ -101,8 +102,9 @@ def test_disagreeing_votes_go_to_adjudication_where_only_an_adjudicator_decides(
     assert [(r.reviewer, r.decision, r.reason) for r in card.votes] == [
         ("ana", "accept", ""), ("ben", "reject", "Answer is wrong")]
     with pytest.raises(PermissionDenied):
-        rq.decide(seeded, TWO, card, "ana", "accept", adjudication=True)
-    final = rq.decide(seeded, TWO, card, "judy", "reject", reason="agree with ben", adjudication=True)
+        rq.decide(seeded, TWO, card, local_principal("ana"), "accept", adjudication=True)
+    final = rq.decide(seeded, TWO, card, local_principal("judy"), "reject", reason="agree with ben",
+                      adjudication=True)
     assert seeded.get_task("t0").status == "rejected" and not seeded.is_disputed("t0")
     assert queue_ids(seeded, "judy", "adjudicate") == []
     record = task_record(seeded.get_task("t0"), seeded)
@@ -147,8 +149,8 @@ def test_the_page_override_records_the_same_decision_over_the_newer_state(seeded
     card = rq.load_card(seeded, TaskFilter(), 0, pinned_id="t1", reviewer="ana")
     seeded.record_review("t1", "ben", "reject", reason="wrong")
     with pytest.raises(ReviewConflict):
-        rq.decide(seeded, Settings(), card, "ana", "accept")
-    review = rq.decide(seeded, Settings(), card, "ana", "accept", override=True)
+        rq.decide(seeded, Settings(), card, local_principal("ana"), "accept")
+    review = rq.decide(seeded, Settings(), card, local_principal("ana"), "accept", override=True)
     assert review.override and seeded.get_task("t1").status == "accepted"
 
 

@@ -44,6 +44,16 @@ def test_document_titles_map_ids_to_titles_oldest_first(store: Store) -> None:
     assert list(store.document_titles().items()) == [("d0", "Zeta report"), ("d1", "Alpha notes")]
 
 
+def test_the_migrations_create_exactly_the_tables_module(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from taskcraft_core.store import tables
+
+    with store.engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), tables.metadata) == []
+
+
 def test_reopening_an_existing_database_keeps_its_data(store: Store) -> None:
     store.add_tasks([make_task(1)])
     assert Store(store.url).count_tasks() == 1

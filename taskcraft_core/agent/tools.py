@@ -144,7 +144,8 @@ def _fetch_tool(workspace: Workspace) -> BaseTool:
     def fetch(url: str) -> str:
         try:
             resource = fetch_url(url, workspace.settings)
-            document = load_document(url, resource.data, CONTENT_TYPES[resource.content_type], resource.final_url)
+            document = load_document(url, resource.data, CONTENT_TYPES[resource.content_type], resource.final_url,
+                                     workspace.settings)
         except TaskCraftError as refused:
             raise ToolException(str(refused)) from refused
         return f"url={resource.final_url} title=“{document.title}”\n{document.text[:FETCH_LIMIT]}"

@@ -42,6 +42,9 @@ def register(subparsers: Any) -> None:
     imported.add_argument("path", type=Path)
     imported.add_argument("--format", default="jsonl", choices=list(READERS))
     imported.add_argument("--json", action="store_true", help="Print {added, skipped, errors} as JSON.")
+    imported.add_argument("--keep-decisions", action="store_true",
+                          help="Let the records' decisions take effect (default: tasks come in pending, their "
+                          "decisions kept as history marked imported).")
     imported.set_defaults(handler=run_import)
 
     review = subparsers.add_parser(
@@ -98,7 +101,7 @@ def sample_request(args: argparse.Namespace) -> SampleRequest | None:
 
 
 def run_import(args: argparse.Namespace, workspace: Workspace) -> int:
-    report = import_tasks(workspace, args.path, args.format)
+    report = import_tasks(workspace, args.path, args.format, keep_decisions=args.keep_decisions)
     if args.json:
         print(json.dumps(report.model_dump()))
     else:

@@ -56,6 +56,9 @@ def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
             print(f"error: --resume continues a run as it was configured; drop {', '.join(given)}", file=sys.stderr)
             return 1
         run_id = args.resume
+        stored = workspace.store.get_run(run_id)
+        if stored is not None and stored.config.engine == "openai":  # a resume uses the resumer's endpoint
+            print(f"resuming with your endpoint and key: {workspace.settings.endpoint}", file=sys.stderr)
     else:
         run_id = create_run(workspace, _request(args)).id
     print(f"run {run_id} (resume with: generate --resume {run_id})", file=sys.stderr, flush=True)

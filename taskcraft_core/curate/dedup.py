@@ -42,6 +42,7 @@ import numpy as np
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
+from taskcraft_core.access import acting_reviewer
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index.normalise import answer_text, dedup_hash, dedup_text, surface_form
 from taskcraft_core.index.task_vectors import sync_task_index, task_batches, task_vectors
@@ -392,6 +393,7 @@ def keep_one(
     """Keep one task of a cluster; every other one is rejected with the reason "duplicate of <keep_id>".
     All or nothing: `seen_reviews` is the cluster's `latest_review_ids`; if any member (the kept one
     included) was decided since, `ReviewConflict` names it and nothing changes."""
+    reviewer = acting_reviewer(workspace.principal, reviewer)
     if keep_id not in task_ids:
         raise TaskCraftError(f"Task {keep_id} is not in this cluster.", "Keep one of the cluster's own tasks.")
     workspace.store.record_reviews(
@@ -402,6 +404,7 @@ def keep_one(
 
 def dismiss_cluster(workspace: Workspace, task_ids: Sequence[str], reviewer: str) -> None:
     """Remember that the tasks of a cluster are not duplicates of one another (never shown again)."""
+    reviewer = acting_reviewer(workspace.principal, reviewer)
     if not reviewer.strip():
         raise TaskCraftError("Dismissing a cluster needs the reviewer's name.", "Enter your name first.")
     for a, b in itertools.combinations(task_ids, 2):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -23,16 +24,33 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from taskcraft_core.access import require
 from taskcraft_core.curate.formats import exporter_for
 from taskcraft_core.curate.records import iter_records
 from taskcraft_core.curate.sampling import SampleReport, SampleRequest, draw_sample
+from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import SCHEMA_VERSION, TASK_STATUSES, utcnow
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
 MANIFEST_SUFFIX = ".manifest.json"
+EXPORTS_FOLDER = "exports"
+# A folder name, not a path: starts with a letter or digit, no separators, no "..".
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
+def export_folder(workspace: Workspace, name: str) -> Path:
+    """The folder `<data home>/exports/<name>` for a name a person typed; TaskCraftError unless the
+    name is a plain folder name (so it cannot reach outside the exports folder)."""
+    name = name.strip()
+    if not FOLDER_NAME.fullmatch(name) or ".." in name:
+        raise TaskCraftError(f"{name!r} is not a plain folder name.",
+                             "Use letters, digits, '.', '_' and '-' (starting with a letter or digit), no '/' or '..'.")
+    exports = (workspace.settings.home / EXPORTS_FOLDER).resolve()
+    folder = exports / name
+    if folder.is_symlink() or not folder.resolve().is_relative_to(exports):
+        raise TaskCraftError(f"The export folder {name} points outside {exports}.", "Choose another name.")
+    return folder
 
 # ---- export -------------------------------------------------------------------------------------
 
@@ -122,7 +140,16 @@ def export_tasks(
     exclude_stale: bool = False, sample: SampleRequest | None = None,
 ) -> ExportManifest:
     """Write the tasks matching the filter to `out` in a format, with `<out name>.manifest.json`
-    beside it (so several exports can share a folder)."""
+    beside it (so several exports can share a folder). Needs the export permission; audited."""
+    require(workspace.principal, "export")
+    manifest = _write_export(workspace, fmt, task_filter, out, drop_duplicates=drop_duplicates,
+                             exclude_stale=exclude_stale, sample=sample)
+    workspace.audit("export", str(out), {"format": fmt, "count": manifest.count, "filters": manifest.filters})
+    return manifest
+
+
+def _write_export(workspace: Workspace, fmt: str, task_filter: TaskFilter, out: Path, *, drop_duplicates: bool,
+                  exclude_stale: bool, sample: SampleRequest | None) -> ExportManifest:
     exporter = exporter_for(fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,12 +174,15 @@ def export_to_bytes(
     exclude_stale: bool = False, sample: SampleRequest | None = None,
 ) -> tuple[bytes, str, ExportManifest]:
     """An export as one download: the file itself, or a zip of a folder format with its manifest."""
+    require(workspace.principal, "export")
     exporter = exporter_for(fmt)
     with tempfile.TemporaryDirectory() as tmp:
         name = f"taskcraft_{fmt}{exporter.extension}"
         out = Path(tmp) / "export" / name
-        manifest = export_tasks(workspace, fmt, task_filter, out, drop_duplicates=drop_duplicates,
-                                exclude_stale=exclude_stale, sample=sample)
+        manifest = _write_export(workspace, fmt, task_filter, out, drop_duplicates=drop_duplicates,
+                                 exclude_stale=exclude_stale, sample=sample)
+        workspace.audit("export", f"download {name}", {"format": fmt, "count": manifest.count,
+                                                      "filters": manifest.filters})
         if exporter.extension:
             return out.read_bytes(), name, manifest
         buffer = io.BytesIO()

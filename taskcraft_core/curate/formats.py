@@ -203,6 +203,10 @@ TABLE_SCHEMA = pa.schema([
 ])
 
 
+# Cells starting with these are formulas to Excel, LibreOffice and Google Sheets (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
@@ -239,8 +243,14 @@ class ParquetExporter:
         return [out]
 
 
+def neutralised_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run as a formula (OWASP CSV injection): one that starts with
+    = + - @ tab or carriage return gets a leading apostrophe, which spreadsheets show as text."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 class CsvExporter:
-    name, extension, description = "csv", ".csv", "CSV, nested fields as JSON strings."
+    name, extension, description = "csv", ".csv", "CSV, nested fields as JSON strings; formula-like cells neutralised."
     nested = ("source", "parents", "trajectory", "verification", "review", "reviews")
 
     def write(self, records: Iterable[Record], out: Path) -> list[Path]:
@@ -251,7 +261,7 @@ class CsvExporter:
                 flat = {key: _json_or_none(record[key]) for key in self.nested}
                 answer = record["golden_answer"]
                 flat["golden_answer"] = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
-                writer.writerow(record | flat)
+                writer.writerow({key: neutralised_cell(value) for key, value in (record | flat).items()})
         return [out]
 
 

@@ -3,12 +3,15 @@
 A bad line is reported with its line number and the rest of the file still imports; tasks whose id
 is already stored are skipped, so re-importing a file is a no-op.
 
-Our own records round-trip: every decision (`reviews`: reviewer, decision, reason, edits, time,
-override, adjudication) is appended in order as the imported task's history, or, in records without
-`reviews`, the decision in force (`review`) as its one review; so status, votes, reviewer and edits
-come back and export again unchanged. A task that carries an accept, reject or duplicate decision
-starts from "pending" (its status before the people decided); one with only edits keeps the
-record's status.
+Imported tasks come in as "pending": a file's status and decisions are claims nobody here checked.
+Every decision a record carries (`reviews`: reviewer, decision, reason, edits, time, override,
+adjudication; or, in records without `reviews`, the decision in force `review`) is kept in order as
+the task's history, marked imported ("history": shown, never in force), and the record's status is
+kept in difficulty_inputs["imported"]["status"]. An admin may import decisions as they are
+(`keep_decisions`): then they are in force, marked imported ("decision"), so status, votes, reviewer
+and edits round-trip and export again unchanged; a task that carries an accept, reject or duplicate
+decision starts from "pending" (its status before the people decided), one with only edits keeps
+the record's status. Every import is in the audit log.
 An id that is not a plain identifier (`TASK_ID`: letters, digits, `_ . : -`, at most 32 characters,
 the width of the id column) is replaced by a content id derived from it, parent links alike, and
 the original is kept in difficulty_inputs["imported"]["id"].
@@ -47,6 +50,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
+from taskcraft_core.access import require
 from taskcraft_core.curate.records import IMPORTED_KEY
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index.task_vectors import index_tasks
@@ -290,10 +294,13 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: bool = False) -> ImportReport:
-    """Import a JSONL file of tasks in batches. With `index`, new tasks are embedded into the task
-    index at once; by default the index catches up on first use (`dedup.sync_task_index`), which
-    keeps a 36k-task import to the database write."""
+def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: bool = False,
+                 keep_decisions: bool = False) -> ImportReport:
+    """Import a JSONL file of tasks in batches, as pending with their decisions kept as history; with
+    `keep_decisions` (admins only) the decisions take effect as they are. With `index`, new tasks are
+    embedded into the task index at once; by default the index catches up on first use
+    (`dedup.sync_task_index`), which keeps a 36k-task import to the database write."""
+    require(workspace.principal, "import_decisions" if keep_decisions else "import")
     if fmt not in READERS:
         raise TaskCraftError(f"Unknown import format {fmt!r}.", f"Choose one of: {', '.join(READERS)}.")
     path = Path(path)
@@ -302,12 +309,27 @@ def import_tasks(workspace: Workspace, path: Path, fmt: ImportFormat, *, index: 
     report = ImportReport()
     batch: list[ImportedTask] = []
     for imported in _parse_lines(path, READERS[fmt], report):
-        batch.append(imported)
+        batch.append(as_imported(imported, keep_decisions))
         if len(batch) >= IMPORT_BATCH:
             _store(workspace, batch, report, index)
             batch = []
     _store(workspace, batch, report, index)
+    workspace.audit("import", path.name, {"format": fmt, "added": report.added, "skipped": report.skipped,
+                                          "errors": len(report.errors), "decisions": "in force" if keep_decisions
+                                          else "kept as history"})
     return report
+
+
+def as_imported(item: ImportedTask, keep_decisions: bool) -> ImportedTask:
+    """The task and decisions as stored: pending with the decisions as history, or (keep_decisions)
+    as given; either way every review is marked imported."""
+    mark = "decision" if keep_decisions else "history"
+    reviews = [review.model_copy(update={"imported": mark}) for review in item.reviews]
+    if keep_decisions or item.task.status == "pending":
+        return ImportedTask(item.task, reviews)
+    inputs = dict(item.task.difficulty_inputs)
+    inputs[IMPORTED_KEY] = {**inputs.get(IMPORTED_KEY, {}), "status": item.task.status}
+    return ImportedTask(item.task.model_copy(update={"status": "pending", "difficulty_inputs": inputs}), reviews)
 
 
 def _store(workspace: Workspace, batch: list[ImportedTask], report: ImportReport, index: bool) -> None:

@@ -152,9 +152,9 @@ def reviewer_table(votes: Mapping[str, Mapping[str, str]], reviews: Sequence[Rev
 
 
 def reviewer_throughput(reviews: Sequence[Review]) -> pd.DataFrame:
-    """Decisions (undos excluded) per reviewer per day."""
+    """Decisions made here (undos and imported decisions excluded) per reviewer per day."""
     rows = [{"reviewer": r.reviewer, "day": r.created_at.date().isoformat(), "decision": r.decision}
-            for r in reviews if r.decision != "undo"]
+            for r in reviews if r.decision != "undo" and r.imported is None]
     table = pd.DataFrame(rows, columns=["reviewer", "day", "decision"])
     return table.groupby(["reviewer", "day"]).size().reset_index(name="decisions")
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from taskcraft_core.access import Principal, acting_reviewer
 from taskcraft_core.errors import PermissionDenied
 from taskcraft_core.generate.difficulty import MAX_LEVEL
 from taskcraft_core.schema import Chunk, Decision, Review, Task, TrajectoryStep
@@ -191,9 +192,11 @@ def highlight_differences(a: str, b: str) -> tuple[str, str]:
 # ---- queues --------------------------------------------------------------------------------------
 
 
-def may_adjudicate(settings: Settings, reviewer: str) -> bool:
-    """Whether this reviewer may settle disputed tasks (a named adjudicator)."""
-    return bool(reviewer) and reviewer in settings.adjudicators
+def may_adjudicate(settings: Settings, principal: Principal) -> bool:
+    """Whether this person may settle disputed tasks: a named adjudicator, or a signed-in admin (in
+    local mode everyone is admin, so there only the named adjudicators)."""
+    named = bool(principal.id) and principal.id in settings.adjudicators
+    return named or (not principal.local and principal.role == "admin")
 
 
 def queue_filter(task_filter: TaskFilter, queue: Queue, reviewer: str, reviews_per_task: int) -> TaskFilter:
@@ -278,11 +281,14 @@ def position_after_decision(store: Store, task_filter: TaskFilter, task_id: str,
     return position + 1 if still_in_queue(store, task_filter, task_id) else position
 
 
-def decide(store: Store, settings: Settings, card: Card, reviewer: str, decision: Decision, *, reason: str = "",
-           edits: dict[str, Any] | None = None, override: bool = False, adjudication: bool = False) -> Review:
-    """Record a decision made on the card; `ReviewConflict` if the state it was made on changed
-    (unless `override`), `PermissionDenied` for an adjudication by someone who may not adjudicate."""
-    if adjudication and not may_adjudicate(settings, reviewer):
+def decide(store: Store, settings: Settings, card: Card, principal: Principal, decision: Decision, *,
+           reason: str = "", edits: dict[str, Any] | None = None, override: bool = False,
+           adjudication: bool = False) -> Review:
+    """Record the principal's decision made on the card (their role must allow deciding);
+    `ReviewConflict` if the state it was made on changed (unless `override`), `PermissionDenied` for
+    an adjudication by someone who may not adjudicate."""
+    reviewer = acting_reviewer(principal)
+    if adjudication and not may_adjudicate(settings, principal):
         raise PermissionDenied(f"{reviewer or 'This reviewer'} may not adjudicate.",
                                "An admin can add you to the adjudicators in the settings.")
     k = settings.reviews_per_task
@@ -291,10 +297,10 @@ def decide(store: Store, settings: Settings, card: Card, reviewer: str, decision
                                adjudication=adjudication, reviews_per_task=k)
 
 
-def undo(store: Store, settings: Settings, review_id: int, reviewer: str) -> Review:
+def undo(store: Store, settings: Settings, review_id: int, principal: Principal) -> Review:
     """Take back a decision this session made (by its review id); `ReviewConflict` when someone
     decided the task after it, whose decision then stands."""
-    return store.undo_review(review_id, reviewer, reviews_per_task=settings.reviews_per_task)
+    return store.undo_review(review_id, acting_reviewer(principal), reviews_per_task=settings.reviews_per_task)
 
 
 def reject_reason(choice: str, details: str) -> str:

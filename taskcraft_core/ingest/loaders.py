@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import posixpath
 import re
 from configparser import ConfigParser
@@ -23,13 +22,13 @@ import trafilatura
 from bs4 import BeautifulSoup, Tag
 from charset_normalizer import from_bytes
 from lxml import etree
-from pypdf import PdfReader
-from pypdf.errors import FileNotDecryptedError, PdfReadError
 from trafilatura.settings import use_config
 
 from taskcraft_core.errors import IngestError
 from taskcraft_core.ingest.names import clean_name, document_names, site_affixes
+from taskcraft_core.ingest.pdf_reader import PdfLimits, read_pdf_isolated
 from taskcraft_core.schema import Document, content_id
+from taskcraft_core.settings import Settings
 
 SUFFIX_TYPES: dict[str, str] = {
     ".pdf": "pdf",
@@ -87,16 +86,23 @@ def doc_type_for(name: str) -> str:
     return SUFFIX_TYPES[suffix]
 
 
-def load_document(source: str, data: bytes, doc_type: str, base_url: str | None = None) -> Document:
-    """Read one file's bytes as a Document; base_url resolves relative links of fetched pages."""
+def load_document(source: str, data: bytes, doc_type: str, base_url: str | None = None,
+                  settings: Settings | None = None) -> Document:
+    """Read one file's bytes as a Document; base_url resolves relative links of fetched pages. The
+    settings' document limits apply (the defaults when none are given)."""
+    settings = settings or Settings()
     if not data.strip():
         raise IngestError("the file is empty", hint="nothing to ingest")
     if doc_type == "pdf":
-        extracted = read_pdf(data)
+        extracted = read_pdf(data, pdf_limits(settings))
     elif doc_type == "html":
         extracted = read_html(data, base_url)
     else:
         extracted = read_text(data, markdown=doc_type == "markdown")
+    if len(extracted.text) > settings.max_document_chars:
+        raise IngestError(f"the document gives {len(extracted.text):,} characters of text, over the limit of "
+                          f"{settings.max_document_chars:,} (max_document_chars)",
+                          hint="split it, or raise max_document_chars")
     content_hash = hashlib.sha256(extracted.text.encode("utf-8")).hexdigest()
     # Affixes shared with other documents are stripped once the batch is stored (pipeline.rename_documents).
     identifier, aliases = document_names(extracted.title, extracted.heading, fallback_title(source), extracted.text,
@@ -129,20 +135,16 @@ def fallback_title(source: str) -> str:
 # ---- PDF ------------------------------------------------------------------------------------
 
 
-def read_pdf(data: bytes) -> Extracted:
-    """Per-page text joined by blank lines, with each page's start offset and the metadata title."""
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise IngestError("the PDF is encrypted and no password was given", hint="decrypt it first, then ingest")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        title = reader.metadata.title if reader.metadata else None
-    except (FileNotDecryptedError, NotImplementedError) as error:
-        raise IngestError("the PDF is encrypted and no password was given", hint=str(error)) from None
-    except IngestError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
-        raise IngestError(f"the PDF is corrupt or not a PDF ({error})", hint="re-export or repair the file") from None
+def pdf_limits(settings: Settings) -> PdfLimits:
+    return PdfLimits(max_pages=settings.max_pdf_pages, max_chars=settings.max_document_chars,
+                     timeout_s=settings.pdf_parse_timeout_s, memory_mb=settings.pdf_parse_memory_mb)
+
+
+def read_pdf(data: bytes, limits: PdfLimits | None = None) -> Extracted:
+    """Per-page text joined by blank lines, with each page's start offset and the metadata title;
+    parsed in a capped separate process (see pdf_reader)."""
+    read = read_pdf_isolated(data, limits or PdfLimits())
+    pages, title = read.pages, read.title
     if not any(pages):
         raise IngestError(
             "the PDF has no extractable text", hint="it may hold only scanned images; run OCR on it first"

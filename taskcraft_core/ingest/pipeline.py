@@ -7,9 +7,11 @@ content hash, under the uploads folder of the data home.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
+import os
 import re
 import zipfile
 import zlib
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from taskcraft_core.access import require
 from taskcraft_core.errors import EnvironmentFailure, IngestError
 from taskcraft_core.index.consistency import finish_unfinished_documents
 from taskcraft_core.index.task_vectors import rebuild_task_index
@@ -98,7 +101,9 @@ class RawInput:
 def ingest_sources(
     sources: Sequence[Source], workspace: Workspace, progress: ProgressCallback | None = None
 ) -> IngestReport:
-    """Ingest every source; failures are collected in the report, never raised."""
+    """Ingest every source; failures are collected in the report, never raised (AccessDenied is,
+    before anything is read, when the acting principal may not add documents)."""
+    require(workspace.principal, "ingest")
     report = IngestReport()
     for done, source in enumerate(sources, start=1):
         _ingest_source(source, workspace, report)
@@ -106,6 +111,10 @@ def ingest_sources(
             progress(done, len(sources), source.name)
     if report.documents_added:
         rename_documents(workspace)
+    workspace.audit("ingest", ", ".join(source.name for source in sources)[:500], {
+        "documents_added": report.documents_added, "documents_skipped": report.documents_skipped,
+        "errors": len(report.errors), "private_urls": workspace.settings.allow_private_urls,
+    })
     return report
 
 
@@ -131,10 +140,18 @@ def rename_documents(workspace: Workspace) -> int:
     return renamed
 
 
+def allowing_private_urls(workspace: Workspace) -> Workspace:
+    """The workspace with URLs on loopback, private and link-local addresses allowed, for a principal
+    who may (admins): from a shared server such URLs reach its own network (cloud metadata included)."""
+    require(workspace.principal, "private_urls")
+    return dataclasses.replace(workspace, settings=workspace.settings.with_changes(allow_private_urls=True))
+
+
 def ingest_locations(
     locations: Sequence[str], workspace: Workspace, progress: ProgressCallback | None = None
 ) -> IngestReport:
     """Ingest file paths, directories (recursively) and http(s) URLs."""
+    require(workspace.principal, "ingest")
     sources: list[Source] = []
     failures: list[IngestFailure] = []
     unsupported: list[str] = []
@@ -163,8 +180,11 @@ def load_sample_corpus(workspace: Workspace, progress: ProgressCallback | None =
 
 def delete_document(workspace: Workspace, document_id: str) -> bool:
     """Remove a document and its chunks from the database and the index; False if it did not exist."""
+    require(workspace.principal, "delete")
     removed = workspace.store.delete_document(document_id)
     workspace.index.delete_document(document_id)
+    if removed:
+        workspace.audit("delete", document_id, {"what": "document"})
     return removed
 
 
@@ -245,7 +265,7 @@ def _keep_upload(raw: RawInput, settings: Settings) -> None:
 
 
 def _ingest_item(item: RawInput, workspace: Workspace, report: IngestReport) -> None:
-    document = load_document(item.name, item.data, item.doc_type, item.base_url)
+    document = load_document(item.name, item.data, item.doc_type, item.base_url, workspace.settings)
     chunks = chunk_document(document, workspace.settings.chunk_size, workspace.settings.chunk_overlap)
     if not workspace.store.add_document(document, chunks, indexing=True):
         report.documents_skipped += 1
@@ -292,14 +312,32 @@ def _location_sources(location: str, settings: Settings) -> Iterator[Source | In
         else:
             yield _failure(location, IngestError("only http and https URLs can be fetched"))
     elif path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-        for file in files:
+        for file in _files_in(path):
             name = file.relative_to(path.parent).as_posix()
-            yield _path_source(file, name, settings) if _supported(name) else UnsupportedFile(name)
+            if not _inside(file, path):
+                yield _failure(name, IngestError("the link points outside the folder; not followed",
+                                                 hint="copy the file into the folder to ingest it"))
+            else:
+                yield _path_source(file, name, settings) if _supported(name) else UnsupportedFile(name)
     elif path.is_file():
         yield _path_source(path, path.name, settings)
     else:
         yield _failure(location, IngestError("no such file or directory"))
+
+
+def _files_in(folder: Path) -> list[Path]:
+    """Every file under the folder, sorted, without hidden ones; linked folders are not descended
+    into (a link to a file is listed, and `_inside` decides about it)."""
+    files = []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not _hidden(Path(d))]
+        files += [Path(root) / n for n in names if not _hidden(Path(n)) and (Path(root) / n).is_file()]
+    return sorted(files)
+
+
+def _inside(file: Path, folder: Path) -> bool:
+    """Whether the file, links resolved, is within the folder (links within the folder are fine)."""
+    return file.resolve().is_relative_to(folder.resolve())
 
 
 def _supported(name: str) -> bool:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from taskcraft_core.errors import ModelOutputError, ModelUnavailableError
 from taskcraft_core.models.cache import SQLiteResponseCache, is_cache_hit
-from taskcraft_core.settings import Settings
+from taskcraft_core.settings import DEFAULT_BASE_URL, Settings
 
 Role = Literal["generation", "solver", "judge"]
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
@@ -37,8 +37,10 @@ T = TypeVar("T", bound=BaseModel)
 STRUCTURED_METHODS: tuple[StructuredMethod, ...] = ("json_schema", "function_calling", "json_mode")
 # Local servers (vLLM, Ollama, llama.cpp, LM Studio) ignore the key, but the client insists on one.
 KEYLESS_PLACEHOLDER = "not-needed"
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_DEFAULT_BASE_URL = DEFAULT_BASE_URL
 RAW_PREVIEW_CHARS = 500
+# What an endpoint's error body may show a user: one line, this long (the body is the server's, not ours).
+SERVER_MESSAGE_CHARS = 200
 # HTTP 400/422: the server refuses this request as invalid (an unsupported option, or the input).
 _REJECTED = (openai.BadRequestError, openai.UnprocessableEntityError)
 
@@ -315,8 +317,16 @@ def _rejected_request(model: BaseChatModel, rejection: openai.APIStatusError) ->
         hint = "The prompt is longer than the model's context; use smaller chunks or a model with a longer context."
     else:
         hint = "The server rejected the request; its message above says why (an unsupported option or input)."
-    message = f"Model {_model_name(model)} rejected the request (HTTP {rejection.status_code}): {rejection.message}"
+    message = (f"Model {_model_name(model)} rejected the request (HTTP {rejection.status_code}): "
+               f"{_server_says(model, rejection)}")
     return ModelOutputError(_scrub(model, message), hint=hint)
+
+
+def _server_says(model: BaseChatModel, error: openai.APIStatusError) -> str:
+    """The server's error message, scrubbed of the key, on one line and cut: an endpoint's body is
+    shown, never relayed whole (scrubbed first, so a cut cannot leave half a key)."""
+    text = " ".join(_scrub(model, str(error.message)).split())
+    return text if len(text) <= SERVER_MESSAGE_CHARS else text[:SERVER_MESSAGE_CHARS] + "… (cut)"
 
 
 def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
@@ -330,10 +340,12 @@ def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
         message = f"Could not connect to the model endpoint {endpoint}"
         hint = "Check that the server is running and that OPENAI_BASE_URL is right (it usually ends in /v1)."
     elif isinstance(error, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        message = f"The model endpoint {endpoint} refused the API key (HTTP {error.status_code}): {error.message}"
+        message = (f"The model endpoint {endpoint} refused the API key (HTTP {error.status_code}): "
+                   f"{_server_says(model, error)}")
         hint = "Check OPENAI_API_KEY (or the key on the Settings page) for this endpoint."
     elif isinstance(error, openai.NotFoundError):
-        message = f"The endpoint {endpoint} does not serve model {_model_name(model)} (HTTP 404): {error.message}"
+        message = (f"The endpoint {endpoint} does not serve model {_model_name(model)} (HTTP 404): "
+                   f"{_server_says(model, error)}")
         hint = ("Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; "
                 "'test connection' lists the models.")
     elif isinstance(error, openai.RateLimitError):
@@ -341,7 +353,7 @@ def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
         hint = "Lower the concurrency or raise max_retries; the provider's quota may be exhausted."
     elif isinstance(error, openai.APIStatusError):
         message = (f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: "
-                   f"{error.message}")
+                   f"{_server_says(model, error)}")
         hint = "The server is failing; check its logs or try again later."
     elif isinstance(error, json.JSONDecodeError):
         message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(error.doc)}"

@@ -30,12 +30,13 @@ from datetime import UTC, timedelta
 
 from pydantic import BaseModel
 
+from taskcraft_core.access import require
 from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
 from taskcraft_core.index.consistency import ensure_index
 from taskcraft_core.runs.executor import OUTCOMES, STAGES, Executor, ProgressCallback, RunProgress
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory
-from taskcraft_core.schema import Document, GenerationRun, RunConfig, RunRequest, Task, UnitError, utcnow
+from taskcraft_core.schema import Document, GenerationRun, RunConfig, RunCounts, RunRequest, Task, UnitError, utcnow
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace, environment_failure_of
@@ -69,11 +70,14 @@ _active_lock = threading.Lock()
 
 def create_run(workspace: Workspace, request: RunRequest) -> GenerationRun:
     """Validate the request, snapshot the configuration and store the run (not yet executed)."""
+    require(workspace.principal, "generate")
     _validate(request)
     document_ids = _resolve_documents(workspace.store, request.document_ids)
     settings = _run_settings(workspace.settings, request)
     run = GenerationRun(id=uuid.uuid4().hex[:16], config=_snapshot(settings, request, document_ids))
     workspace.store.save_run(run)
+    workspace.audit("generate", run.id, {"request": request.model_dump(exclude_none=True), "engine": settings.engine,
+                                         "endpoint": settings.endpoint if settings.engine == "openai" else None})
     return run
 
 
@@ -183,16 +187,48 @@ def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | 
                 pipeline: PipelineFactory = method_pipeline) -> GenerationRun:
     """Execute a stored run until it completes, is cancelled or fails; blocking. Executing a run
     again resumes it: done units are skipped, units that failed are retried."""
+    require(workspace.principal, "generate")
     run = _get_run(workspace.store, run_id)
     _claim(run)
     return _execute_claimed(workspace, run, progress, pipeline)
 
 
+def execution_settings(settings: Settings, run: GenerationRun) -> Settings:
+    """The settings a run executes with: its snapshot, except the endpoint. A first execution uses the
+    endpoint it was created with; a resume uses the endpoint and key of the person resuming (a stored
+    base URL never receives someone else's key: a key stays with the endpoint it was configured for)."""
+    snapshot = {name: value for name, value in run.config.settings.items() if name != "openai_base_url"}
+    resolved = settings.with_changes(**snapshot)
+    if not _executed_before(run):
+        resolved = resolved.with_changes(openai_base_url=run.config.settings.get("openai_base_url"))
+    return resolved
+
+
+def _executed_before(run: GenerationRun) -> bool:
+    return bool(run.done_units) or run.counts.model_dump() != RunCounts().model_dump()
+
+
+def _resume_note(workspace: Workspace, run: GenerationRun, settings: Settings) -> dict[str, str]:
+    """What a resume says about its endpoint (kept on the run and in the audit log)."""
+    stored = run.config.base_url
+    moved = run.config.engine == "openai" and stored is not None and settings.endpoint != stored.rstrip("/")
+    return {"by": workspace.principal.id or "local user", "at": utcnow().isoformat(),
+            "endpoint": settings.endpoint if run.config.engine == "openai" else "offline",
+            "note": "resumed with the endpoint and key of the person resuming"
+            + (f" (the run started with {stored})" if moved else "")}
+
+
 def _execute_claimed(workspace: Workspace, run: GenerationRun, progress: ProgressCallback | None,
                      pipeline: PipelineFactory) -> GenerationRun:
     try:
-        snapshot_workspace = dataclasses.replace(
-            workspace, settings=workspace.settings.with_changes(**run.config.settings))
+        settings = execution_settings(workspace.settings, run)
+        if _executed_before(run):
+            note = _resume_note(workspace, run, settings)
+            resumes = [*run.config.resumes, note]
+            workspace.store.update_run(run.id, config=run.config.model_copy(update={"resumes": resumes}).model_dump(
+                mode="json"))
+            workspace.audit("resume", run.id, dict(note))
+        snapshot_workspace = dataclasses.replace(workspace, settings=settings)
         workspace.store.update_run(run.id, status="running", error=None, finished_at=None)
         executor = Executor(snapshot_workspace, run, pipeline, progress)
         try:
@@ -244,9 +280,10 @@ def start_run_in_background(workspace: Workspace, request: RunRequest) -> str:
 
 
 def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
-    """Continue an interrupted, cancelled or failed run on a background thread. Raises
-    TaskCraftError when the run is still executing (a cancelled run is "cancelled" at once but
-    stops within a second; it has stopped when `finished_at` is set)."""
+    """Continue an interrupted, cancelled or failed run on a background thread, with the endpoint and
+    key of the person resuming. Raises TaskCraftError when the run is still executing (a cancelled
+    run is "cancelled" at once but stops within a second; it has stopped when `finished_at` is set)."""
+    require(workspace.principal, "generate")
     _in_background(workspace, run_id)
 
 
@@ -262,7 +299,9 @@ def _in_background(workspace: Workspace, run_id: str) -> None:
 def cancel_run(workspace: Workspace, run_id: str) -> None:
     """Ask a run to stop: the executor notices within a second, keeps every unit done so far and
     ends as "cancelled"; a cancelled run can be resumed later."""
+    require(workspace.principal, "generate")
     run = _get_run(workspace.store, run_id)
+    workspace.audit("cancel", run_id)
     if run.status in ("running", "interrupted"):
         # Only the status column is written, so the executor's progress is never overwritten.
         workspace.store.update_run(run_id, status="cancelled")

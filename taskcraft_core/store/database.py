@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from taskcraft_core.store.audit import AuditStore
 from taskcraft_core.store.connection import connect, require_current_schema
 from taskcraft_core.store.document_state import DocumentStateStore
 from taskcraft_core.store.documents import DocumentStore
@@ -36,7 +37,7 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 class Store(DocumentStore, DocumentStateStore, DocumentNamesStore, TaskStore, TaskOutcomeStore, ReviewStore,
-            ReviewRoundStore, RunStore, LineageStore):
+            ReviewRoundStore, RunStore, LineageStore, AuditStore):
     """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
     the database without writing anything (reading commands on a read-only data home); it must then
     be at the newest schema."""

@@ -1,6 +1,7 @@
 """What an append-only review history means: the decisions still in force and the state they give.
 
 Reviews are never changed or deleted; an "undo" row takes back the newest decision still in force.
+Decisions imported as history (`imported == "history"`) are kept but never in force.
 This module is the one place that replays a history; the store keeps its result on the task row
 (status, edits, whether the task waits for adjudication) and in `review_votes` (each reviewer's
 decision in force), and hands out the standing decisions (`Store.standing_reviews`) to export and
@@ -39,6 +40,8 @@ def standing(history: Sequence[Review]) -> list[Review]:
     """The decisions still in force, oldest first, from one task's history in the order it was written."""
     applied: list[Review] = []
     for review in history:
+        if review.imported == "history":  # another studio's decision, kept for the record only
+            continue
         if review.decision == "undo":
             if applied:
                 applied.pop()

@@ -146,6 +146,9 @@ reviews = Table(
     Column("seen_review_id", Integer),
     Column("override", Boolean, nullable=False, server_default=false()),
     Column("adjudication", Boolean, nullable=False, server_default=false()),
+    # Set on decisions that came in with an import: "history" (kept for the record, not in force)
+    # or "decision" (an admin imported it as it was, in force).
+    Column("imported", String(16)),
     Index("ix_reviews_task", "task_id", "id"),
 )
 
@@ -200,4 +203,18 @@ replays = Table(
     Column("model", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_replays_task", "task_id", "id"),
+)
+
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_log_at", "at"),
 )

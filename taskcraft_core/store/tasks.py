@@ -16,7 +16,7 @@ from taskcraft_core.schema import (
     Verification,
 )
 from taskcraft_core.store import tables as t
-from taskcraft_core.store.review_history import replay
+from taskcraft_core.store.review_history import replay, standing
 from taskcraft_core.store.review_rounds import insert_review, review_histories, write_votes
 
 
@@ -187,8 +187,9 @@ def _task_row(task: Task, history: Sequence[Review] = (), reviews_per_task: int 
     once the review rows exist)."""
     row = task.model_dump(exclude={"trajectory", "verification"})
     outcome = replay(history, task.status, reviews_per_task)
+    in_force = standing(history)  # imported history names no reviewer
     return row | {"status": outcome.status, "generated_status": task.status, "latest_review_id": None,
-                  "last_reviewer": history[-1].reviewer if history else None, "current_edits": outcome.edits,
+                  "last_reviewer": in_force[-1].reviewer if in_force else None, "current_edits": outcome.edits,
                   "disputed": outcome.disputed}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from pages._common import escape_markdown, workspace
+from app_pages._common import escape_markdown, workspace
 from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import Task

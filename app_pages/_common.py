@@ -1,7 +1,9 @@
-"""What every page shares: the cached workspace, the engine banner, error display, escaping.
+"""What every page shares: who is acting, the cached workspace, the engine banner, error display, escaping.
 
 Settings come from the environment, then `[taskcraft]` in Streamlit secrets (when a secrets file
 exists), then what the Settings page keeps in session memory (the API key lives only there).
+With `[auth]` in secrets the studio is in team mode: the acting principal is the signed-in person
+with the role `[taskcraft.roles]` gives them; without it, local mode: one person who may do all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 
+from taskcraft_core.access import Permission, Principal, local_principal, signed_in_principal
 from taskcraft_core.curate import review_queue
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import TASK_KINDS, TASK_STATUSES
@@ -24,7 +27,6 @@ from taskcraft_core.workspace import Workspace, environment_failure_of, open_wor
 SETTINGS_OVERRIDES = "settings_overrides"
 REVIEWER = "reviewer"
 OPEN_IN_REVIEW = "review_open_request"  # a task id another page asks Review to show
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPTIONS_TTL_S = 10
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 
@@ -37,9 +39,24 @@ def secrets_section(name: str) -> dict[str, Any]:
     return dict(section) if section else {}
 
 
+def team_mode() -> bool:
+    """Sign-in is configured: every page requires it and roles apply."""
+    return bool(secrets_section("auth"))
+
+
+def principal() -> Principal:
+    """Who is acting in this session: the signed-in person (team mode; AccessDenied when the provider
+    gave no email), else the local user under the reviewer name they typed."""
+    if team_mode():
+        roles = secrets_section("taskcraft").get("roles") or {}
+        return signed_in_principal(st.user.get("email"), st.user.get("name"), dict(roles))  # type: ignore[arg-type]
+    return local_principal(str(st.session_state.get(REVIEWER, "")))
+
+
 def current_settings() -> Settings:
     """Environment, then secrets, then the Settings page's overrides for this session."""
-    changes = {**secrets_section("taskcraft"), **st.session_state.get(SETTINGS_OVERRIDES, {})}
+    secrets = {key: value for key, value in secrets_section("taskcraft").items() if key != "roles"}
+    changes = {**secrets, **st.session_state.get(SETTINGS_OVERRIDES, {})}
     changes = {key: value for key, value in changes.items() if value not in (None, "")}
     base = settings_from_environment()
     return base.with_changes(**changes) if changes else base
@@ -52,9 +69,9 @@ def _open_workspace(storage_key: tuple[str, str, str, str], _settings: Settings)
 
 
 def workspace() -> Workspace:
-    """The workspace for the current settings; database and Chroma clients are shared singletons.
-    When the data home cannot be opened (a damaged database, a read-only folder, a full disk) the
-    page shows what failed and what to do, and stops."""
+    """The workspace for the current settings, acting as this session's principal; database and
+    Chroma clients are shared singletons. When the data home cannot be opened (a damaged database, a
+    read-only folder, a full disk) the page shows what failed and what to do, and stops."""
     settings = current_settings()
     key = (settings.resolved_database_url, str(settings.chroma_path.resolve()), settings.embeddings,
            settings.embedding_model)
@@ -66,14 +83,14 @@ def workspace() -> Workspace:
             raise
         show_error(failure)
         st.stop()
-    return dataclasses.replace(opened, settings=settings)
+    return dataclasses.replace(opened, settings=settings, principal=principal())
 
 
 def engine_label(settings: Settings) -> str:
     """What the sidebar says about the engine that will generate tasks."""
     if settings.active_engine == "offline":
         return "Offline engine — deterministic, no model"
-    return f"OpenAI-compatible: {settings.model_for('generation')} @ {settings.openai_base_url or DEFAULT_BASE_URL}"
+    return f"OpenAI-compatible: {settings.model_for('generation')} @ {settings.endpoint}"
 
 
 def escape_markdown(text: str) -> str:
@@ -101,23 +118,22 @@ def show_error(error: TaskCraftError) -> None:
         st.info(escape_markdown(error.hint))
 
 
-def reviewer_identity() -> str | None:
-    """The logged-in user's name when login is configured, else None (the page asks for a name)."""
-    if secrets_section("auth") and st.user.is_logged_in:
-        return str(st.user.get("name") or st.user.get("email") or "")
-    return None
-
-
-def reviewer_input() -> str:
-    """The reviewer: the logged-in user, else a typed name kept across pages for the session."""
-    identity = reviewer_identity()
-    if identity:
-        st.text(f"Reviewing as {identity}")
-        return identity
+def reviewer_input() -> Principal:
+    """The reviewer: the signed-in person (team mode), else a typed name kept across pages for the
+    session. Whether they may decide is `principal().can("review")`."""
+    if team_mode():
+        who = principal()
+        st.text(f"Reviewing as {who.label} ({who.role})")
+        return who
     st.session_state.setdefault("reviewer_name", st.session_state.get(REVIEWER, ""))
     name = st.text_input("Reviewer name", key="reviewer_name", placeholder="Required before deciding")
     st.session_state[REVIEWER] = name  # widget state is dropped on other pages; this copy is not
-    return name.strip()
+    return principal()
+
+
+def may(permission: Permission) -> bool:
+    """Whether this session's principal may do something (to disable controls; core checks again)."""
+    return principal().can(permission)
 
 
 @st.cache_data(ttl=OPTIONS_TTL_S, show_spinner=False)

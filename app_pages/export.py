@@ -10,7 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import escape_markdown, filter_widgets, user_errors, workspace
+from app_pages._common import escape_markdown, filter_widgets, may, user_errors, workspace
 from taskcraft_core.curate import export, formats, importers, review_queue
 from taskcraft_core.curate.sampling import DIFFICULTY_LEVELS, SampleReport, SampleRequest, normalise_mix
 from taskcraft_core.store import TaskFilter
@@ -95,11 +95,8 @@ def write_to_disk(ws: Workspace, fmt: str, task_filter: TaskFilter, options: dic
     name = st.text_input(f"Export folder under {folder}", value=f"tasks-{fmt}", key="export_name",
                          help="Each export gets its own folder: the data and its .manifest.json.")
     if st.button("Write to disk", key="export_write"):
-        if not name.strip() or Path(name).name != name.strip():
-            st.error("Give a plain name, without folders.")
-            return
         with user_errors():
-            out = folder / name.strip() / f"tasks{formats.EXPORT_FORMATS[fmt].extension}"
+            out = export.export_folder(ws, name) / f"tasks{formats.EXPORT_FORMATS[fmt].extension}"
             manifest = export.export_tasks(ws, fmt, task_filter, out, **options)
             st.success(escape_markdown(f"Wrote {manifest.count} tasks to {out.parent}."))
             st.json(manifest.model_dump(mode="json"))
@@ -110,11 +107,14 @@ def import_section(ws: Workspace) -> None:
     fmt = st.radio("Records", ("jsonl", "taskcraft"), horizontal=True, key="import_format",
                    format_func={"jsonl": "TaskCraft Studio JSONL", "taskcraft": "TaskCraft library output"}.get)
     upload = st.file_uploader("JSONL file", type=["jsonl", "json"], key="import_upload")
+    keep_decisions = may("import_decisions") and st.checkbox(
+        "Import decisions as they are", key="import_keep_decisions",
+        help="Admins only. Otherwise tasks come in pending and their decisions are kept as history, marked imported.")
     if upload is not None and st.button("Import", key="import_run"):
         with tempfile.TemporaryDirectory() as folder, user_errors():
             path = Path(folder) / Path(upload.name).name
             path.write_bytes(upload.getvalue())
-            report = importers.import_tasks(ws, path, fmt)
+            report = importers.import_tasks(ws, path, fmt, keep_decisions=keep_decisions)
             st.success(f"Added {report.added} tasks; {report.skipped} were already present.")
             if report.errors:
                 st.error(f"{len(report.errors)} records could not be imported:")
@@ -123,6 +123,9 @@ def import_section(ws: Workspace) -> None:
 
 st.title("Export")
 ws = workspace()
+if not may("export"):
+    st.info(f"Exporting and importing need the curator role (you are a {ws.principal.role}).")
+    st.stop()
 task_filter = filter_widgets("export", ws, default_statuses=["accepted"])
 if preview(ws, task_filter):
     left, middle, right = st.columns(3)

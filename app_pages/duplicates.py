@@ -12,7 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from pages._common import OPEN_IN_REVIEW, escape_markdown, reviewer_input, user_errors, workspace
+from app_pages._common import OPEN_IN_REVIEW, escape_markdown, reviewer_input, user_errors, workspace
+from taskcraft_core.access import Principal
 from taskcraft_core.curate import dedup, review_queue
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.workspace import Workspace
@@ -41,18 +42,19 @@ def settle(index: int, action: Callable[[], None]) -> None:
     st.session_state[CLUSTERS] = [c for i, c in enumerate(st.session_state[CLUSTERS]) if i != index]
 
 
-def keep(index: int, cluster: dict[str, Any], keep_id: str, reviewer: str) -> None:
+def keep(index: int, cluster: dict[str, Any], keep_id: str, reviewer: Principal) -> None:
     """Keep one; if a member was decided since the clusters were found, nothing changes and the
     conflict is shown (the cluster stays until it is found again)."""
-    settle(index, lambda: dedup.keep_one(workspace(), cluster["task_ids"], keep_id, reviewer,
+    settle(index, lambda: dedup.keep_one(workspace(), cluster["task_ids"], keep_id, reviewer.id,
                                          seen_reviews=cluster["latest_review_ids"]))
 
 
-def not_duplicates(index: int, task_ids: list[str], reviewer: str) -> None:
-    settle(index, lambda: dedup.dismiss_cluster(workspace(), task_ids, reviewer))
+def not_duplicates(index: int, task_ids: list[str], reviewer: Principal) -> None:
+    settle(index, lambda: dedup.dismiss_cluster(workspace(), task_ids, reviewer.id))
 
 
-def show_cluster(ws: Workspace, index: int, cluster: dict[str, Any], reviewer: str) -> None:
+def show_cluster(ws: Workspace, index: int, cluster: dict[str, Any], reviewer: Principal) -> None:
+    blocked = not reviewer.id or not reviewer.can("review")
     task_ids: list[str] = list(cluster["task_ids"])
     tasks = ws.store.get_tasks(task_ids[:SHOWN_SIDE_BY_SIDE], with_trajectory=False)
     st.dataframe(cluster["pairs"], hide_index=True)
@@ -67,17 +69,18 @@ def show_cluster(ws: Workspace, index: int, cluster: dict[str, Any], reviewer: s
                                                         review_queue.answer_as_text(task.golden_answer))[1]
             st.html(f'<div style="white-space: pre-wrap"><b>Q</b> {question}<br><b>A</b> {answer}</div>')
             st.markdown(escape_markdown(task.content_identifier))
-            st.button("Keep this one", key=f"duplicates_keep_{task.id}", disabled=not reviewer,
+            st.button("Keep this one", key=f"duplicates_keep_{task.id}", disabled=blocked,
                       on_click=keep, args=(index, cluster, task.id, reviewer))
             if st.button("Open in Review", key=f"duplicates_open_{task.id}"):
                 st.session_state[OPEN_IN_REVIEW] = task.id
-                st.switch_page("pages/review.py")
+                st.switch_page("app_pages/review.py")
     if len(task_ids) > SHOWN_SIDE_BY_SIDE:
         st.caption(f"{len(task_ids) - SHOWN_SIDE_BY_SIDE} more tasks in this cluster are not shown.")
-    st.button("Not duplicates", key="duplicates_dismiss", disabled=not reviewer, on_click=not_duplicates,
+    st.button("Not duplicates", key="duplicates_dismiss", disabled=blocked, on_click=not_duplicates,
               args=(index, task_ids, reviewer))
-    if not reviewer:
-        st.caption("Enter your name to keep one or dismiss the cluster.")
+    if blocked:
+        st.caption("Enter your name to keep one or dismiss the cluster." if reviewer.local else
+                   f"Keeping or dismissing needs the reviewer role (you are a {reviewer.role}).")
 
 
 st.title("Duplicates")

@@ -5,12 +5,11 @@ Document text is shown with `st.code`/`st.dataframe`, which never interpret it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import streamlit as st
 
-from pages._common import user_errors, workspace
+from app_pages._common import may, user_errors, workspace
 from taskcraft_core.ingest import pipeline as ingest
 from taskcraft_core.workspace import Workspace
 
@@ -53,12 +52,15 @@ def add_sources(ws: Workspace) -> None:
             run_ingest(lambda progress: ingest.ingest_sources(sources, ws, progress))
     with urls:
         text = st.text_area("URLs, one per line", key="corpus_urls")
-        allow_private = st.checkbox("Allow private addresses (localhost, LAN)", key="corpus_allow_private")
+        allow_private = may("private_urls") and st.checkbox(
+            "Allow private addresses (localhost, LAN)", key="corpus_allow_private",
+            help="Admins only: from a shared server these reach its own network.")
         if st.button("Add URLs", key="corpus_add_urls", disabled=not text.strip()):
             # Each line is a URL source: typed text never reads files from the server's disk.
             sources = [ingest.Source(name=line.strip(), url=line.strip()) for line in text.splitlines() if line.strip()]
-            allowed = dataclasses.replace(ws, settings=ws.settings.with_changes(allow_private_urls=allow_private))
-            run_ingest(lambda progress: ingest.ingest_sources(sources, allowed, progress))
+            with user_errors():
+                allowed = ingest.allowing_private_urls(ws) if allow_private else ws
+                run_ingest(lambda progress: ingest.ingest_sources(sources, allowed, progress))
     with sample:
         st.caption("A handful of linked documents with concrete facts, shipped with the studio.")
         if st.button("Load sample corpus", key="corpus_load_sample"):
@@ -92,6 +94,8 @@ def preview(ws: Workspace, document_id: str) -> None:
 
 
 def delete_controls(ws: Workspace, document_id: str) -> None:
+    if not may("delete"):
+        return
     if st.session_state.get(CONFIRM_DELETE) != document_id:
         if st.button("Delete document", key="corpus_delete"):
             st.session_state[CONFIRM_DELETE] = document_id
@@ -111,6 +115,7 @@ def delete_controls(ws: Workspace, document_id: str) -> None:
 
 st.title("Corpus")
 ws = workspace()
-add_sources(ws)
+if may("ingest"):
+    add_sources(ws)
 show_last_report()
 show_documents(ws)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import user_errors, workspace
+from app_pages._common import engine_label, may, user_errors, workspace
 from taskcraft_core.runs import service as runs
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.workspace import Workspace
 
-ACTIVE_RUN = "generate_active_run"
+ACTIVE_RUN, RESUMED = "generate_active_run", "generate_resumed"
 RESUMABLE = ("interrupted", "cancelled", "failed")
 
 
@@ -65,11 +65,14 @@ def resume_controls(ws: Workspace) -> None:
     resumable = [run.id for run in ws.store.list_runs() if run.status in RESUMABLE]
     if not resumable:
         return
-    chosen = st.selectbox("Resume a run", resumable, key="generate_resume_id")
+    chosen = st.selectbox("Resume a run", resumable, key="generate_resume_id",
+                          help="A resumed run uses your endpoint and key (Settings), not the ones it started with.")
     if st.button("Resume", key="generate_resume"):
         with user_errors():
             runs.resume_run_in_background(ws, chosen)
             st.session_state[ACTIVE_RUN] = chosen
+            st.session_state[RESUMED] = (f"Resumed run {chosen} with your endpoint and key: "
+                                         f"{engine_label(ws.settings)}.")
             st.rerun()
 
 
@@ -91,6 +94,11 @@ def history_rows(history: list[GenerationRun]) -> list[dict[str, object]]:
 
 st.title("Generate")
 ws = workspace()
+if not may("generate"):
+    st.info(f"Running generation needs the curator role (you are a {ws.principal.role}).")
+    st.stop()
+if resumed := st.session_state.pop(RESUMED, None):
+    st.success(resumed)
 request = run_form(ws)
 if request is not None:
     with user_errors():

@@ -1,17 +1,30 @@
-"""Settings: endpoint, models per role, API key (session memory only), thresholds, test connection.
+"""Settings: endpoint, models per role, API key (session memory only), thresholds, test connection;
+for admins, the audit log.
 
 Changes live in `st.session_state` for this session; nothing here is written to disk or the
-database, so the API key never reaches storage, exports or logs.
+database, so the API key never reaches storage, exports or logs. Saving goes through
+`models.endpoint.session_settings`: admins only, the URL guard on a new endpoint, a key that stays
+with its endpoint, and an audit entry.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
 
-from pages._common import SETTINGS_OVERRIDES, current_settings, engine_label, escape_markdown, user_errors
+from app_pages._common import (
+    SETTINGS_OVERRIDES,
+    current_settings,
+    engine_label,
+    escape_markdown,
+    may,
+    user_errors,
+    workspace,
+)
 from taskcraft_core.models import chat as llm
+from taskcraft_core.models.endpoint import session_settings
 from taskcraft_core.settings import Settings
 
 ENGINES = ("auto", "offline", "openai")
@@ -56,6 +69,9 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
                 ("name_match_ratio", "Same name from (spelling score)", 0.0, 100.0, 1.0),
             ), strict=False)
         }
+        allow_private = may("private_urls") and st.checkbox(
+            "The endpoint may be on a private address (localhost, LAN)", key="settings_allow_private_endpoint",
+            value=settings.allow_private_urls, help="A model server on this machine or your network.")
         if not st.form_submit_button("Save settings", type="primary"):
             return None
     overrides = {
@@ -65,11 +81,28 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
         "concurrency": int(concurrency), "duplicate_action": action, **rules,
     }
     previous_key = st.session_state.get(SETTINGS_OVERRIDES, {}).get("openai_api_key")
-    overrides["openai_api_key"] = api_key.strip() or previous_key
-    return overrides
+    with user_errors():
+        return session_settings(workspace(), overrides, api_key=api_key, previous_key=previous_key,
+                                allow_private_endpoint=allow_private)
+    return None
+
+
+def audit_log() -> None:
+    """The newest audited actions, for admins."""
+    st.subheader("Audit log")
+    entries = workspace().store.list_audit(limit=500)
+    if not entries:
+        st.caption("Nothing audited yet.")
+        return
+    st.dataframe([{"at": entry.at, "who": entry.actor, "role": entry.role, "action": entry.action,
+                   "target": entry.target, "details": json.dumps(entry.details, default=str)} for entry in entries],
+                 hide_index=True)
 
 
 st.title("Settings")
+if not may("settings"):
+    st.info(f"Settings are for admins (you are a {workspace().principal.role}).")
+    st.stop()
 saved = settings_form(current_settings())
 if saved is not None:
     st.session_state[SETTINGS_OVERRIDES] = saved
@@ -84,3 +117,4 @@ if left.button("Test connection", key="settings_test_connection"):
 if right.button("Reset to environment", key="settings_reset"):
     st.session_state.pop(SETTINGS_OVERRIDES, None)
     st.rerun()
+audit_log()

@@ -21,8 +21,9 @@ from typing import Any
 
 import streamlit as st
 
-from pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
-from pages._lineage import show_regeneration_and_replay
+from app_pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
+from app_pages._lineage import show_regeneration_and_replay
+from taskcraft_core.access import Principal
 from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.settings import Settings
@@ -51,7 +52,7 @@ def init_state(task_filter: TaskFilter) -> None:
         open_task(linked)
 
 
-def choose_queue(settings: Settings, reviewer: str) -> rq.Queue:
+def choose_queue(settings: Settings, reviewer: Principal) -> rq.Queue:
     """Adjudicators choose between their review queue and the disputed tasks; others review."""
     if not rq.may_adjudicate(settings, reviewer):
         return "review"
@@ -71,7 +72,7 @@ def open_task(task_id: str) -> None:
     st.session_state.update({PINNED: task_id, EDITING: False, NOTICE: None, SIMILAR: None})
 
 
-def record(card: rq.Card, queue_filter: TaskFilter, reviewer: str, decision: str, override: bool = False,
+def record(card: rq.Card, queue_filter: TaskFilter, reviewer: Principal, decision: str, override: bool = False,
            **details: Any) -> None:
     ws = workspace()
     adjudication = queue_filter.disputed is True
@@ -96,12 +97,12 @@ def record(card: rq.Card, queue_filter: TaskFilter, reviewer: str, decision: str
         go_to(rq.position_after_decision(ws.store, queue_filter, card.task.id, card.position))
 
 
-def reject(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None:
+def reject(card: rq.Card, queue_filter: TaskFilter, reviewer: Principal) -> None:
     reason = rq.reject_reason(st.session_state["reject_reason"], st.session_state.get("reject_details", ""))
     record(card, queue_filter, reviewer, "reject", reason=reason)
 
 
-def save_edit(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None:
+def save_edit(card: rq.Card, queue_filter: TaskFilter, reviewer: Principal) -> None:
     edits = rq.edits_from_form(card.task, st.session_state["edit_question"], st.session_state["edit_answer"])
     if not edits:
         st.session_state[NOTICE] = ("info", "Nothing changed.", "", None)
@@ -109,7 +110,7 @@ def save_edit(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None:
     record(card, queue_filter, reviewer, "edit", edits=edits)
 
 
-def undo_last(reviewer: str) -> None:
+def undo_last(reviewer: Principal) -> None:
     """Take back this session's newest decision and show its task again. If someone decided that
     task after it, theirs stands: the task is shown with the conflict, and the decision leaves the
     history (it can no longer be taken back from here)."""
@@ -133,7 +134,7 @@ def undo_last(reviewer: str) -> None:
 # ---- the card: header and notices --------------------------------------------------------------
 
 
-def show_notice(card: rq.Card | None, queue_filter: TaskFilter, reviewer: str) -> None:
+def show_notice(card: rq.Card | None, queue_filter: TaskFilter, reviewer: Principal) -> None:
     notice = st.session_state[NOTICE]
     if not notice:
         return
@@ -176,7 +177,7 @@ def show_question(card: rq.Card) -> None:
     st.markdown("**Golden answer**  \n" + "  \n".join(lines))
 
 
-def show_votes(card: rq.Card, reviewer: str, settings: Settings, adjudicating: bool) -> None:
+def show_votes(card: rq.Card, reviewer: Principal, settings: Settings, adjudicating: bool) -> None:
     """Decisions so far when several reviewers decide a task; side by side for an adjudicator."""
     if settings.reviews_per_task <= 1 and not adjudicating:
         return
@@ -187,7 +188,7 @@ def show_votes(card: rq.Card, reviewer: str, settings: Settings, adjudicating: b
             column.markdown(f"**{escape_markdown(vote.reviewer)}**: {vote.decision}  \n"
                             + escape_markdown(vote.reason or "—"))
         return
-    own = card.own_vote(reviewer)
+    own = card.own_vote(reviewer.id)
     summary = f"{len(votes)} of {settings.reviews_per_task} decisions in"
     if own:
         summary += f" · yours: **{own.decision}** (decide again to change it)"
@@ -197,8 +198,8 @@ def show_votes(card: rq.Card, reviewer: str, settings: Settings, adjudicating: b
 # ---- the card: the decision bar ----------------------------------------------------------------
 
 
-def show_actions(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None:
-    blocked = not reviewer
+def show_actions(card: rq.Card, queue_filter: TaskFilter, reviewer: Principal) -> None:
+    blocked = not reviewer.id or not reviewer.can("review")
     args = (card, queue_filter, reviewer)
     final = " (final)" if queue_filter.disputed else ""
     buttons = st.columns(7)
@@ -220,7 +221,8 @@ def show_actions(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None
     details.text_input("Reject details", key="reject_details", placeholder="Reject details, optional, in your own "
                        "words", label_visibility="collapsed")
     if blocked:
-        st.caption("Enter your name above to accept, reject or edit.")
+        st.caption("Enter your name above to accept, reject or edit." if reviewer.local else
+                   f"You can read the queue; deciding needs the reviewer role (you are a {reviewer.role}).")
     if st.session_state[EDITING] and not blocked:
         with st.form("edit_form"):
             st.text_area("Question", value=card.task.question, key="edit_question")
@@ -311,14 +313,15 @@ def show_history(card: rq.Card) -> None:
     with st.expander(f"Review history · {len(card.history)} decisions"):
         for review in card.history:
             flags = "".join(f" · {flag}" for flag in ("override", "adjudication") if getattr(review, flag))
+            flags += {"history": " · imported, not in force", "decision": " · imported"}.get(review.imported or "", "")
             st.text(f"{review.created_at:%Y-%m-%d %H:%M} · {review.reviewer} · {review.decision}{flags} · "
                     f"{review.reason}")
 
 
 @st.fragment
-def review_card(queue_filter: TaskFilter, reviewer: str) -> None:
+def review_card(queue_filter: TaskFilter, reviewer: Principal) -> None:
     ws = workspace()
-    card = rq.load_card(ws.store, queue_filter, st.session_state[POSITION], st.session_state[PINNED], reviewer)
+    card = rq.load_card(ws.store, queue_filter, st.session_state[POSITION], st.session_state[PINNED], reviewer.id)
     show_notice(card, queue_filter, reviewer)
     if card is None:
         if st.session_state[PINNED]:
@@ -331,7 +334,7 @@ def review_card(queue_filter: TaskFilter, reviewer: str) -> None:
     show_question(card)
     show_votes(card, reviewer, ws.settings, adjudicating=queue_filter.disputed is True)
     show_actions(card, queue_filter, reviewer)
-    show_regeneration_and_replay(card.task, reviewer, open_task)
+    show_regeneration_and_replay(card.task, reviewer.id if reviewer.can("review") else "", open_task)
     show_trajectory(card)
     show_details(card)
     show_similar(card)
@@ -346,6 +349,6 @@ with who:
 with which:
     queue = choose_queue(ws.settings, reviewer)
 task_filter = filter_widgets("review", ws, default_statuses=["pending"], expanded=False)
-queue_filter = rq.queue_filter(task_filter, queue, reviewer, ws.settings.reviews_per_task)
+queue_filter = rq.queue_filter(task_filter, queue, reviewer.id, ws.settings.reviews_per_task)
 init_state(queue_filter)
 review_card(queue_filter, reviewer)

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages._common import workspace
+from app_pages._common import workspace
 from taskcraft_core.curate import insights
 from taskcraft_core.workspace import Workspace
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import engine_label, user_errors, workspace
+from app_pages._common import engine_label, may, user_errors, workspace
 from taskcraft_core.curate import insights
 from taskcraft_core.ingest import pipeline as ingest
 from taskcraft_core.runs import service as runs
@@ -40,7 +40,8 @@ if message := st.session_state.pop("home_demo", None):
     st.success(message)
 if not counts:
     st.info("No tasks yet. Load the sample corpus and generate a demo set to see the studio at work.")
-if st.button("Load the sample corpus and generate a demo set", key="home_demo_button", type="primary"):
+if may("generate") and st.button("Load the sample corpus and generate a demo set", key="home_demo_button",
+                                 type="primary"):
     load_demo(ws)
 
 if counts:
