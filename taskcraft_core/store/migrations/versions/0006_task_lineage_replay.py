@@ -14,11 +14,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tasks") as batch:
-        batch.add_column(sa.Column("regenerated_from", sa.String(length=32), nullable=True))
-        batch.add_column(sa.Column("regeneration_reason", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("stale", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch.create_index("ix_tasks_regenerated_from", ["regenerated_from"])
+    # Plain ADD COLUMN, never a batch copy: on SQLite (foreign keys on) re-creating `tasks` drops the
+    # old table and cascades the drop into trajectories, verifications and reviews.
+    op.add_column("tasks", sa.Column("regenerated_from", sa.String(length=32), nullable=True))
+    op.add_column("tasks", sa.Column("regeneration_reason", sa.Text(), nullable=True))
+    op.add_column("tasks", sa.Column("stale", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_index("ix_tasks_regenerated_from", "tasks", ["regenerated_from"])
     op.create_table(
         "replays",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
