@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     review.add_argument("--adjudicate", action="store_true",
                         help="Settle a disputed task as an adjudicator (settings: adjudicators).")
     review.add_argument("--json", action="store_true", help="Print the decision (or the decisions) as JSON.")
-    review.set_defaults(handler=run_review)
+    review.set_defaults(handler=run_review, searches=False)  # a decision never searches the index
 
 
 def run_export(args: argparse.Namespace, workspace: Workspace) -> int:
