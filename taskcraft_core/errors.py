@@ -33,3 +33,8 @@ class ModelOutputError(TaskCraftError):
 
 class ModelUnavailableError(TaskCraftError):
     """The model endpoint could not be reached or kept failing."""
+
+
+class ModelCallFailed(ModelOutputError):
+    """One call got no usable answer after its retries (a transient fault mid-run, such as a proxy's
+    error page): the candidate it served fails with this reason, the run goes on."""
