@@ -49,7 +49,8 @@ RUN_SETTINGS: tuple[str, ...] = (
     "engine", "model", "generation_model", "solver_model", "judge_model", "openai_base_url",
     "request_timeout_s", "max_retries", "concurrency", "cache_responses", "agent_max_steps",
     "tool_timeout_s", "solver_can_fetch_urls", "web_search_url", "max_candidates_per_chunk", "max_hops", "hop_attempts",
-    "width_group_size", "judge_votes", "accept_min_agent_score", "accept_agent_must_beat_alone",
+    "width_group_size", "judge_votes", "accept_min_agent_score", "accept_max_alone_score",
+    "accept_agent_must_beat_alone",
     "duplicate_threshold", "duplicate_action", "near_exact_ratio", "answer_match_ratio", "name_match_ratio",
 )
 # Candidates an exploration's task writer makes per guideline family when the run has no limit.
