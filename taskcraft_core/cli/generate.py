@@ -1,8 +1,9 @@
 """`generate [...] [--json]`, `generate --resume RUN_ID` and `runs`.
 
 A progress bar goes to stderr; stdout carries the result (one JSON object with `--json`).
-Exit code: 0 run completed without unit errors, 2 completed with some units failed or cancelled,
-1 misuse or a failed run.
+Exit code: 0 run completed without unit errors, 2 completed with some units failed, cancelled, or
+ended early after making candidates (the summary is printed all the same), 1 misuse or a run that
+failed before making anything.
 """
 
 from __future__ import annotations
@@ -57,15 +58,26 @@ def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with: generate --resume {run_id}", file=sys.stderr)
         return 1
-    summary = run_summary(run)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_summary(run, summary)
+    except Exception:
+        # A bug ended the run: it surfaces, but the summary of what the run stored comes first.
+        _report(workspace.store.get_run(run_id), args.json)
+        raise
+    summary = _report(run, args.json)
     if run.status == "failed":
         print(f"error: {run.error}", file=sys.stderr)
-        return 1
+        return 2 if summary["candidates"] else 1
     return 2 if summary["errors"] or run.status == "cancelled" else 0
+
+
+def _report(run: GenerationRun | None, as_json: bool) -> dict[str, Any]:
+    if run is None:
+        return {"candidates": 0}
+    summary = run_summary(run) | {"status": run.status, "error": run.error}
+    if as_json:
+        print(json.dumps(summary), flush=True)
+    else:
+        _print_summary(run, summary)
+    return summary
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
@@ -104,6 +116,10 @@ def _print_summary(run: GenerationRun, summary: dict[str, Any]) -> None:
     for kind, counts in summary["by_kind"].items():
         print(f"  {kind:<7} {counts['candidates']} candidates, {counts['accepted']} verified, "
               f"{counts['rejected']} rejected, {counts['duplicates']} near-duplicates")
+    calls = summary["calls"]
+    if calls["by_step"]:
+        print(f"  model calls per candidate {calls['per_candidate']}, per verified task {calls['per_verified']}; "
+              "by step per candidate: " + ", ".join(f"{step} {n}" for step, n in calls["per_candidate_by_step"].items()))
     for error in summary["errors"]:
         print(f"  failed unit {error['unit']}: {error['error']}")
 

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from taskcraft_core.errors import ModelUnavailableError, TaskCraftError
+from taskcraft_core.runs.call_counts import add_steps
 from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, utcnow
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -104,6 +105,7 @@ class RunState:
     user_cancelled: bool = False
     failure: str | None = None
     unavailable_streak: int = 0
+    calls_by_step: dict[str, int] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
     # Set to stop the units of the current stage early: on cancel, on failure, or at the stage's limit.
     halt: threading.Event = field(default_factory=threading.Event)
@@ -117,13 +119,14 @@ class RunState:
         errors = {entry["unit"]: entry["error"] for entry in run.counts.get("errors", [])}
         empty = {entry["unit"]: entry["reason"] for entry in run.counts.get("empty_units", [])}
         return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.get("funnel", {})), errors=errors,
-                   empty=empty)
+                   empty=empty, calls_by_step=dict(run.counts.get("calls_by_step", {})))
 
     def counts(self) -> dict[str, Any]:
         return {
             "stage": self.stage, "done": self.stage_done, "total": self.stage_total,
             "funnel": dict(self.funnel), "errors": [{"unit": u, "error": e} for u, e in self.errors.items()],
             "empty_units": [{"unit": u, "reason": r} for u, r in self.empty.items()],
+            "calls_by_step": dict(self.calls_by_step),
             "heartbeat": utcnow().isoformat(), "pid": os.getpid(), "host": socket.gethostname(),
         }
 
@@ -245,7 +248,7 @@ class Executor:
     def plan_width(self) -> list[WorkUnit]:
         context = self.pipeline.new_context(self.state.cancel)
         groups = self.pipeline.group_for_width(self.base_tasks(), context)
-        self.add_usage(context)
+        self.add_usage(context, "width")
 
         def unit(group: list[Task]) -> WorkUnit:
             unit_id = "width:" + ",".join(sorted(task.id for task in group))
@@ -258,7 +261,7 @@ class Executor:
         documents = [d for d in map(self.store.get_document, self.state.run.config["document_ids"]) if d is not None]
         context = self.pipeline.new_context(self.state.cancel)
         starts = self.pipeline.explore_starts(documents, context)
-        self.add_usage(context)
+        self.add_usage(context, "explore")
 
         def unit(start: Document) -> WorkUnit:
             return WorkUnit(f"explore:{start.id}", "explore",
@@ -272,7 +275,7 @@ class Executor:
         error = future.exception()
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise error
-        self.add_usage(context)
+        self.add_usage(context, unit.stage)
         if self.state.halt.is_set():
             # Stopped early (cancel, failure or limit): its output may be partial, so the unit stays
             # undone and a resume runs it again (task ids are content-derived, nothing doubles).
@@ -348,10 +351,11 @@ class Executor:
         for key in (f"{task.kind}_candidates", f"{task.kind}_{outcome}"):
             funnel[key] = funnel.get(key, 0) + 1
 
-    def add_usage(self, context: Any) -> None:
+    def add_usage(self, context: Any, stage: str) -> None:
         run = self.state.run
         run.model_calls += context.usage.calls
         run.tokens += context.usage.tokens
+        add_steps(self.state.calls_by_step, stage, getattr(context.usage, "by_step", {}))
 
     def save(self, tasks: Sequence[Task] = ()) -> int:
         """Tasks, done units, counts and usage in one transaction; the status is left alone."""

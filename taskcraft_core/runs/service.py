@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
+from taskcraft_core.runs.call_counts import StepCalls
 from taskcraft_core.runs.executor import (
     OUTCOMES, STAGES, Executor, Pipeline, PipelineFactory, ProgressCallback, RunProgress,
 )
@@ -42,6 +43,7 @@ from taskcraft_core.workspace import Workspace
 __all__ = [
     "STAGES", "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
     "method_pipeline", "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
+    "step_calls",
 ]
 
 # Settings that shape what a run makes; snapshotted on the run and restored on resume.
@@ -332,5 +334,14 @@ def run_summary(run: GenerationRun) -> dict[str, object]:
         "rejected": sum(counts["rejected"] for counts in by_kind.values()),
         "by_kind": by_kind,
         "model_calls": run.model_calls,
+        "calls": step_calls(run).report(),
         "errors": list(run.counts.get("errors", [])),
     }
+
+
+def step_calls(run: GenerationRun) -> StepCalls:
+    """The run's model calls by step, with its candidates and verified tasks."""
+    funnel = run.counts.get("funnel", {})
+    return StepCalls(by_step=dict(run.counts.get("calls_by_step", {})),
+                     candidates=sum(int(funnel.get(f"{kind}_candidates", 0)) for kind in STAGES),
+                     verified=sum(int(funnel.get(f"{kind}_accepted", 0)) for kind in STAGES))
