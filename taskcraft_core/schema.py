@@ -112,6 +112,8 @@ class Task(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     trajectory: list[TrajectoryStep] = Field(default_factory=list)
     verification: Verification | None = None
+    checks: dict[str, str] | None = Field(
+        None, description="Automatic pre-review checks the task failed (name -> detail); {} clean, None never checked.")
 
 
 class Review(BaseModel):

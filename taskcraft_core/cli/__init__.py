@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.workspace import Workspace, settings_from_environment
 
-COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup"]
+COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "check"]
 
 
 # Libraries that log every HTTP request (or their own progress) at INFO, between the progress bars.

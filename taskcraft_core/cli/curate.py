@@ -24,6 +24,8 @@ def register(subparsers: Any) -> None:
     export.add_argument("--out", required=True, type=Path, help="Output file (a folder for hf_dataset).")
     export.add_argument("--drop-duplicates", action="store_true",
                         help="Leave out tasks marked duplicate and all but one of each near-duplicate cluster.")
+    export.add_argument("--exclude-flagged", action="store_true",
+                        help="Leave out tasks flagged by any automatic pre-review check (see `check`).")
     export.add_argument("--json", action="store_true", help="Print the manifest as JSON.")
     export.set_defaults(handler=run_export)
 
@@ -46,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 def run_export(args: argparse.Namespace, workspace: Workspace) -> int:
     statuses = [] if args.status == "all" else [args.status]
-    task_filter = TaskFilter(statuses=statuses, kinds=args.kind)
+    task_filter = TaskFilter(statuses=statuses, kinds=args.kind, exclude_flagged=args.exclude_flagged)
     manifest = export_tasks(workspace, args.format, task_filter, args.out, drop_duplicates=args.drop_duplicates)
     if args.json:
         print(manifest.model_dump_json())

@@ -198,7 +198,7 @@ TABLE_SCHEMA = pa.schema([
     ("content_identifier", pa.string()), ("relation", pa.string()), ("hops", pa.int64()),
     ("difficulty", pa.int64()), ("engine", pa.string()), ("model", pa.string()), ("status", pa.string()),
     ("source", _SOURCE), ("parents", pa.list_(pa.string())), ("trajectory", pa.list_(_STEP)),
-    ("verification", _CHECK), ("review", _REVIEW),
+    ("verification", _CHECK), ("review", _REVIEW), ("checks", pa.string()),
 ])
 
 
@@ -214,6 +214,7 @@ def table_row(record: Record) -> Record:
         "golden_answer": [answer] if isinstance(answer, str) else list(answer),
         "trajectory": [step | {"args": _json_or_none(step["args"])} for step in record["trajectory"]],
         "review": None if review is None else review | {"edits": json.dumps(review["edits"], ensure_ascii=False)},
+        "checks": json.dumps(record.get("checks") or {}, ensure_ascii=False),
     }
 
 

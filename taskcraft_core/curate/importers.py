@@ -43,6 +43,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
+from taskcraft_core.generate.checks import with_checks
 from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.curate.records import IMPORTED_KEY
@@ -303,7 +304,7 @@ def _store(workspace: Workspace, batch: list[ImportedTask], report: ImportReport
     for item in batch:
         if item.task.id not in stored:
             first.setdefault(item.task.id, item)
-    new = [item.task for item in first.values()]
+    new = [with_checks(item.task) for item in first.values()]
     added = workspace.store.add_tasks(new, [item.review for item in first.values() if item.review])
     report.added += added
     report.skipped += len(batch) - added

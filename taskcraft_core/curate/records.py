@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 
+from taskcraft_core.generate.checks import run_checks
 from taskcraft_core.schema import Review, Task
 from taskcraft_core.store import Store
 
@@ -50,6 +51,9 @@ def build_record(task: Task, titles: dict[str, str], review: Review | None) -> R
             "model_alone_answer": check.model_alone_answer, "model_alone_score": check.model_alone_score,
             "agent_answer": check.agent_answer, "agent_score": check.agent_score},
         "review": _review_record(review),
+        # The automatic pre-review checks the task fails (name -> detail); {} when clean. A task
+        # stored before checks existed is checked now.
+        "checks": dict(task.checks if task.checks is not None else run_checks(task)),
     }
 
 

@@ -31,14 +31,14 @@ def regrounding_problem(canonical: str, conclusion: Conclusion) -> str | None:
     source = f"{conclusion.answer} . {conclusion.evidence}"
     if contains_answer(canonical, source):
         return None
-    wanted = _numbers(canonical)
-    if wanted and wanted <= _numbers(source):
+    wanted = numbers_in(canonical)
+    if wanted and wanted <= numbers_in(source):
         return None
     return (f"the canonical answer “{canonical}” no longer matches the evidence “{conclusion.answer}” "
             f"(not re-grounded in: {conclusion.evidence[:160]})")
 
 
-def _numbers(text: str) -> set[str]:
+def numbers_in(text: str) -> set[str]:
     """The numbers a text states, normalised (no thousands separators, dates as their parts), with
     '2 million' also read as 2000000."""
     normal = normalise_answer(text)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcraft_core.agent.loop import AgentResult, run_agent
+from taskcraft_core.generate.checks import with_checks
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
 from taskcraft_core.generate.protocol import Golden
@@ -104,13 +105,13 @@ def verified_task(fields: dict[str, Any], outcome: Outcome, usage: Usage, *, hop
     """A task from a verified candidate: pending when accepted, failed_verification with the reason
     otherwise; difficulty from the agent's tool steps and the model-alone score."""
     level, inputs = difficulty(hops, width, outcome.tool_steps, outcome.verification.model_alone_score)
-    return Task(**fields, hops=hops, width=width, difficulty=level, difficulty_inputs=inputs,
-                status="pending" if outcome.accepted else "failed_verification", failure_reason=outcome.reason,
-                trajectory=outcome.trajectory, verification=outcome.verification,
-                model_calls=usage.calls, tokens=usage.tokens)
+    return with_checks(Task(**fields, hops=hops, width=width, difficulty=level, difficulty_inputs=inputs,
+                            status="pending" if outcome.accepted else "failed_verification",
+                            failure_reason=outcome.reason, trajectory=outcome.trajectory,
+                            verification=outcome.verification, model_calls=usage.calls, tokens=usage.tokens))
 
 
 def failed_task(fields: dict[str, Any], reason: str, usage: Usage, *, hops: int = 1, width: int = 1) -> Task:
     """A candidate that failed before or during verification, kept for the funnel with its reason."""
-    return Task(**fields, hops=hops, width=width, status="failed_verification", failure_reason=reason,
-                model_calls=usage.calls, tokens=usage.tokens)
+    return with_checks(Task(**fields, hops=hops, width=width, status="failed_verification", failure_reason=reason,
+                            model_calls=usage.calls, tokens=usage.tokens))

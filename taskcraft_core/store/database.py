@@ -12,11 +12,12 @@ from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, Text, and_, cast, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from taskcraft_core.store import tables as t
+from taskcraft_core.store.checks import CheckStore, flagged_condition
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.store.review_history import replay, standing
 from taskcraft_core.schema import (
@@ -48,6 +49,8 @@ class TaskFilter(BaseModel):
     reviewers: list[str] = []
     text: str = ""
     task_ids: list[str] = []
+    checks: list[str] = Field([], description="Only tasks flagged by any of these checks ('any': by any check).")
+    exclude_flagged: bool = Field(False, description="Leave out tasks flagged by any check.")
     sort: Literal["newest", "oldest", "difficulty_desc", "difficulty_asc"] = "oldest"
 
 
@@ -80,7 +83,7 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store:
+class Store(CheckStore):
     """All reads and writes of the studio's records."""
 
     def __init__(self, url: str) -> None:
@@ -497,6 +500,10 @@ def _conditions(f: TaskFilter) -> list[Any]:
         needle = f"%{f.text.strip()}%"
         conditions.append(or_(c.question.ilike(needle), c.content_identifier.ilike(needle),
                               cast(c.golden_answer, Text).ilike(needle)))
+    if f.checks:
+        conditions.append(flagged_condition(f.checks))
+    if f.exclude_flagged:
+        conditions.append(~flagged_condition(["any"]))
     return conditions or [and_(True)]
 
 

@@ -78,6 +78,8 @@ tasks = Table(
     Column("latest_review_id", Integer),
     Column("last_reviewer", String(200)),
     Column("current_edits", JSON, nullable=False),
+    # The automatic pre-review checks the task failed (name -> detail); NULL when never checked.
+    Column("checks", JSON),
     Index("ix_tasks_status_kind", "status", "kind"),
     Index("ix_tasks_run", "run_id"),
     Index("ix_tasks_document", "document_id"),
