@@ -90,6 +90,9 @@ if preview(ws, task_filter):
     left, right = st.columns(2)
     fmt = left.selectbox("Format", list(formats.EXPORT_FORMATS), key="export_format")
     drop_duplicates = right.checkbox("Drop near-duplicates", key="export_drop_duplicates")
+    if right.checkbox("Exclude flagged", key="export_exclude_flagged",
+                      help="Leave out tasks that an automatic pre-review check flagged."):
+        task_filter = task_filter.model_copy(update={"exclude_flagged": True})
     download(ws, fmt, task_filter, drop_duplicates)
     write_to_disk(ws, fmt, task_filter, drop_duplicates)
 else:

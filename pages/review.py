@@ -128,6 +128,7 @@ def show_task(card: rq.Card) -> None:
     st.caption(f"{escape_markdown(task.id)} · {task.kind} · **{task.status}** · difficulty {task.difficulty} · "
                f"hops {task.hops} · width {task.width} · "
                f"{escape_markdown(task.engine)} / {escape_markdown(task.model)}")
+    show_checks(task.checks or {})
     st.markdown("**Question**  \n" + escape_markdown(task.question))
     answer = task.golden_answer
     lines = [f"{n}\\. {escape_markdown(part)}" for n, part in enumerate(answer, 1)] if isinstance(answer, list) \
@@ -141,6 +142,13 @@ def show_task(card: rq.Card) -> None:
     if card.evidence:
         st.markdown(f"**Evidence** (page {card.evidence.page})")
         st.html(card.evidence.to_html())
+
+
+def show_checks(flagged: dict[str, str]) -> None:
+    """A badge per automatic pre-review check the task fails, with what each found."""
+    if flagged:
+        st.markdown(" ".join(f":orange-badge[:material/flag: {name}]" for name in flagged),
+                    help="\n\n".join(f"**{name}**: {escape_markdown(detail)}" for name, detail in flagged.items()))
 
 
 def show_lineage(card: rq.Card) -> None:
