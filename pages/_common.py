@@ -15,8 +15,8 @@ from typing import Any
 import streamlit as st
 
 from taskcraft_core.curate import review_queue
-from taskcraft_core.generate.checks import CHECK_NAMES
 from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.generate.checks import CHECK_NAMES
 from taskcraft_core.schema import TASK_KINDS, TASK_STATUSES
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter

@@ -15,7 +15,13 @@ from typing import Any, TextIO
 
 from taskcraft_core.runs.executor import STAGES
 from taskcraft_core.runs.service import (
-    RunProgress, RunRequest, create_run, execute_run, interrupted_runs, run_progress, run_summary,
+    RunProgress,
+    RunRequest,
+    create_run,
+    execute_run,
+    interrupted_runs,
+    run_progress,
+    run_summary,
 )
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.workspace import Workspace
@@ -118,8 +124,9 @@ def _print_summary(run: GenerationRun, summary: dict[str, Any]) -> None:
               f"{counts['rejected']} rejected, {counts['duplicates']} near-duplicates")
     calls = summary["calls"]
     if calls["by_step"]:
+        steps = ", ".join(f"{step} {n}" for step, n in calls["per_candidate_by_step"].items())
         print(f"  model calls per candidate {calls['per_candidate']}, per verified task {calls['per_verified']}; "
-              "by step per candidate: " + ", ".join(f"{step} {n}" for step, n in calls["per_candidate_by_step"].items()))
+              f"by step per candidate: {steps}")
     for error in summary["errors"]:
         print(f"  failed unit {error['unit']}: {error['error']}")
 

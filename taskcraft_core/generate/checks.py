@@ -64,8 +64,9 @@ def answer_not_observed(task: Task) -> str | None:
     unseen = [part for part in answer_parts(task) if not any(_observed(part, text) for text in observations)]
     if not unseen:
         return None
-    where = "no tool observation" if observations else "the trajectory has no tool observation"
-    return f"{where} shows “{unseen[0]}”"
+    if not observations:
+        return f"the trajectory has no tool observation, so “{unseen[0]}” was never seen"
+    return f"no tool observation shows “{unseen[0]}”"
 
 
 def solvable_without_tools(task: Task) -> str | None:

@@ -410,8 +410,9 @@ def raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
     elif _is_non_json_answer(error):
         body = error.doc if isinstance(error, json.JSONDecodeError) else str(error)
         if endpoint_has_answered(endpoint):
-            raise ModelCallFailed(_scrub(model, f"The endpoint {endpoint} answered with something that is not JSON "
-                                                f"{retries + 1} times (a proxy's error page?): {_preview(body)}"),
+            failed = f"The endpoint {endpoint} answered with something that is not JSON {retries + 1} times " \
+                     f"(a proxy's error page?): {_preview(body)}"
+            raise ModelCallFailed(_scrub(model, failed),
                                   hint="A transient fault of the endpoint or a proxy; resume the run to retry.") from error
         message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(body)}"
         hint = "OPENAI_BASE_URL must point at the OpenAI-compatible API (usually ending in /v1), not a web page."

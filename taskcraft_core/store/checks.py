@@ -35,5 +35,6 @@ class CheckStore:
             return 0
         statement = update(t.tasks).where(t.tasks.c.id == bindparam("task_id")).values(checks=bindparam("flags"))
         with self.engine.begin() as c:
-            result = c.execute(statement, [{"task_id": task_id, "flags": dict(flags)} for task_id, flags in checks.items()])
+            rows = [{"task_id": task_id, "flags": dict(flags)} for task_id, flags in checks.items()]
+            result = c.execute(statement, rows)
         return int(result.rowcount or 0)

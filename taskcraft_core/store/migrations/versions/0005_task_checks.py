@@ -4,9 +4,8 @@ Revision ID: 0005_task_checks
 Revises: 0001
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0005_task_checks"
 down_revision = "0001"
