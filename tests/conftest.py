@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from stub_openai import StubOpenAI
 
+from taskcraft_core.models.http import forget_endpoints
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import ENV_FIELDS, Settings
 from taskcraft_core.store import Store
@@ -41,6 +42,7 @@ def index(settings: Settings) -> VectorIndex:
 @pytest.fixture
 def stub_openai() -> Iterator[StubOpenAI]:
     """A scriptable OpenAI-compatible server on 127.0.0.1 (see tests/stub_openai.py)."""
+    forget_endpoints()
     with StubOpenAI() as server:
         yield server
 

@@ -27,6 +27,12 @@ def endpoint_has_answered(base_url: str) -> bool:
         return base_url.rstrip("/") in _answered
 
 
+def forget_endpoints() -> None:
+    """Forget which endpoints have answered (a test's server may reuse a port another one had)."""
+    with _answered_lock:
+        _answered.clear()
+
+
 def _mark_answered(base_url: str) -> None:
     with _answered_lock:
         _answered.add(base_url.rstrip("/"))
