@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_concurrency import compare_concurrency  # noqa: E402
 from prompt_following import PromptFollowingModel  # noqa: E402
 from stub_openai import StubOpenAI  # noqa: E402
+
 from taskcraft_core.ingest.pipeline import load_sample_corpus  # noqa: E402
 from taskcraft_core.runs.service import RunRequest, create_run, execute_run, run_summary, step_calls  # noqa: E402
 from taskcraft_core.schema import GenerationRun  # noqa: E402
 from taskcraft_core.settings import Settings  # noqa: E402
 from taskcraft_core.workspace import Workspace  # noqa: E402
-
 
 REFERENCE_JUDGE_VOTES = 3
 REFERENCE_FIXED_CALLS = 3 + 2 * REFERENCE_JUDGE_VOTES  # question, clean, model alone + two rounds of votes

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 
 from num2words import num2words
 from pydantic import BaseModel, ValidationError
 
 from taskcraft_core.agent.tools import tool_schemas
 from taskcraft_core.generate.grounding import numbers_in
-from taskcraft_core.generate.text import contains_answer, iso_date, normalise_answer
+from taskcraft_core.generate.text import iso_date, normalise_answer
 from taskcraft_core.schema import Task
 from taskcraft_core.store import Store, TaskFilter
 
@@ -135,25 +136,37 @@ def _number_words(number: str) -> list[str]:
 def _written_in(form: str, text: str) -> bool:
     """Normalised match (dates, numbers, case, punctuation), or the same letters and digits across
     up to MAX_RUN consecutive words ('Humpback-65B' for 'Humpback65B', 'JonasVell' for 'Jonas Vell')."""
-    return contains_answer(form, text) or _squashed_in(form, text)
-
-
-def _squashed_in(form: str, text: str) -> bool:
+    needle = normalise_answer(form)
+    if needle and re.search(rf"(?<![\w]){re.escape(needle)}(?![\w])", _normal(text)):
+        return True
     target = _squash(form)
-    if len(target) < 4:
+    if len(target) < 4 or target not in _squash(text):  # a cheap test first: observations are long
         return False
-    words = [_squash(word) for word in re.split(r"[\s/]+", text) if _squash(word)]
+    words = _squashed_words(text)
     return any("".join(words[i:j]) == target for i in range(len(words))
                for j in range(i + 1, min(i + MAX_RUN, len(words)) + 1))
 
 
+@lru_cache(maxsize=64)
+def _normal(text: str) -> str:
+    """normalise_answer, remembered: every answer form is looked for in the same few long texts."""
+    return normalise_answer(text)
+
+
+@lru_cache(maxsize=64)
+def _squashed_words(text: str) -> list[str]:
+    return [squashed for word in re.split(r"[\s/]+", text) if (squashed := _squash(word))]
+
+
 def _squash(text: str) -> str:
-    return re.sub(r"[\W_]+", "", normalise_answer(text))
+    return re.sub(r"[\W_]+", "", _normal(text))
 
 
 def _observed(answer: str, observation: str) -> bool:
     """Shown in the observation: as written (normalised), or, for a quantity whose unit the source
     spells differently, with all of its numbers."""
+    if re.search(rf"(?<!\w){re.escape(answer.strip())}(?!\w)", observation, re.IGNORECASE):
+        return True  # the common case, without normalising a long observation
     if _written_in(answer, observation):
         return True
     wanted = numbers_in(answer)
