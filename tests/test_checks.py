@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from generation_corpus import LIGHTHOUSE, add_document
-from scripted_model import ScriptedChatModel, call, reply, structured
 
 from taskcraft_core.agent.loop import run_agent
 from taskcraft_core.agent.tools import make_tools
@@ -25,6 +23,8 @@ from taskcraft_core.schema import Task, Verification
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store, TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests.generation_corpus import LIGHTHOUSE, add_document
+from tests.scripted_model import ScriptedChatModel, call, reply, structured
 
 QUESTION = "According to the Brenna Light article, on what date was the lighthouse first lit?"
 

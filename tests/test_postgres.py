@@ -15,7 +15,7 @@ import pytest
 
 from taskcraft_core.errors import ReviewConflict
 from taskcraft_core.store import Store, TaskFilter
-from test_store import make_task
+from tests.test_store import make_task
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,17 @@ def postgres_url() -> Iterator[str]:
             shutil.chown(path, "postgres")
     run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=60)  # noqa: E731
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-o", f"-p {port} -k {sockets} -h ''", "start")
+    run(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(root / "server.log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {sockets} -h ''",
+        "start",
+    )
     try:
         run(str(bin_dir / "createdb"), "-h", str(sockets), "-p", str(port), "-U", "postgres", "taskcraft")
         yield f"postgresql+psycopg://postgres@/taskcraft?host={sockets}&port={port}"

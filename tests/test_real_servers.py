@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import HumanMessage
-from prompt_following import PromptFollowingModel
 from pydantic import BaseModel
-from stub_openai import RecordedRequest, Reply, StubOpenAI, answer_with, html_reply, text_reply
-from test_openai_pipeline import FaultyModel, open_workspace, run_atomic, tasks
 
 from taskcraft_core.cli import main
 from taskcraft_core.errors import ModelCallFailed, ModelUnavailableError
 from taskcraft_core.models.chat import invoke_structured, invoke_text, make_chat_model
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
+from tests.prompt_following import PromptFollowingModel
+from tests.stub_openai import RecordedRequest, Reply, StubOpenAI, answer_with, html_reply, text_reply
+from tests.test_openai_pipeline import FaultyModel, open_workspace, run_atomic, tasks
 
 PROMPT = [HumanMessage("Name one fact.")]
 
@@ -82,7 +82,7 @@ def test_a_run_against_llama_cpp_errors_verifies_tasks(stub_settings: Settings, 
     stub_openai.default = PromptFollowingModel()
     workspace = open_workspace(stub_settings)
     run = run_atomic(workspace, concurrency=1)
-    assert run.status == "completed" and run.counts["errors"] == []
+    assert run.status == "completed" and run.counts.errors == []
     assert workspace.store.count_tasks(TaskFilter(statuses=["pending"])) >= 2
     structured = [k for k in kinds(stub_openai) if k != "text"]
     assert structured[:2] == ["json_schema", "json_schema"] and "json_schema" not in structured[2:]
@@ -105,7 +105,7 @@ def test_proxy_pages_mid_run_cost_one_candidate_not_the_unit(stub_settings: Sett
     stub_openai.default = flaky
     workspace = open_workspace(stub_settings)
     first = run_atomic(workspace, concurrency=1)
-    assert first.status == "completed" and first.counts["errors"] == []  # each page retried once
+    assert first.status == "completed" and first.counts.errors == []  # each page retried once
     verified = [t for t in tasks(workspace) if t.status == "pending"]
     assert verified
     # Now the agent's every call on one question gets the page: that candidate fails, the rest verify.
@@ -113,7 +113,7 @@ def test_proxy_pages_mid_run_cost_one_candidate_not_the_unit(stub_settings: Sett
     stub_openai.default = FaultyModel(agent_of(victim))
     again = open_workspace(stub_settings.with_changes(home=stub_settings.home / "again"))
     run = run_atomic(again, concurrency=1)
-    assert run.status == "completed" and run.counts["errors"] == []
+    assert run.status == "completed" and run.counts.errors == []
     failed = [t for t in tasks(again) if "not JSON" in (t.failure_reason or "")]
     assert [t.question for t in failed] == [victim]
     assert "a proxy's error page" in failed[0].failure_reason

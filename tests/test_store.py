@@ -27,8 +27,8 @@ def make_task(i: int, **changes: object) -> Task:
 
 def head_revision() -> str:
     """The newest migration, derived (so a new revision does not break this test)."""
-    from alembic.script import ScriptDirectory
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     from taskcraft_core.store.database import MIGRATIONS
 

@@ -7,12 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from generation_corpus import LIGHTHOUSE, add_document
-from prompt_following import PromptFollowingModel
-from scripted_model import reply, structured
-from stub_openai import StubOpenAI, text_reply
-from test_generate import MERGED, SUPERSET, conclusions, llm_context, offline_atomic
-from test_openai_pipeline import open_workspace, run_atomic
 
 from taskcraft_core.generate import prompts
 from taskcraft_core.generate.atomic import generate_atomic
@@ -26,6 +20,12 @@ from taskcraft_core.runs.service import run_summary
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace
+from tests.generation_corpus import LIGHTHOUSE, add_document
+from tests.prompt_following import PromptFollowingModel
+from tests.scripted_model import reply, structured
+from tests.stub_openai import StubOpenAI, text_reply
+from tests.test_generate import MERGED, SUPERSET, conclusions, llm_context, offline_atomic
+from tests.test_openai_pipeline import open_workspace, run_atomic
 
 FIRST_LIT = "It was first lit on 14 March 1871."
 QUESTION = "According to the Brenna Light article, on what date was the lighthouse first lit?"
@@ -147,15 +147,15 @@ def test_a_run_records_its_calls_by_step(stub_settings: Settings, stub_openai: S
     stub_openai.default = PromptFollowingModel()
     workspace = open_workspace(stub_settings)
     run = run_atomic(workspace)
-    steps = run.counts["calls_by_step"]
+    steps = run.counts.calls_by_step
     assert sum(steps.values()) == run.model_calls
     assert {"atomic.conclusions", "atomic.question", "atomic.canonical", "atomic.model_alone",
             "atomic.agent"} <= set(steps)
-    calls = run_summary(run)["calls"]
+    summary = run_summary(run)
+    calls = summary.calls
     assert calls["total"] == run.model_calls
-    assert calls["per_verified"] == round(run.model_calls / run_summary(run)["accepted"], 2)
-    assert calls["per_candidate_by_step"]["atomic.question"] == round(
-        steps["atomic.question"] / run_summary(run)["candidates"], 2)
+    assert calls["per_verified"] == round(run.model_calls / summary.accepted, 2)
+    assert calls["per_candidate_by_step"]["atomic.question"] == round(steps["atomic.question"] / summary.candidates, 2)
 
 
 def test_llm_candidate_judged_with_credit_for_the_model_alone_is_rejected(workspace: Workspace) -> None:

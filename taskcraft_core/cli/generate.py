@@ -17,6 +17,7 @@ from taskcraft_core.runs.executor import STAGES
 from taskcraft_core.runs.service import (
     RunProgress,
     RunRequest,
+    RunSummary,
     create_run,
     execute_run,
     interrupted_runs,
@@ -71,16 +72,17 @@ def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
     summary = _report(run, args.json)
     if run.status == "failed":
         print(f"error: {run.error}", file=sys.stderr)
-        return 2 if summary["candidates"] else 1
-    return 2 if summary["errors"] or run.status == "cancelled" else 0
+        # A run that ended early after making candidates still has a yield: exit 2, like unit errors.
+        return 2 if summary is not None and summary.candidates else 1
+    return 2 if summary is not None and (summary.errors or run.status == "cancelled") else 0
 
 
-def _report(run: GenerationRun | None, as_json: bool) -> dict[str, Any]:
+def _report(run: GenerationRun | None, as_json: bool) -> RunSummary | None:
     if run is None:
-        return {"candidates": 0}
-    summary = run_summary(run) | {"status": run.status, "error": run.error}
+        return None
+    summary = run_summary(run)
     if as_json:
-        print(json.dumps(summary), flush=True)
+        print(summary.model_dump_json(), flush=True)
     else:
         _print_summary(run, summary)
     return summary
@@ -116,34 +118,40 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _print_summary(run: GenerationRun, summary: dict[str, Any]) -> None:
-    print(f"run {run.id} {run.status}: {summary['candidates']} candidates, {summary['accepted']} verified, "
-          f"{summary['rejected']} rejected; {run.model_calls} model calls, {run.tokens} tokens")
-    for kind, counts in summary["by_kind"].items():
-        print(f"  {kind:<7} {counts['candidates']} candidates, {counts['accepted']} verified, "
-              f"{counts['rejected']} rejected, {counts['duplicates']} near-duplicates")
-    calls = summary["calls"]
+def _print_summary(run: GenerationRun, summary: RunSummary) -> None:
+    print(f"run {run.id} {run.status}: {summary.candidates} candidates, {summary.accepted} verified, "
+          f"{summary.rejected} rejected; {run.model_calls} model calls, {run.tokens} tokens")
+    for kind, counts in summary.by_kind.items():
+        print(f"  {kind:<7} {counts.candidates} candidates, {counts.accepted} verified, "
+              f"{counts.rejected} rejected, {counts.duplicates} near-duplicates")
+    calls = summary.calls
     if calls["by_step"]:
         steps = ", ".join(f"{step} {n}" for step, n in calls["per_candidate_by_step"].items())
         print(f"  model calls per candidate {calls['per_candidate']}, per verified task {calls['per_verified']}; "
               f"by step per candidate: {steps}")
-    for error in summary["errors"]:
-        print(f"  failed unit {error['unit']}: {error['error']}")
+    for error in summary.errors:
+        print(f"  failed unit {error.unit}: {error.error}")
 
 
 def run_list(args: argparse.Namespace, workspace: Workspace) -> int:
     interrupted_runs(workspace)  # marks runs of dead processes, so their status reads true
     runs = workspace.store.list_runs(limit=args.limit)
     if args.json:
-        print(json.dumps([run_summary(run) | {"status": run.status, "started_at": run.started_at.isoformat()}
-                          for run in runs]))
+        print(
+            json.dumps(
+                [
+                    run_summary(run).model_dump() | {"status": run.status, "started_at": run.started_at.isoformat()}
+                    for run in runs
+                ]
+            )
+        )
         return 0
     for run in runs:
         progress, summary = run_progress(run), run_summary(run)
-        print(f"{run.id}  {run.status:<11} {run.started_at:%Y-%m-%d %H:%M}  {run.config.get('engine', '?'):<7} "
-              f"{','.join(run.config.get('request', {}).get('kinds', []))}  "
+        print(f"{run.id}  {run.status:<11} {run.started_at:%Y-%m-%d %H:%M}  {run.config.engine:<7} "
+              f"{','.join(run.config.request.kinds)}  "
               f"{progress.stage} {progress.done}/{progress.total}  "
-              f"{summary['accepted']}/{summary['candidates']} verified  {run.model_calls} calls")
+              f"{summary.accepted}/{summary.candidates} verified  {run.model_calls} calls")
     if not runs:
         print("no runs yet")
     return 0

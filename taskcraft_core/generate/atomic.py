@@ -9,8 +9,8 @@ from typing import Any
 
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
-from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.generate.grounding import neighbourhood, regrounding_problem, uniqueness_problem
+from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.generate.text import contains_answer, normalise_answer
 from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import chromadb
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.api.types import Documents, Embeddable, EmbeddingFunction, Embeddings
 from chromadb.config import Settings as ChromaSettings
 from pydantic import BaseModel
 
@@ -109,7 +109,9 @@ class VectorIndex:
 
     def collection(self, name: str) -> Any:
         return self.client.get_or_create_collection(
-            name, embedding_function=self.embedding_function, metadata={"hnsw:space": "cosine"}
+            # Chroma types the parameter for any embeddable (text or images); ours embed text.
+            name, embedding_function=cast(EmbeddingFunction[Embeddable], self.embedding_function),
+            metadata={"hnsw:space": "cosine"},
         )
 
     # ---- chunks ---------------------------------------------------------------------------
@@ -139,7 +141,7 @@ class VectorIndex:
             Passage(chunk_id=chunk_id, document_id=meta["document_id"], title=meta["title"], text=text,
                     start=meta["start"], end=meta["end"], page=meta["page"], score=1.0 - distance)
             for chunk_id, text, meta, distance in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=False
             )
         ]
 
@@ -221,7 +223,10 @@ class VectorIndex:
             return []
         result = collection.query(query_embeddings=[vector], n_results=min(k, count), where=where,
                                   include=["distances"])
-        return [(task_id, 1.0 - distance) for task_id, distance in zip(result["ids"][0], result["distances"][0])]
+        return [
+            (task_id, 1.0 - distance)
+            for task_id, distance in zip(result["ids"][0], result["distances"][0], strict=False)
+        ]
 
     def clear_tasks(self) -> None:
         """Drop the task collection (before refilling it)."""

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
@@ -187,7 +187,9 @@ def invoke_structured(
         # A changed conversation also keeps a cached bad answer from being replayed.
         conversation = [*messages, HumanMessage(_retry_instruction(failure))]
     raise ModelOutputError(
-        _scrub(model, f"No valid {schema.__name__} from model {_model_name(model)} after {attempts} attempts: {failure}"),
+        _scrub(
+            model, f"No valid {schema.__name__} from model {_model_name(model)} after {attempts} attempts: {failure}"
+        ),
         hint="The model may be too small for structured answers; try a stronger model or more attempts.",
     )
 
@@ -256,7 +258,8 @@ def _call_with_method(
     runnable = model.with_structured_output(schema, method=method, include_raw=True)
     prompt = _with_json_instruction(messages, schema) if method == "json_mode" else messages
     try:
-        result = runnable.invoke(prompt)
+        # include_raw=True: a dict with the raw message, the parsed answer and the parsing error.
+        result = cast(dict[str, Any], runnable.invoke(prompt))
     except openai.APIStatusError as error:
         if refuses_method(error):
             raise
@@ -291,8 +294,9 @@ def refuses_method(error: openai.APIStatusError) -> bool:
 
 def _describe_validation_error(invalid: ValidationError) -> str:
     """The json_schema path: the client validated the content itself; the input is the raw output."""
-    first = invalid.errors()[0] if invalid.errors() else {}
-    return f"{_validation_summary(invalid)}; raw output: {_preview(first.get('input', ''))}"
+    errors = invalid.errors()
+    raw = errors[0].get("input", "") if errors else ""
+    return f"{_validation_summary(invalid)}; raw output: {_preview(raw)}"
 
 
 def _describe_unparsed(raw: AIMessage, parsing_error: BaseException | None) -> str:
@@ -400,20 +404,22 @@ def raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
         hint = "Check OPENAI_API_KEY (or the key on the Settings page) for this endpoint."
     elif isinstance(error, openai.NotFoundError):
         message = f"The endpoint {endpoint} does not serve model {_model_name(model)} (HTTP 404): {error.message}"
-        hint = "Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; 'test connection' lists the models."
+        hint = ("Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; "
+                "'test connection' lists the models.")
     elif isinstance(error, openai.RateLimitError):
         message = f"The model endpoint {endpoint} kept rate-limiting requests (HTTP 429, {retries} retries)"
         hint = "Lower the concurrency or raise max_retries; the provider's quota may be exhausted."
     elif isinstance(error, openai.APIStatusError):
-        message = f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: {error.message}"
+        message = (f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: "
+                   f"{error.message}")
         hint = "The server is failing; check its logs or try again later."
     elif _is_non_json_answer(error):
         body = error.doc if isinstance(error, json.JSONDecodeError) else str(error)
         if endpoint_has_answered(endpoint):
             failed = f"The endpoint {endpoint} answered with something that is not JSON {retries + 1} times " \
                      f"(a proxy's error page?): {_preview(body)}"
-            raise ModelCallFailed(_scrub(model, failed),
-                                  hint="A transient fault of the endpoint or a proxy; resume the run to retry.") from error
+            hint = "A transient fault of the endpoint or a proxy; resume the run to retry."
+            raise ModelCallFailed(_scrub(model, failed), hint=hint) from error
         message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(body)}"
         hint = "OPENAI_BASE_URL must point at the OpenAI-compatible API (usually ending in /v1), not a web page."
     else:

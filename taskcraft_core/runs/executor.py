@@ -22,25 +22,31 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 
-from taskcraft_core.errors import ModelUnavailableError, TaskCraftError
+from taskcraft_core.errors import ModelUnavailableError
 from taskcraft_core.runs.call_counts import add_steps
-from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, utcnow
+from taskcraft_core.runs.planning import Pipeline, PipelineFactory, RunPlanner, WorkUnit
+from taskcraft_core.schema import (
+    TASK_KINDS,
+    EmptyUnit,
+    GenerationRun,
+    RunCounts,
+    Task,
+    UnitError,
+    utcnow,
+)
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
-STAGES: tuple[str, ...] = ("atomic", "depth", "width", "explore")
+STAGES: tuple[str, ...] = TASK_KINDS  # executed in this order
 OUTCOMES: tuple[str, ...] = ("candidates", "accepted", "rejected", "duplicates")
 # How often the coordinator writes a heartbeat and looks for a cancel, in seconds.
 HEARTBEAT_INTERVAL_S = 1.0
 # Consecutive units failing with ModelUnavailableError before the run gives up.
 UNAVAILABLE_ABORT_AFTER = 3
-# Tasks the depth and width stages start from: verified atomic tasks nobody rejected.
-BASE_STATUSES = ["pending", "accepted"]
 
 
 class RunProgress(BaseModel):
@@ -54,40 +60,6 @@ class RunProgress(BaseModel):
 
 
 ProgressCallback = Callable[[RunProgress], None]
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """The work a run orchestrates, one function per stage. `new_context(cancel)` makes a fresh
-    context for one unit (its own `usage`, sharing the run's engine), so calls are counted per unit."""
-
-    new_context: Callable[[threading.Event], Any]
-    atomic: Callable[[Document, Chunk, Any], list[Task]]
-    depth: Callable[[Task, Any], list[Task]]
-    group_for_width: Callable[[Sequence[Task], Any], list[list[Task]]]
-    width: Callable[[list[Task], Any], Task]
-    # Exploration: the start pages among the run's documents (a unit each), and the tasks written
-    # from exploring the documents from one start page.
-    explore_starts: Callable[[Sequence[Document], Any], list[Document]]
-    explore: Callable[[Sequence[Document], Document, Any], list[Task]]
-    # The near-duplicate gate and the task index (dedup.py); None leaves tasks ungated.
-    gate: Callable[[Workspace, Task], Any] | None = None
-    index_tasks: Callable[[Workspace, list[Task]], None] | None = None
-    # Errors meaning "this unit has nothing to give" (a chunk without facts, an exploration that
-    # offers no task): the unit is done, its reason noted, and it is not a failure to retry.
-    empty_unit_errors: tuple[type[BaseException], ...] = ()
-
-
-PipelineFactory = Callable[[Workspace, GenerationRun], Pipeline]
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """One piece of a run that is done entirely or not at all."""
-
-    id: str
-    stage: str
-    work: Callable[[Any], list[Task]]
 
 
 @dataclass
@@ -116,19 +88,19 @@ class RunState:
 
     @classmethod
     def load(cls, run: GenerationRun) -> RunState:
-        errors = {entry["unit"]: entry["error"] for entry in run.counts.get("errors", [])}
-        empty = {entry["unit"]: entry["reason"] for entry in run.counts.get("empty_units", [])}
-        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.get("funnel", {})), errors=errors,
-                   empty=empty, calls_by_step=dict(run.counts.get("calls_by_step", {})))
+        errors = {entry.unit: entry.error for entry in run.counts.errors}
+        empty = {entry.unit: entry.reason for entry in run.counts.empty_units}
+        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.funnel), errors=errors, empty=empty,
+                   calls_by_step=dict(run.counts.calls_by_step))
 
-    def counts(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage, "done": self.stage_done, "total": self.stage_total,
-            "funnel": dict(self.funnel), "errors": [{"unit": u, "error": e} for u, e in self.errors.items()],
-            "empty_units": [{"unit": u, "reason": r} for u, r in self.empty.items()],
-            "calls_by_step": dict(self.calls_by_step),
-            "heartbeat": utcnow().isoformat(), "pid": os.getpid(), "host": socket.gethostname(),
-        }
+    def counts(self) -> RunCounts:
+        return RunCounts(
+            stage=self.stage, done=self.stage_done, total=self.stage_total, funnel=dict(self.funnel),
+            errors=[UnitError(unit=u, error=e) for u, e in self.errors.items()],
+            empty_units=[EmptyUnit(unit=u, reason=r) for u, r in self.empty.items()],
+            calls_by_step=dict(self.calls_by_step),
+            heartbeat=utcnow(), pid=os.getpid(), host=socket.gethostname(),
+        )
 
     def progress(self) -> RunProgress:
         return RunProgress(run_id=self.run.id, done=self.stage_done, total=self.stage_total,
@@ -147,16 +119,17 @@ class Executor:
         self.make_pipeline = make_pipeline
         self.progress = progress
         self.state = RunState.load(run)
-        request = run.config["request"]
-        self.kinds = [stage for stage in STAGES if stage in request["kinds"]]
-        self.limit: int | None = request.get("limit")
-        self.concurrency = int(run.config["settings"]["concurrency"])
+        request = run.config.request
+        self.kinds = [stage for stage in STAGES if stage in request.kinds]
+        self.limit = request.limit
+        self.concurrency = int(run.config.settings["concurrency"])
         self.last_beat = 0.0
 
     # ---- the run ----------------------------------------------------------------------------
 
     def execute(self) -> None:
         self.pipeline = self.make_pipeline(self.workspace, self.state.run)
+        self.planner = RunPlanner(self.store, self.state.run, self.pipeline, self.add_usage, self.state.cancel)
         if self.state.done:
             self.reindex()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"run-{self.state.run.id}") as pool:
@@ -164,7 +137,7 @@ class Executor:
                 for stage in self.kinds:
                     if self.stopping():
                         break
-                    self.run_stage(stage, self.plan(stage), pool)
+                    self.run_stage(stage, self.planner.plan(stage), pool)
             except BaseException:
                 # Workers still running see the event and stop early; nothing half-done is stored.
                 self.state.stop()
@@ -209,65 +182,6 @@ class Executor:
                 if self.stage_full(stage):
                     state.halt.set()
             self.beat()
-
-    # ---- planning ---------------------------------------------------------------------------
-
-    def plan(self, stage: str) -> list[WorkUnit]:
-        plans = {"atomic": self.plan_atomic, "depth": self.plan_depth, "width": self.plan_width,
-                 "explore": self.plan_explore}
-        return plans[stage]()
-
-    def plan_atomic(self) -> list[WorkUnit]:
-        load_document = lru_cache(maxsize=8)(self.store.get_document)
-
-        def unit(chunk: Chunk) -> WorkUnit:
-            def work(context: Any) -> list[Task]:
-                document = load_document(chunk.document_id)
-                if document is None:
-                    raise TaskCraftError(f"Document {chunk.document_id} was deleted during the run.")
-                return self.pipeline.atomic(document, chunk, context)
-
-            return WorkUnit(f"atomic:{chunk.id}", "atomic", work)
-
-        return [unit(chunk) for document_id in self.state.run.config["document_ids"]
-                for chunk in self.store.get_chunks(document_id)]
-
-    def base_tasks(self) -> list[Task]:
-        """Verified atomic tasks of the run's documents (from this run or earlier ones), by id so
-        that a resumed run plans the same units."""
-        task_filter = TaskFilter(kinds=["atomic"], statuses=BASE_STATUSES,
-                                 document_ids=self.state.run.config["document_ids"])
-        return sorted(self.store.list_tasks(task_filter, limit=None, with_trajectory=True), key=lambda t: t.id)
-
-    def plan_depth(self) -> list[WorkUnit]:
-        def unit(task: Task) -> WorkUnit:
-            return WorkUnit(f"depth:{task.id}", "depth", lambda context: self.pipeline.depth(task, context))
-
-        return [unit(task) for task in self.base_tasks()]
-
-    def plan_width(self) -> list[WorkUnit]:
-        context = self.pipeline.new_context(self.state.cancel)
-        groups = self.pipeline.group_for_width(self.base_tasks(), context)
-        self.add_usage(context, "width")
-
-        def unit(group: list[Task]) -> WorkUnit:
-            unit_id = "width:" + ",".join(sorted(task.id for task in group))
-            return WorkUnit(unit_id, "width", lambda ctx: [self.pipeline.width(group, ctx)])
-
-        return [unit(group) for group in groups]
-
-    def plan_explore(self) -> list[WorkUnit]:
-        """A unit per start page; each explores all of the run's documents (its environment)."""
-        documents = [d for d in map(self.store.get_document, self.state.run.config["document_ids"]) if d is not None]
-        context = self.pipeline.new_context(self.state.cancel)
-        starts = self.pipeline.explore_starts(documents, context)
-        self.add_usage(context, "explore")
-
-        def unit(start: Document) -> WorkUnit:
-            return WorkUnit(f"explore:{start.id}", "explore",
-                            lambda ctx: self.pipeline.explore(documents, start, ctx))
-
-        return [unit(start) for start in starts]
 
     # ---- recording (coordinator thread only) -------------------------------------------------
 
@@ -351,7 +265,9 @@ class Executor:
         for key in (f"{task.kind}_candidates", f"{task.kind}_{outcome}"):
             funnel[key] = funnel.get(key, 0) + 1
 
-    def add_usage(self, context: Any, stage: str) -> None:
+    def add_usage(self, context: Any, stage: str = "plan") -> None:
+        """A context's calls and tokens into the run; its calls by step under `stage` (a unit's
+        stage, or "plan" for the planner's calls: grouping for width, choosing start pages)."""
         run = self.state.run
         run.model_calls += context.usage.calls
         run.tokens += context.usage.tokens

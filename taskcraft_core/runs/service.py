@@ -25,23 +25,23 @@ import socket
 import threading
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, timedelta
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
 from taskcraft_core.runs.call_counts import StepCalls
-from taskcraft_core.runs.executor import (
-    OUTCOMES, STAGES, Executor, Pipeline, PipelineFactory, ProgressCallback, RunProgress,
-)
-from taskcraft_core.schema import Document, GenerationRun, Task, utcnow
+from taskcraft_core.runs.executor import OUTCOMES, STAGES, Executor, ProgressCallback, RunProgress
+from taskcraft_core.runs.planning import Pipeline, PipelineFactory
+from taskcraft_core.schema import Document, GenerationRun, RunConfig, RunRequest, Task, UnitError, utcnow
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace
 
 __all__ = [
-    "STAGES", "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
+    "STAGES", "RunProgress", "RunRequest", "RunSummary", "cancel_run", "create_run", "execute_run", "interrupted_runs",
     "method_pipeline", "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
     "step_calls",
 ]
@@ -63,19 +63,6 @@ STALE_AFTER = timedelta(seconds=30)
 # Runs executing in this process (a second execution of the same run must not start).
 _active: set[str] = set()
 _active_lock = threading.Lock()
-
-
-class RunRequest(BaseModel):
-    """What a person asks a run to do: by default every kind (stage) from every document (empty
-    `document_ids`)."""
-
-    kinds: list[str] = list(STAGES)
-    document_ids: list[str] = []
-    limit: int | None = None
-    engine: str | None = None
-    model: str | None = None
-    base_url: str | None = None
-    concurrency: int | None = None
 
 
 # ---- creating ---------------------------------------------------------------------------------
@@ -130,18 +117,15 @@ def _run_settings(settings: Settings, request: RunRequest) -> Settings:
     return resolved
 
 
-def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) -> dict[str, object]:
+def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) -> RunConfig:
     from taskcraft_core.generate.prompts import PROMPT_VERSION
 
-    return {
-        "request": request.model_dump(),
-        "document_ids": document_ids,
-        "engine": settings.engine,
-        "models": {role: settings.model_for(role) for role in ("generation", "solver", "judge")},
-        "base_url": settings.openai_base_url,
-        "prompt_version": PROMPT_VERSION,
-        "settings": settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
-    }
+    return RunConfig(
+        request=request, document_ids=document_ids, engine=settings.engine,
+        models={role: settings.model_for(role) for role in ("generation", "solver", "judge")},
+        base_url=settings.openai_base_url, prompt_version=PROMPT_VERSION,
+        settings=settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
+    )
 
 
 # ---- the method a run executes ---------------------------------------------------------------
@@ -150,19 +134,22 @@ def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) 
 def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     """The real method (generate/*) with one engine for the whole run, and the dedup gate."""
     from taskcraft_core.curate import dedup
-    from taskcraft_core.index import task_vectors
     from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
     from taskcraft_core.generate.context import AcceptanceRule, GenerationContext
-    from taskcraft_core.generate.factory import make_engine
     from taskcraft_core.generate.depth import extend_depth
     from taskcraft_core.generate.explore.tasks import (
-        NoExploreTasksError, choose_start_page, explore_corpus, generate_explore_tasks,
+        NoExploreTasksError,
+        choose_start_page,
+        explore_corpus,
+        generate_explore_tasks,
     )
+    from taskcraft_core.generate.factory import make_engine
     from taskcraft_core.generate.width import extend_width, group_for_width
+    from taskcraft_core.index import task_vectors
     from taskcraft_core.models.chat import Usage
 
     # The workspace carries the run's snapshot settings: model names and base URL are resolved there.
-    engine = make_engine(workspace.settings, run.config["engine"])
+    engine = make_engine(workspace.settings, run.config.engine)
 
     def new_context(cancel: threading.Event) -> GenerationContext:
         return GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id, cancel=cancel,
@@ -171,7 +158,7 @@ def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     def explore_starts(documents: Sequence[Document], ctx: GenerationContext) -> list[Document]:
         return [choose_start_page(documents, ctx)] if documents else []
 
-    per_guideline = explore_tasks_per_guideline(run.config["request"].get("limit"))
+    per_guideline = explore_tasks_per_guideline(run.config.request.limit)
 
     def explore(documents: Sequence[Document], start: Document, ctx: GenerationContext) -> list[Task]:
         exploration = explore_corpus(documents, ctx, start_document_id=start.id)
@@ -206,7 +193,7 @@ def _execute_claimed(workspace: Workspace, run: GenerationRun, progress: Progres
                      pipeline: PipelineFactory) -> GenerationRun:
     try:
         snapshot_workspace = dataclasses.replace(
-            workspace, settings=workspace.settings.with_changes(**run.config["settings"]))
+            workspace, settings=workspace.settings.with_changes(**run.config.settings))
         workspace.store.update_run(run.id, status="running", error=None, finished_at=None)
         executor = Executor(snapshot_workspace, run, pipeline, progress)
         try:
@@ -235,8 +222,8 @@ def _claim(run: GenerationRun) -> None:
     """Refuse to execute a run that is already executing, here or in a live process elsewhere."""
     with _active_lock:
         busy_here = run.id in _active
-        busy_elsewhere = (run.status == "running" and "heartbeat" in run.counts
-                          and run.counts.get("pid") != os.getpid() and not _looks_dead(run))
+        busy_elsewhere = (run.status == "running" and run.counts.heartbeat is not None
+                          and run.counts.pid != os.getpid() and not _looks_dead(run))
         if busy_here or busy_elsewhere:
             raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
         _active.add(run.id)
@@ -259,6 +246,8 @@ def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
 def _in_background(workspace: Workspace, run_id: str) -> None:
     run = _get_run(workspace.store, run_id)
     _claim(run)  # here, so that "already executing" reaches the caller instead of the thread
+    # Running from this moment: whoever looks next sees the run started, not still interrupted.
+    workspace.store.update_run(run_id, status="running", error=None, finished_at=None)
     threading.Thread(target=_execute_claimed, args=(workspace, run, None, method_pipeline),
                      name=f"run-{run_id}", daemon=True).start()
 
@@ -285,13 +274,13 @@ def interrupted_runs(workspace: Workspace) -> list[GenerationRun]:
 
 
 def _looks_dead(run: GenerationRun) -> bool:
-    beat = run.counts.get("heartbeat")
-    last_sign = datetime.fromisoformat(beat) if beat else run.started_at
+    beat = run.counts.heartbeat
+    last_sign = beat or run.started_at
     # SQLite hands datetimes back without their zone; they were written in UTC.
-    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or timezone.utc) > STALE_AFTER:
+    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or UTC) > STALE_AFTER:
         return True
-    pid = run.counts.get("pid")
-    return bool(beat) and run.counts.get("host") == socket.gethostname() and not _process_alive(int(pid))
+    pid = run.counts.pid
+    return pid is not None and run.counts.host == socket.gethostname() and not _process_alive(pid)
 
 
 def _process_alive(pid: int) -> bool:
@@ -317,31 +306,53 @@ def _get_run(store: Store, run_id: str) -> GenerationRun:
 def run_progress(run: GenerationRun) -> RunProgress:
     """The progress of a stored run, for polling (the UI reads it from the database)."""
     counts = run.counts
-    return RunProgress(run_id=run.id, done=counts.get("done", 0), total=counts.get("total", 0),
-                       stage=counts.get("stage", ""), counts=dict(counts.get("funnel", {})))
+    return RunProgress(run_id=run.id, done=counts.done, total=counts.total, stage=counts.stage,
+                       counts=dict(counts.funnel))
 
 
-def run_summary(run: GenerationRun) -> dict[str, object]:
+class KindSummary(BaseModel):
+    """The yield of one kind: candidates = accepted + rejected; duplicates were gated among them."""
+
+    candidates: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+
+
+class RunSummary(BaseModel):
     """The run's yield: candidates = accepted (verified, awaiting review) + rejected (failed
-    verification or skipped as a near-duplicate); `by_kind` also counts gated near-duplicates."""
-    funnel = run.counts.get("funnel", {})
-    by_kind = {kind: {outcome: int(funnel.get(f"{kind}_{outcome}", 0)) for outcome in OUTCOMES}
-               for kind in STAGES if kind in run.config.get("request", {}).get("kinds", STAGES)}
-    return {
-        "run_id": run.id,
-        "candidates": sum(counts["candidates"] for counts in by_kind.values()),
-        "accepted": sum(counts["accepted"] for counts in by_kind.values()),
-        "rejected": sum(counts["rejected"] for counts in by_kind.values()),
-        "by_kind": by_kind,
-        "model_calls": run.model_calls,
-        "calls": step_calls(run).report(),
-        "errors": list(run.counts.get("errors", [])),
-    }
+    verification or skipped as a near-duplicate); `by_kind` also counts gated near-duplicates.
+    Its JSON is what `generate --json` prints."""
+
+    run_id: str
+    candidates: int
+    accepted: int
+    rejected: int
+    by_kind: dict[str, KindSummary]
+    model_calls: int
+    calls: dict[str, Any] = Field(default_factory=dict, description="Model calls by step, per candidate and "
+                                  "per verified task (`StepCalls.report`).")
+    errors: list[UnitError]
+    status: str = ""
+    error: str | None = None
+
+
+def run_summary(run: GenerationRun) -> RunSummary:
+    funnel = run.counts.funnel
+    by_kind = {kind: KindSummary(**{outcome: funnel.get(f"{kind}_{outcome}", 0) for outcome in OUTCOMES})
+               for kind in STAGES if kind in run.config.request.kinds}
+    return RunSummary(
+        run_id=run.id, by_kind=by_kind, model_calls=run.model_calls, errors=list(run.counts.errors),
+        candidates=sum(counts.candidates for counts in by_kind.values()),
+        accepted=sum(counts.accepted for counts in by_kind.values()),
+        rejected=sum(counts.rejected for counts in by_kind.values()),
+        calls=step_calls(run).report(), status=run.status, error=run.error,
+    )
 
 
 def step_calls(run: GenerationRun) -> StepCalls:
     """The run's model calls by step, with its candidates and verified tasks."""
-    funnel = run.counts.get("funnel", {})
-    return StepCalls(by_step=dict(run.counts.get("calls_by_step", {})),
-                     candidates=sum(int(funnel.get(f"{kind}_candidates", 0)) for kind in STAGES),
-                     verified=sum(int(funnel.get(f"{kind}_accepted", 0)) for kind in STAGES))
+    funnel = run.counts.funnel
+    return StepCalls(by_step=dict(run.counts.calls_by_step),
+                     candidates=sum(funnel.get(f"{kind}_candidates", 0) for kind in STAGES),
+                     verified=sum(funnel.get(f"{kind}_accepted", 0) for kind in STAGES))

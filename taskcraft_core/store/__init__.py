@@ -1,5 +1,7 @@
 """The database owns the data: SQLAlchemy tables, migrations, and the Store over them."""
 
-from taskcraft_core.store.database import DocumentSummary, Store, TaskFilter
+from taskcraft_core.store.database import Store
+from taskcraft_core.store.documents import DocumentSummary
+from taskcraft_core.store.tasks import TaskFilter
 
 __all__ = ["DocumentSummary", "Store", "TaskFilter"]

@@ -20,11 +20,21 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from taskcraft_core.agent.tools import parse_passages
 from taskcraft_core.generate.protocol import Golden, Judgement
 from taskcraft_core.generate.text import (
-    DATE, MONEY, NAME, NUMBER, PERCENT, SCALE, UNITS, YEAR, Span, canonical_form, match_score,
+    DATE,
+    MONEY,
+    NAME,
+    NUMBER,
+    PERCENT,
+    SCALE,
+    UNITS,
+    YEAR,
+    Span,
+    canonical_form,
+    match_score,
 )
-from taskcraft_core.agent.tools import parse_passages
 
 OFFLINE_MODEL = "offline-policy"
 DONT_KNOW = "I don't know."
@@ -258,5 +268,5 @@ def judge_answers(golden: Golden, answer: str) -> Judgement:
     parts = [text for _number, text in WIDTH_LINE.findall(answer)]
     if len(parts) != len(golden):
         return Judgement(score=0, rationale=f"expected {len(golden)} numbered answers, got {len(parts)}")
-    scores = [match_score(g, a) for g, a in zip(golden, parts)]
+    scores = [match_score(g, a) for g, a in zip(golden, parts, strict=False)]
     return Judgement(score=min(scores), rationale=f"part scores {scores}")
