@@ -35,6 +35,17 @@ class ModelUnavailableError(TaskCraftError):
     """The model endpoint could not be reached or kept failing."""
 
 
+class EnvironmentFailure(TaskCraftError):
+    """The machine failed the studio, not the input: a damaged database file, a read-only data home,
+    a full disk, a broken index. `path` names the file or folder concerned; `kind` is one of
+    "damaged", "missing", "read_only", "disk_full", "index"."""
+
+    def __init__(self, message: str, hint: str = "", path: str = "", kind: str = "") -> None:
+        super().__init__(message, hint)
+        self.path = path
+        self.kind = kind
+
+
 class ModelCallFailed(ModelOutputError):
     """One call got no usable answer after its retries (a transient fault mid-run, such as a proxy's
     error page): the candidate it served fails with this reason, the run goes on."""

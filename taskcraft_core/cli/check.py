@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
     check = subparsers.add_parser("check", help="Run the pre-review checks on stored tasks (default: all).")
     check.add_argument("--status", choices=[*TASK_STATUSES, "all"], default="all", help="Only tasks with this status.")
     check.add_argument("--json", action="store_true", help='Print {"checked": N, "flagged": {task_id: [checks]}}.')
-    check.set_defaults(handler=run_check)
+    check.set_defaults(handler=run_check, searches=False)  # reads tasks only; needs no vector index
 
 
 def run_check(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -98,14 +98,23 @@ def _chunk_metadata(chunk: Chunk, title: str) -> dict[str, Any]:
 class VectorIndex:
     """Chroma collections under the data home."""
 
-    def __init__(self, path: Path, embedding_function: EmbeddingFunction[Documents]) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.client = chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+    def __init__(self, path: Path | None, embedding_function: EmbeddingFunction[Documents]) -> None:
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if path is None:
+            self.client = chromadb.EphemeralClient(settings=chroma_settings)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         self.embedding_function = embedding_function
 
     @classmethod
     def open(cls, settings: Settings) -> VectorIndex:
         return cls(settings.chroma_path, make_embedding_function(settings))
+
+    @classmethod
+    def in_memory(cls, settings: Settings) -> VectorIndex:
+        """An index in memory, empty at first: for reading a data home whose folder is read-only."""
+        return cls(None, make_embedding_function(settings))
 
     def collection(self, name: str) -> Any:
         return self.client.get_or_create_collection(
