@@ -1,14 +1,14 @@
 """tasks.checks: the automatic pre-review checks a task failed (check name -> detail)
 
 Revision ID: 0005_task_checks
-Revises: 0002_document_state
+Revises: 0004_review_rounds
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_task_checks"
-down_revision = "0002_document_state"
+down_revision = "0004_review_rounds"
 branch_labels = None
 depends_on = None
 
