@@ -19,6 +19,7 @@ import streamlit as st
 from taskcraft_core.access import Permission, Principal, local_principal, signed_in_principal
 from taskcraft_core.curate import review_queue
 from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.generate.checks import CHECK_NAMES
 from taskcraft_core.schema import TASK_KINDS, TASK_STATUSES
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
@@ -174,8 +175,10 @@ def filter_widgets(prefix: str, ws: Workspace, default_statuses: list[str], expa
         engines = third.multiselect("Engine", options.engines, key=f"{prefix}_engine")
         reviewers = third.multiselect("Reviewer", options.reviewers, key=f"{prefix}_reviewer")
         text = third.text_input("Search text", key=f"{prefix}_text")
+        checks = st.multiselect("Flagged by check", ["any", *CHECK_NAMES], key=f"{prefix}_checks",
+                                help="Only tasks an automatic pre-review check flagged ('any': by any check).")
         sort = st.selectbox("Sort", review_queue.SORTS, format_func=review_queue.SORTS.get, key=f"{prefix}_sort")
     return review_queue.build_filter(
         statuses=statuses, kinds=kinds, difficulty=(low, high), hops=hops, document_ids=document_ids,
         run_ids=run_ids, engines=engines, reviewers=reviewers, text=text, sort=sort,
-    )
+    ).model_copy(update={"checks": checks})

@@ -133,6 +133,9 @@ if preview(ws, task_filter):
     options: dict[str, Any] = {"drop_duplicates": middle.checkbox("Drop near-duplicates", key="export_drop_duplicates"),
                                "exclude_stale": right.checkbox("Leave out stale tasks", key="export_exclude_stale",
                                                                help="Tasks a replay found no longer hold.")}
+    if right.checkbox("Exclude flagged", key="export_exclude_flagged",
+                      help="Leave out tasks that an automatic pre-review check flagged."):
+        task_filter = task_filter.model_copy(update={"exclude_flagged": True})
     options["sample"] = sample_options(ws, task_filter, options)
     download(ws, fmt, task_filter, options)
     write_to_disk(ws, fmt, task_filter, options)

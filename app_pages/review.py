@@ -169,6 +169,7 @@ def show_progress(card: rq.Card) -> None:
 
 def show_question(card: rq.Card) -> None:
     task = card.task
+    show_checks(task.checks or {})
     with st.container(key="review_question"):
         st.markdown("**Question**  \n" + escape_markdown(task.question))
     answer = task.golden_answer
@@ -266,6 +267,13 @@ def show_details(card: rq.Card) -> None:
     if card.evidence:
         st.markdown(f"**Evidence** (page {card.evidence.page})")
         st.html(card.evidence.to_html())
+
+
+def show_checks(flagged: dict[str, str]) -> None:
+    """A badge per automatic pre-review check the task fails, with what each found."""
+    if flagged:
+        st.markdown(" ".join(f":orange-badge[:material/flag: {name}]" for name in flagged),
+                    help="\n\n".join(f"**{name}**: {escape_markdown(detail)}" for name, detail in flagged.items()))
 
 
 def show_lineage(card: rq.Card) -> None:

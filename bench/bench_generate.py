@@ -11,7 +11,9 @@ and the ratio measures how well a run overlaps waiting for the model.
     python -m bench.bench_generate [--latency-ms 50] [--concurrency 1 8] [--documents 6]
 
 Prints per concurrency: wall time, verified atomic tasks per second, model calls and tokens per
-verified task; then the throughput ratio.
+verified task; then the throughput ratio; then the model calls by step per candidate and per verified
+task against the reference implementation's count for a candidate that reaches the agent: question,
+clean (canonical answer), model alone, 3 judge votes, agent, 3 judge votes = 9 + agent steps.
 """
 
 from __future__ import annotations
@@ -25,17 +27,21 @@ from pathlib import Path
 
 from bench.bench_concurrency import compare_concurrency
 from taskcraft_core.ingest.pipeline import load_sample_corpus
-from taskcraft_core.runs.service import RunRequest, create_run, execute_run, run_summary
+from taskcraft_core.runs.service import RunRequest, create_run, execute_run, run_summary, step_calls
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
 from tests.prompt_following import PromptFollowingModel
 from tests.stub_openai import StubOpenAI
 
+REFERENCE_JUDGE_VOTES = 3
+REFERENCE_FIXED_CALLS = 3 + 2 * REFERENCE_JUDGE_VOTES  # question, clean, model alone + two rounds of votes
 
-def timed_run(stub: StubOpenAI, home: Path, concurrency: int, documents: int) -> tuple[float, GenerationRun]:
+
+def timed_run(stub: StubOpenAI, home: Path, concurrency: int, documents: int,
+              judge_votes: int = REFERENCE_JUDGE_VOTES) -> tuple[float, GenerationRun]:
     settings = Settings(home=home, openai_base_url=stub.base_url, model="stub-model", cache_responses=False,
-                        max_retries=0)
+                        max_retries=0, judge_votes=judge_votes)
     workspace = Workspace.open(settings)
     load_sample_corpus(workspace)
     chosen = [summary.id for summary in workspace.store.list_documents()][:documents]
@@ -52,15 +58,19 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--documents", type=int, default=6, help="Sample-corpus documents to generate from "
                         "(a work unit is a chunk, so fewer chunks than threads caps the overlap).")
+    parser.add_argument("--judge-votes", type=int, default=REFERENCE_JUDGE_VOTES)
     args = parser.parse_args()
     logging.disable(logging.INFO)  # one line per HTTP request would drown the numbers
+    runs: list[GenerationRun] = []
     with tempfile.TemporaryDirectory() as home, StubOpenAI(latency_s=args.latency_ms / 1000,
                                                           default=PromptFollowingModel()) as stub:
         timed_run(stub, Path(home) / "warm-up", 1, 1)  # imports, embeddings, connection pool
         print(f"stub latency {args.latency_ms:.0f} ms per call; atomic tasks from {args.documents} sample documents")
 
         def measure(concurrency: int) -> tuple[float, str]:
-            seconds, run = timed_run(stub, Path(home) / f"c{concurrency}", concurrency, args.documents)
+            seconds, run = timed_run(stub, Path(home) / f"c{concurrency}", concurrency, args.documents,
+                                     args.judge_votes)
+            runs.append(run)
             summary = run_summary(run)
             verified = max(1, summary.accepted)
             throughput = summary.accepted / seconds
@@ -72,7 +82,25 @@ def main() -> int:
             )
 
         compare_concurrency(args.concurrency, measure, "throughput")
+        print_calls_by_step(runs[-1], args.judge_votes)
     return 0
+
+
+def print_calls_by_step(run: GenerationRun, votes: int) -> None:
+    """Calls by step per candidate and per verified task, and the reference's count for the same tasks."""
+    calls = step_calls(run)
+    per_candidate, per_verified = calls.per_candidate(), calls.per_verified()
+    print(f"model calls by step ({calls.candidates} candidates, {calls.verified} verified, {votes} judge vote(s)):")
+    for step in sorted(calls.by_step):
+        print(f"  {step:<26} {calls.by_step[step]:>5}  {per_candidate.get(step, 0):6.2f}/candidate  "
+              f"{per_verified.get(step, 0):6.2f}/verified")
+    agent_calls = calls.by_step.get("atomic.agent", 0)
+    reached_agent = max(1, calls.by_step.get("atomic.model_alone", 0))  # every candidate verified asks it once
+    ours = calls.total / max(1, calls.verified)
+    reference = REFERENCE_FIXED_CALLS + agent_calls / reached_agent
+    print(f"per verified task: ours {ours:.2f} calls (including extraction); reference {reference:.2f} "
+          f"(9 + {agent_calls / reached_agent:.2f} agent steps) per candidate reaching the agent; "
+          f"ratio {ours / reference:.2f}")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,8 @@ class EnvironmentFailure(TaskCraftError):
         super().__init__(message, hint)
         self.path = path
         self.kind = kind
+
+
+class ModelCallFailed(ModelOutputError):
+    """One call got no usable answer after its retries (a transient fault mid-run, such as a proxy's
+    error page): the candidate it served fails with this reason, the run goes on."""

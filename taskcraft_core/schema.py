@@ -122,6 +122,8 @@ class Task(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     trajectory: list[TrajectoryStep] = Field(default_factory=list)
     verification: Verification | None = None
+    checks: dict[str, str] | None = Field(
+        None, description="Automatic pre-review checks the task failed (name -> detail); {} clean, None never checked.")
 
 
 class Replay(BaseModel):
@@ -215,6 +217,8 @@ class RunCounts(BaseModel):
     funnel: dict[str, int] = {}
     errors: list[UnitError] = []
     empty_units: list[EmptyUnit] = []
+    calls_by_step: dict[str, int] = Field(
+        default_factory=dict, description="Model calls per '<stage>.<step>' (atomic.question, depth.auxiliary.agent).")
     heartbeat: datetime | None = None
     pid: int | None = None
     host: str | None = None

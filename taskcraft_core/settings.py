@@ -96,6 +96,10 @@ class Settings(BaseModel):
     accept_min_agent_score: int = Field(
         1, ge=1, le=2, description="Lowest judge score (0-2) of the agent's answer that can accept a task."
     )
+    accept_max_alone_score: int = Field(
+        0, ge=0, le=2, description="Highest judge score (0-2) the model alone may reach on an accepted task; "
+        "0 (strict, the reference's rule): a candidate the model alone answers with any credit is rejected."
+    )
     accept_agent_must_beat_alone: bool = Field(
         True, description="Accept only when the agent's score beats the model-alone score (METHOD 1.7)."
     )

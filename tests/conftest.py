@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from taskcraft_core.index.vectors import VectorIndex
+from taskcraft_core.models.http import forget_endpoints
 from taskcraft_core.settings import ENV_FIELDS, Settings
 from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace
@@ -48,6 +49,7 @@ def workspace(settings: Settings, store: Store, index: VectorIndex) -> Workspace
 @pytest.fixture
 def stub_openai() -> Iterator[StubOpenAI]:
     """A scriptable OpenAI-compatible server on 127.0.0.1 (see tests/stub_openai.py)."""
+    forget_endpoints()
     with StubOpenAI() as server:
         yield server
 

@@ -29,6 +29,7 @@ QUESTION = re.compile(
     re.S,
 )
 CANONICAL = re.compile(r"Answer as found in the source: (?P<answer>.*?)\nEvidence:", re.S)
+STRUCTURED = {"ConclusionsOut", "QuestionOut", "AnswerOut", "JudgeOut"}
 JUDGE = re.compile(r"Golden answer: (?P<golden>.*?)\nAnswer: (?P<answer>.*)\Z", re.S)
 
 
@@ -55,7 +56,12 @@ class PromptFollowingModel:
             payload = self.structured(response_format["json_schema"]["name"], message_text(messages[-1]))
             content = json.dumps(payload)
             return Reply(body=completion(content, prompt_tokens=prompt_tokens, completion_tokens=len(content) // 4))
-        if body.get("tools"):
+        tools = body.get("tools") or []
+        if tools and tools[0]["function"]["name"] in STRUCTURED:
+            # Function calling as the structured-output method (a server without json_schema).
+            name = tools[0]["function"]["name"]
+            return tool_call_reply(name, self.structured(name, message_text(messages[-1])), prompt_tokens=prompt_tokens)
+        if tools:
             return self.solver_turn(messages, prompt_tokens)
         return Reply(body=completion("I don't know", prompt_tokens=prompt_tokens, completion_tokens=3))
 
@@ -68,7 +74,7 @@ class PromptFollowingModel:
             return {"answer": _match(CANONICAL, prompt)["answer"].strip()}
         if schema == "JudgeOut":
             found = _match(JUDGE, prompt)
-            return {"score": match_score(found["golden"], found["answer"]), "rationale": "compared"}
+            return {"rationale": "compared", "score": match_score(found["golden"], found["answer"])}
         raise ValueError(f"the prompt-following model has no answer for {schema}")
 
     def conclusions(self, prompt: str) -> list[dict[str, str]]:

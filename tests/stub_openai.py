@@ -3,7 +3,8 @@
 The real `ChatOpenAI` client talks to it, so its retries, timeouts and parsing are exercised.
 Each chat request takes the next scripted `Reply` from a queue (or asks a default responder);
 every request is recorded. Server capability knobs make it refuse `response_format` types or
-tools with HTTP 400, as servers lacking those features do.
+tools with HTTP 400, as servers lacking those features do, or json_schema with the HTTP 500 that
+llama-cpp-python's server answers (`llama_cpp_errors=True`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,23 @@ def error_reply(status: int, message: str, *, retry_after_s: float | None = None
     return Reply(status=status, body=body, headers=headers)
 
 
+def html_reply(text: str = "<html>upstream proxy error</html>") -> Reply:
+    """A 200 whose body is an HTML page, as a proxy in front of the endpoint answers when it fails."""
+    return Reply(body=text.encode(), headers={"Content-Type": "text/html"})
+
+
+# What llama-cpp-python's server (`python -m llama_cpp.server`) answers, with HTTP 500, to a request
+# whose response_format is json_schema: its request model allows only 'text' and 'json_object'.
+LLAMA_CPP_JSON_SCHEMA_ERROR = {
+    "error": {
+        "message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+                   "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
+                   "'ctx': {'expected': \"'text' or 'json_object'\"}}]",
+        "type": "internal_server_error",
+    }
+}
+
+
 def answer_with(payload: dict[str, Any], **usage: int) -> Responder:
     """A responder giving `payload` in the shape each request asks for: a tool call when the
     request forces a tool, else JSON content (json_schema and JSON mode read the content)."""
@@ -134,6 +152,7 @@ class StubOpenAI:
     models: ids served by GET /v1/models; None makes that endpoint 404.
     unsupported_formats: response_format types answered with HTTP 400 (e.g. {"json_schema"}).
     supports_tools: False answers requests carrying tools with HTTP 400.
+    llama_cpp_errors: answer json_schema requests as llama-cpp-python's server does (HTTP 500).
     """
 
     def __init__(
@@ -144,12 +163,14 @@ class StubOpenAI:
         models: Iterable[str] | None = ("stub-model",),
         unsupported_formats: Iterable[str] = (),
         supports_tools: bool = True,
+        llama_cpp_errors: bool = False,
     ) -> None:
         self.latency_s = latency_s
         self.default = default
         self.models = None if models is None else list(models)
         self.unsupported_formats = set(unsupported_formats)
         self.supports_tools = supports_tools
+        self.llama_cpp_errors = llama_cpp_errors
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -212,6 +233,8 @@ class StubOpenAI:
         return Reply(body={"object": "list", "data": data})
 
     def _capability_refusal(self, request: RecordedRequest) -> Reply | None:
+        if self.llama_cpp_errors and request.response_format_type == "json_schema":
+            return Reply(status=500, body=LLAMA_CPP_JSON_SCHEMA_ERROR)
         if request.response_format_type in self.unsupported_formats:
             return error_reply(400, f"response_format type '{request.response_format_type}' is not supported")
         if request.uses_tools and not self.supports_tools:
@@ -244,7 +267,8 @@ def _handler_for(stub: StubOpenAI) -> type[BaseHTTPRequestHandler]:
             payload = reply.encoded_body()
             try:
                 self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
+                if "Content-Type" not in reply.headers:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

@@ -48,7 +48,7 @@ def test_the_record_is_the_contract_with_the_edited_text_and_the_decision_in_for
     record = task_record(store.get_task("t1"), store)
     assert list(record) == ["id", "kind", "question", "golden_answer", "content_identifier", "relation", "hops",
                             "difficulty", "engine", "model", "status", "source", "parents", "trajectory",
-                            "verification", "review", "reviews"]
+                            "verification", "review", "reviews", "checks"]
     review = record.pop("review")
     assert (review["reviewer"], review["decision"], review["edits"], review["reason"], review["override"]) == (
         "bob", "edit", {"golden_answer": "A. Munro"}, "", True)
@@ -96,6 +96,8 @@ def test_the_record_is_the_contract_with_the_edited_text_and_the_decision_in_for
             "agent_answer": "Alasdair Munro",
             "agent_score": 2,
         },
+        # stored without checks, so checked at export: a 2-hop task solved with one search
+        "checks": {"hops_not_used": "1 tool call(s) for a 2-hop task"},
     }
 
 

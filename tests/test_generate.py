@@ -110,8 +110,11 @@ def test_a_document_without_facts_yields_no_candidates_and_says_why(workspace: W
 @pytest.mark.parametrize(
     ("rule", "agent", "alone", "accepted"),
     [(AcceptanceRule(), 2, 0, True), (AcceptanceRule(), 1, 0, True), (AcceptanceRule(), 0, 0, False),
-     (AcceptanceRule(), 2, 1, True), (AcceptanceRule(), 1, 1, False), (AcceptanceRule(), 2, 2, False),
-     (AcceptanceRule(min_agent_score=2), 1, 0, False), (AcceptanceRule(agent_must_beat_alone=False), 2, 2, True)],
+     # Strict by default (the reference's rule): any credit for the model alone rejects.
+     (AcceptanceRule(), 2, 1, False), (AcceptanceRule(), 1, 1, False), (AcceptanceRule(), 2, 2, False),
+     (AcceptanceRule(max_alone_score=1), 2, 1, True), (AcceptanceRule(max_alone_score=1), 1, 1, False),
+     (AcceptanceRule(min_agent_score=2), 1, 0, False),
+     (AcceptanceRule(agent_must_beat_alone=False, max_alone_score=2), 2, 2, True)],
 )
 def test_acceptance_rule_is_explicit(rule: AcceptanceRule, agent: int, alone: int, accepted: bool) -> None:
     assert rule.accepts(agent, alone) is accepted
@@ -119,9 +122,13 @@ def test_acceptance_rule_is_explicit(rule: AcceptanceRule, agent: int, alone: in
 
 def test_acceptance_rule_comes_from_settings(settings: Settings) -> None:
     strict = AcceptanceRule.from_settings(settings.with_changes(accept_min_agent_score=2))
-    lenient = AcceptanceRule.from_settings(settings.with_changes(accept_agent_must_beat_alone=False))
+    lenient = AcceptanceRule.from_settings(settings.with_changes(accept_agent_must_beat_alone=False,
+                                                                 accept_max_alone_score=2))
+    loose = AcceptanceRule.from_settings(settings.with_changes(accept_max_alone_score=1))
     assert (strict.accepts(1, 0), strict.accepts(2, 0)) == (False, True)
     assert (lenient.accepts(2, 2), AcceptanceRule.from_settings(settings).accepts(2, 2)) == (True, False)
+    assert (loose.accepts(2, 1), AcceptanceRule.from_settings(settings).accepts(2, 1)) == (True, False)
+    assert settings.accept_max_alone_score == 0
 
 
 def test_model_alone_answering_skips_the_agent_and_is_recorded(workspace: Workspace) -> None:

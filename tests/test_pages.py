@@ -689,3 +689,29 @@ def test_the_trajectory_stepper_shows_one_step_at_a_time(home: Path, db: Store) 
     assert [c.value for c in at.caption if c.value.startswith("Step")] == [
         "Step 3 · hop 0 · search\\_corpus · 0 ms · 0 tokens"]
     assert [c.value for c in at.code] == ["opened in 1931"]
+
+
+def test_review_shows_check_badges_and_filters_by_check(home: Path, db: Store) -> None:
+    seed(db, n=2)
+    # task1 names its answer in the question (in words): flagged; task0 is clean.
+    db.set_task_checks({"task0": {}, "task1": {"answer_in_question": "“1931” is in the question"}})
+    at = open_page("review")
+    assert card_caption(at).startswith("task0 ·") and not [m for m in at.markdown if "badge[" in m.value]
+    at.multiselect(key="review_checks").set_value(["answer_in_question"]).run()
+    assert card_caption(at).startswith("task1 ·") and "of 1" in at.get("progress")[0].proto.text
+    [badges] = [m for m in at.markdown if "badge[" in m.value]
+    assert badges.value == ":orange-badge[:material/flag: answer_in_question]"
+    at.multiselect(key="review_checks").set_value(["hops_not_used"]).run()
+    assert at.info[0].value.startswith("No tasks match")
+
+
+def test_export_can_exclude_flagged_tasks(home: Path, db: Store) -> None:
+    seed(db, n=2)
+    for task_id in ("task0", "task1"):
+        db.record_review(task_id, "ana", "accept")
+    db.set_task_checks({"task0": {"hops_not_used": "0 tool call(s) for a 1-hop task"}, "task1": {}})
+    at = open_page("export")
+    at.checkbox(key="export_exclude_flagged").check().run()
+    at.button(key="export_prepare").click().run()
+    manifest = json.loads(at.json[0].proto.body)
+    assert manifest["count"] == 1 and manifest["filters"]["exclude_flagged"] is True

@@ -189,6 +189,10 @@ def test_stages_run_in_order_and_everything_is_counted(workspace: Workspace) -> 
                     "width": {"candidates": 3, "accepted": 3, "rejected": 0, "duplicates": 0, "present": 0},
                     "explore": {"candidates": 2, "accepted": 1, "rejected": 1, "duplicates": 0, "present": 0}},
         "model_calls": 6 * 2 + 6 * 3 + 1 + 3 * 4 + 5, "errors": [],
+        # the fake pipeline counts its calls without steps
+        "calls": {"by_step": {}, "total": 0, "per_candidate": 0.0, "per_verified": 0.0,
+                  "per_candidate_by_step": {}, "per_verified_by_step": {}},
+        "status": "completed", "error": None,
     }
     assert finished.tokens == 6 * 10 + 6 * 30 + 1 + 3 * 40 + 50
     assert len(finished.done_units) == 6 + 6 + 3 + 1

@@ -83,6 +83,12 @@ class WebSearchArgs(BaseModel):
     query: str = Field(description="What to search the web for.")
 
 
+def tool_schemas() -> dict[str, type[BaseModel]]:
+    """Every tool the studio has (solver and explorer), by name, with its argument schema."""
+    return {"search_corpus": SearchArgs, "read_document": ReadArgs, "fetch_url": FetchArgs,
+            "web_search": WebSearchArgs, "list_links": LinksArgs, "follow_link": FollowArgs}
+
+
 def make_tools(workspace: Workspace, *, allow_fetch: bool, web_search: WebSearch | None = None) -> list[BaseTool]:
     """The agent's tools over one workspace; fetch_url only when allowed, web_search only with a provider
     (given, or the search endpoint configured in settings)."""

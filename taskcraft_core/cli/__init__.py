@@ -8,6 +8,7 @@ database file, a read-only data home, a full disk): one message names the file a
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -15,16 +16,19 @@ from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
 
-COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "lineage"]
+COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "lineage", "check"]
 EXIT_ENVIRONMENT = 3
 # Re-indexing fewer entries than this takes a moment and shows no progress.
 PROGRESS_FROM = 500
+# Libraries that log every HTTP request (or their own progress) at INFO, between the progress bars.
+CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "langchain", "langgraph", "chromadb", "urllib3")
 
 
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     parser = argparse.ArgumentParser(prog="python -m taskcraft_core", description="TaskCraft Studio, headless.")
+    parser.add_argument("--verbose", action="store_true", help="Show the libraries' INFO logs (HTTP requests, ...).")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"taskcraft_core.cli.{name}").register(subparsers)
@@ -33,10 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # --verbose may also follow the command (`generate --verbose`); it is the parser's either way.
+    if "--verbose" in arguments[1:]:
+        arguments = ["--verbose", *[a for a in arguments if a != "--verbose"]]
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exit_:
         return 0 if exit_.code == 0 else 1
+    quiet_libraries(args.verbose)
     settings = settings_from_environment()
     try:
         return run_command(args, settings)
@@ -80,3 +89,10 @@ def report_environment_failure(failure: EnvironmentFailure) -> int:
     if failure.hint:
         print(f"what to do: {failure.hint}", file=sys.stderr)
     return EXIT_ENVIRONMENT
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Library logs at WARNING (INFO with --verbose), so progress bars and results stay readable."""
+    level = logging.INFO if verbose else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(level)

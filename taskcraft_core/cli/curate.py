@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
                         "1:0.4,2:0.3,3:0.2,4:0.1 (largest-remainder counts; default: equal shares).")
     export.add_argument("--by", choices=["kind"], help="With --sample: keep the mix within each kind.")
     export.add_argument("--seed", type=int, default=0, help="With --sample: the seed of the draw (default 0).")
+    export.add_argument("--exclude-flagged", action="store_true",
+                        help="Leave out tasks flagged by any automatic pre-review check (see `check`).")
     export.add_argument("--json", action="store_true", help="Print the manifest as JSON.")
     export.set_defaults(handler=run_export, reads_only=True, searches=False)
 
@@ -70,7 +72,7 @@ def register(subparsers: Any) -> None:
 
 def run_export(args: argparse.Namespace, workspace: Workspace) -> int:
     statuses = [] if args.status == "all" else [args.status]
-    task_filter = TaskFilter(statuses=statuses, kinds=args.kind)
+    task_filter = TaskFilter(statuses=statuses, kinds=args.kind, exclude_flagged=args.exclude_flagged)
     manifest = export_tasks(workspace, args.format, task_filter, args.out, drop_duplicates=args.drop_duplicates,
                             exclude_stale=args.exclude_stale, sample=sample_request(args))
     if args.json:

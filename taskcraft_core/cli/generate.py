@@ -1,8 +1,9 @@
 """`generate [...] [--json]`, `generate --resume RUN_ID` and `runs`.
 
 A progress bar goes to stderr; stdout carries the result (one JSON object with `--json`).
-Exit code: 0 run completed without unit errors, 2 completed with some units failed or cancelled,
-1 misuse or a failed run.
+Exit code: 0 run completed without unit errors, 2 completed with some units failed, cancelled, or
+ended early after making candidates (the summary is printed all the same), 1 misuse or a run that
+failed before making anything.
 """
 
 from __future__ import annotations
@@ -67,15 +68,27 @@ def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with: generate --resume {run_id}", file=sys.stderr)
         return 1
-    summary = run_summary(run)
-    if args.json:
-        print(summary.model_dump_json())
-    else:
-        _print_summary(run, summary)
+    except Exception:
+        # A bug ended the run: it surfaces, but the summary of what the run stored comes first.
+        _report(workspace.store.get_run(run_id), args.json)
+        raise
+    summary = _report(run, args.json)
     if run.status == "failed":
         print(f"error: {run.error}", file=sys.stderr)
-        return 1
-    return 2 if summary.errors or run.status == "cancelled" else 0
+        # A run that ended early after making candidates still has a yield: exit 2, like unit errors.
+        return 2 if summary is not None and summary.candidates else 1
+    return 2 if summary is not None and (summary.errors or run.status == "cancelled") else 0
+
+
+def _report(run: GenerationRun | None, as_json: bool) -> RunSummary | None:
+    if run is None:
+        return None
+    summary = run_summary(run)
+    if as_json:
+        print(summary.model_dump_json(), flush=True)
+    else:
+        _print_summary(run, summary)
+    return summary
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
@@ -115,6 +128,11 @@ def _print_summary(run: GenerationRun, summary: RunSummary) -> None:
     for kind, counts in summary.by_kind.items():
         print(f"  {kind:<7} {counts.candidates} candidates, {counts.accepted} verified, "
               f"{counts.rejected} rejected, {counts.duplicates} near-duplicates, {counts.present} already present")
+    calls = summary.calls
+    if calls["by_step"]:
+        steps = ", ".join(f"{step} {n}" for step, n in calls["per_candidate_by_step"].items())
+        print(f"  model calls per candidate {calls['per_candidate']}, per verified task {calls['per_verified']}; "
+              f"by step per candidate: {steps}")
     for error in summary.errors:
         print(f"  failed unit {error.unit}: {error.error}")
 

@@ -199,7 +199,7 @@ TABLE_SCHEMA = pa.schema([
     ("content_identifier", pa.string()), ("relation", pa.string()), ("hops", pa.int64()),
     ("difficulty", pa.int64()), ("engine", pa.string()), ("model", pa.string()), ("status", pa.string()),
     ("source", _SOURCE), ("parents", pa.list_(pa.string())), ("trajectory", pa.list_(_STEP)),
-    ("verification", _CHECK), ("review", _REVIEW), ("reviews", pa.list_(_REVIEW)),
+    ("verification", _CHECK), ("review", _REVIEW), ("reviews", pa.list_(_REVIEW)), ("checks", pa.string()),
 ])
 
 
@@ -224,6 +224,7 @@ def table_row(record: Record) -> Record:
         "trajectory": [step | {"args": _json_or_none(step["args"])} for step in record["trajectory"]],
         "review": None if review is None else _review_row(review),
         "reviews": [_review_row(entry) for entry in record["reviews"]],
+        "checks": json.dumps(record.get("checks") or {}, ensure_ascii=False),
     }
 
 

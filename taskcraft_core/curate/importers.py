@@ -53,6 +53,7 @@ from pydantic import BaseModel, ValidationError
 from taskcraft_core.access import require
 from taskcraft_core.curate.records import IMPORTED_KEY
 from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.generate.checks import with_checks
 from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.schema import Review, Task, TrajectoryStep, Verification, content_id
 from taskcraft_core.store import TaskFilter
@@ -340,7 +341,7 @@ def _store(workspace: Workspace, batch: list[ImportedTask], report: ImportReport
     for item in batch:
         if item.task.id not in stored:
             first.setdefault(item.task.id, item)
-    new = [item.task for item in first.values()]
+    new = [with_checks(item.task) for item in first.values()]
     added = workspace.store.add_tasks(new, [review for item in first.values() for review in item.reviews],
                                       reviews_per_task=workspace.settings.reviews_per_task)
     report.added += added

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from taskcraft_core.generate.checks import run_checks
 from taskcraft_core.schema import Review, Task
 from taskcraft_core.store import Store
 from taskcraft_core.store.review_history import DECISION_STATUS, standing
@@ -59,6 +60,9 @@ def build_record(task: Task, titles: dict[str, str], history: Sequence[Review]) 
             "agent_answer": check.agent_answer, "agent_score": check.agent_score},
         "review": _review_record(final_review(history, task.status)),
         "reviews": [_review_record(review) for review in history],
+        # The automatic pre-review checks the task fails (name -> detail); {} when clean. A task
+        # stored before checks existed is checked now.
+        "checks": dict(task.checks if task.checks is not None else run_checks(task)),
     }
 
 

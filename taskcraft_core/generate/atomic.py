@@ -10,6 +10,7 @@ from typing import Any
 
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
+from taskcraft_core.generate.grounding import neighbourhood, regrounding_problem, uniqueness_problem
 from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.generate.text import contains_answer, normalise_answer
 from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
@@ -36,8 +37,8 @@ def generate_atomic(document: Document, chunk: Chunk, ctx: GenerationContext) ->
             hint="raise max_candidates_per_document or max_verified_per_document for more from one document")
     usage = Usage()
     try:
-        identifier = ctx.engine.identify(document, usage)
-        conclusions = ctx.engine.extract_conclusions(identifier, document, chunk, usage)
+        identifier = ctx.engine.identify(document, usage.at("identify"))
+        conclusions = ctx.engine.extract_conclusions(identifier, document, chunk, usage.at("conclusions"))
     except ModelOutputError as malformed:
         raise NoCandidatesError(
             f"chunk {chunk.position} of “{document.title}”: the conclusion extractor's output was malformed: "
@@ -109,17 +110,21 @@ def _candidate(identifier: str, document: Document, chunk: Chunk, conclusion: Co
         reason = f"the answer “{conclusion.answer}” is not written in the chunk (not grounded)"
         return failed_task(fields, reason, usage)
     try:
-        fields["question"] = ctx.engine.write_question(identifier, conclusion, usage)
+        fields["question"] = ctx.engine.write_question(identifier, conclusion, usage.at("question"))
     except ModelOutputError as malformed:
         return failed_task(fields, f"question writer output was malformed: {malformed.message}", usage)
     fields["id"] = content_id("atomic", question_key(fields["question"]), chunk.id)
     try:
-        fields["golden_answer"] = ctx.engine.canonical_answer(fields["question"], conclusion, usage)
+        fields["golden_answer"] = ctx.engine.canonical_answer(fields["question"], conclusion, usage.at("canonical"))
     except ModelOutputError as malformed:
         return failed_task(fields, f"answer refiner output was malformed: {malformed.message}", usage)
     if contains_answer(fields["golden_answer"], fields["question"]) or contains_answer(conclusion.answer,
                                                                                         fields["question"]):
         return failed_task(fields, "the question reveals its answer", usage)
+    problem = regrounding_problem(fields["golden_answer"], conclusion) or uniqueness_problem(
+        conclusion, identifier, neighbourhood(chunk, ctx.workspace.store.get_chunks(document.id)))
+    if problem is not None:
+        return failed_task(fields, problem, usage)
     try:
         outcome = verify(fields["question"], fields["golden_answer"], ctx, usage)
     except ModelOutputError as malformed:

@@ -15,19 +15,22 @@ from taskcraft_core.workspace import Workspace
 
 @dataclass(frozen=True)
 class AcceptanceRule:
-    """When a verified candidate becomes a task (METHOD §1.7): the agent's judged score must reach
-    `min_agent_score` and, with `agent_must_beat_alone`, exceed the model-alone score."""
+    """When a verified candidate becomes a task (METHOD §1.7): the model alone must score at most
+    `max_alone_score` (0 by default: any credit rejects, as the reference does), the agent's judged
+    score must reach `min_agent_score` and, with `agent_must_beat_alone`, exceed the model-alone score."""
 
     min_agent_score: int = 1
     agent_must_beat_alone: bool = True
+    max_alone_score: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AcceptanceRule:
-        return cls(settings.accept_min_agent_score, settings.accept_agent_must_beat_alone)
+        return cls(settings.accept_min_agent_score, settings.accept_agent_must_beat_alone,
+                   settings.accept_max_alone_score)
 
     def accepts(self, agent_score: int, alone_score: int) -> bool:
         beats = agent_score > alone_score or not self.agent_must_beat_alone
-        return agent_score >= self.min_agent_score and beats
+        return alone_score <= self.max_alone_score and agent_score >= self.min_agent_score and beats
 
     def agent_can_still_pass(self, alone_score: int) -> bool:
         """False when no agent score could pass: the agent run (and its judge) can be skipped."""

@@ -4,8 +4,8 @@ One hop: backward search (passages of other documents that mention the identifie
 aliases, first those of documents linking to it; web results when configured) → a superset
 and a relation that points to the identifier → merge (the identifier in the question is replaced
 by the description) → checks, cheapest first: not a synonym, no leak of the identifier or the
-answer, the relation points to exactly one thing, the auxiliary question is solvable by the agent,
-the merged question still asks the same → the merged question is re-tested (model alone must
+answer, the relation points to exactly one thing, the merged question still asks the same, the
+auxiliary question is solvable by the agent → the merged question is re-tested (model alone must
 fail, agent must succeed). Up to `max_hops` hops, `hop_attempts` attempts each.
 """
 
@@ -147,14 +147,14 @@ def depth_attempt(current: Task, passage: Passage, hop: int, ctx: GenerationCont
 def _attempt(current: Task, passage: Passage, hop: int, ctx: GenerationContext, usage: Usage) -> Task | None:
     engine, identifier = ctx.engine, current.content_identifier
     try:
-        superset = engine.find_superset(identifier, passage, usage, subject_names(identifier, ctx)[1:])
+        superset = engine.find_superset(identifier, passage, usage.at("superset"), subject_names(identifier, ctx)[1:])
     except ModelOutputError:
         return None  # nothing was proposed, so there is no candidate to record
     if superset is None:
         return None
     fields = _fields(current, superset, ctx)
     try:
-        fields["question"] = engine.merge_depth(current.question, identifier, superset, usage)
+        fields["question"] = engine.merge_depth(current.question, identifier, superset, usage.at("depth_merge"))
     except ModelOutputError as malformed:
         return failed_task(fields, f"merge output was malformed: {malformed.message}", usage, hops=current.hops + 1)
     fields["id"] = content_id("depth", question_key(fields["question"]), current.id)
@@ -171,17 +171,18 @@ def _checked(current: Task, superset: Superset, fields: dict[str, Any], hop: int
     problem = superset_problem(identifier, superset, fields["question"], current.golden_answer)
     if problem is None:
         nearby = ctx.workspace.index.search_chunks(superset.evidence or superset.description, k=5)
-        validity = engine.check_superset(identifier, superset, nearby, usage)
+        validity = engine.check_superset(identifier, superset, nearby, usage.at("superset_check"))
         problem = None if validity.ok else f"superset check: {validity.reason}"
     if problem is not None:
         return failed_task(fields, problem, usage, hops=hops)
-    auxiliary = verify(superset.aux_question, superset.mention or identifier, ctx, usage, hop=hop)
-    if not auxiliary.accepted:
-        return failed_task(fields, f"auxiliary question: {auxiliary.reason}", usage, hops=hops)
+    # The one-call semantic check before the auxiliary verification (model alone, agent, judges).
     semantic = engine.check_depth_merge(current.question, fields["question"], identifier,
-                                        _text(current.golden_answer), usage)
+                                        _text(current.golden_answer), usage.at("semantic_check"))
     if not semantic.ok:
         return failed_task(fields, f"semantic check: {semantic.reason}", usage, hops=hops)
+    auxiliary = verify(superset.aux_question, superset.mention or identifier, ctx, usage.at("auxiliary"), hop=hop)
+    if not auxiliary.accepted:
+        return failed_task(fields, f"auxiliary question: {auxiliary.reason}", usage, hops=hops)
     retest = verify(fields["question"], current.golden_answer, ctx, usage)
     chained = Outcome(retest.verification, chain(auxiliary.trajectory, current.trajectory), retest.accepted,
                       retest.reason, retest.tool_steps)

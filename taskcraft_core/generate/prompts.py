@@ -25,8 +25,9 @@ SOLVER_SYSTEM_PROMPT = (
 )
 
 ALONE_SYSTEM = (
-    "Answer the question from your own knowledge; you have no tools and no documents. Reply with the "
-    "shortest answer. If you do not know, reply exactly: I don't know."
+    "Answer the question from your own knowledge and memory; you have no tools and no documents. Recall "
+    "everything you know about the subject and give your best guess even when you are not sure. Reply "
+    "with the shortest answer (a number with its unit, a date, a name), no explanation."
 )
 
 IDENTIFY = (
@@ -73,6 +74,7 @@ JUDGE = (
     "Score 2: it gives the same information as the golden answer.\n"
     "Score 1: it contains all the information of the golden answer plus something more.\n"
     "Score 0: it misses part of the golden answer, contradicts it, or says it does not know.\n"
+    "First write your rationale (what the answer says against the golden answer), then the score.\n"
     "Question: {question}\nGolden answer: {golden}\nAnswer: {answer}"
 )
 

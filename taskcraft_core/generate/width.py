@@ -80,9 +80,10 @@ def _extend(group: list[Task], ctx: GenerationContext, usage: Usage) -> Task:
     fields = _fields(group, golden, ctx)
     hops = max(t.hops for t in group)
     try:
-        fields["question"] = ctx.engine.merge_width(questions, usage)
+        fields["question"] = ctx.engine.merge_width(questions, usage.at("width_merge"))
         fields["id"] = content_id("width", question_key(fields["question"]), *sorted(t.id for t in group))
-        problem = decomposition_problem(ctx.engine.decompose_width(fields["question"], usage), questions)
+        parts = ctx.engine.decompose_width(fields["question"], usage.at("decompose"))
+        problem = decomposition_problem(parts, questions)
         if problem is None and any(_reveals(fields["question"], answer) for answer in golden):
             problem = "the merged question reveals an answer"
         if problem is not None:

@@ -25,8 +25,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from taskcraft_core.errors import ModelOutputError, ModelUnavailableError
+from taskcraft_core.errors import ModelCallFailed, ModelOutputError, ModelUnavailableError
 from taskcraft_core.models.cache import SQLiteResponseCache, is_cache_hit
+from taskcraft_core.models.http import endpoint_has_answered, http_client
 from taskcraft_core.settings import DEFAULT_BASE_URL, Settings
 
 Role = Literal["generation", "solver", "judge"]
@@ -41,28 +42,64 @@ OPENAI_DEFAULT_BASE_URL = DEFAULT_BASE_URL
 RAW_PREVIEW_CHARS = 500
 # What an endpoint's error body may show a user: one line, this long (the body is the server's, not ours).
 SERVER_MESSAGE_CHARS = 200
+# Judge votes sample at this temperature when there are several (the reference averages 3 votes).
+VOTE_TEMPERATURE = 0.7
+# Words in an error body that say the structured-output method (not the endpoint) is the problem,
+# e.g. llama-cpp-python's HTTP 500 "Input should be 'text' or 'json_object'" for json_schema.
+METHOD_REFUSAL_WORDS = ("response_format", "json_schema", "json_object", "tool_choice", "tools")
 # HTTP 400/422: the server refuses this request as invalid (an unsupported option, or the input).
 _REJECTED = (openai.BadRequestError, openai.UnprocessableEntityError)
 
 
 class Usage:
-    """Model calls and tokens, counted from several threads at once."""
+    """Model calls and tokens, counted from several threads at once; calls also by step (`at`)."""
 
     def __init__(self, calls: int = 0, tokens: int = 0) -> None:
         self.calls = calls
         self.tokens = tokens
+        self.by_step: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def add(self, calls: int = 1, tokens: int = 0) -> None:
+    def add(self, calls: int = 1, tokens: int = 0, step: str = "") -> None:
         with self._lock:
             self.calls += calls
             self.tokens += tokens
+            if step and calls:
+                self.by_step[step] = self.by_step.get(step, 0) + calls
 
     def merge(self, other: Usage) -> None:
-        self.add(other.calls, other.tokens)
+        with other._lock:
+            calls, tokens, steps = other.calls, other.tokens, dict(other.by_step)
+        with self._lock:
+            self.calls += calls
+            self.tokens += tokens
+            for step, n in steps.items():
+                self.by_step[step] = self.by_step.get(step, 0) + n
+
+    def at(self, step: str) -> Usage:
+        """A view that counts into this usage under `step` (nested views join steps with '.')."""
+        return StepUsage(self, step)
 
     def __repr__(self) -> str:
         return f"Usage(calls={self.calls}, tokens={self.tokens})"
+
+
+class StepUsage(Usage):
+    """Usage.at(step): every call added here is added to the parent, labelled with the step."""
+
+    def __init__(self, parent: Usage, step: str) -> None:
+        super().__init__()
+        self.parent, self.step = parent, step
+
+    def add(self, calls: int = 1, tokens: int = 0, step: str = "") -> None:
+        super().add(calls, tokens, step)
+        self.parent.add(calls, tokens, f"{self.step}.{step}" if step else self.step)
+
+    def merge(self, other: Usage) -> None:
+        for step, n in dict(other.by_step).items():
+            self.add(n, 0, step)
+        unlabelled = other.calls - sum(other.by_step.values())
+        self.add(unlabelled, other.tokens)
 
 
 def make_chat_model(settings: Settings, role: Role, *, cache_path: Path | None = None) -> BaseChatModel:
@@ -78,10 +115,12 @@ def _chat_openai(
     settings: Settings, role: Role, cache: SQLiteResponseCache | bool, max_tokens: int | None = None
 ) -> ChatOpenAI:
     key = settings.openai_api_key or SecretStr(KEYLESS_PLACEHOLDER)
+    base_url = settings.openai_base_url or OPENAI_DEFAULT_BASE_URL
     return ChatOpenAI(
         model=settings.model_for(role),
         # Explicit so that the client never falls back to reading the environment itself.
-        base_url=settings.openai_base_url or OPENAI_DEFAULT_BASE_URL,
+        base_url=base_url,
+        http_client=http_client(base_url, settings.max_retries),
         api_key=key,
         timeout=settings.request_timeout_s,
         max_retries=settings.max_retries,
@@ -91,6 +130,16 @@ def _chat_openai(
         disable_streaming=True,
         cache=cache,
     )
+
+
+def vote_samplers(model: BaseChatModel, votes: int) -> list[BaseChatModel]:
+    """The models for `votes` judge votes. One vote keeps temperature 0; several are real samples:
+    each at VOTE_TEMPERATURE with its own seed (the vote index), which also gives each vote its own
+    response-cache key, so vote 2 never replays vote 1."""
+    fields = type(model).model_fields
+    if votes <= 1 or "temperature" not in fields or "seed" not in fields:
+        return [model] * max(votes, 1)  # a model without sampling settings (a scripted one) answers as it is
+    return [model.model_copy(update={"temperature": VOTE_TEMPERATURE, "seed": index}) for index in range(votes)]
 
 
 def message_tokens(message: BaseMessage) -> int:
@@ -112,7 +161,7 @@ def invoke_text(model: BaseChatModel, messages: Sequence[BaseMessage], *, usage:
     except _REJECTED as rejection:
         raise _rejected_request(model, rejection) from rejection
     except Exception as error:
-        _raise_translated(model, error)
+        raise_translated(model, error)
     _count(usage, answer)
     return answer.text
 
@@ -159,7 +208,7 @@ def check_connection(settings: Settings) -> str:
         pinged = settings.model_for("generation")
         return f"Connected to {endpoint}: model {pinged} answered (the server does not list models)."
     except Exception as error:
-        _raise_translated(model, error)
+        raise_translated(model, error)
     shown = ", ".join(listed[:10]) + (", …" if len(listed) > 10 else "")
     summary = f"Connected to {endpoint}: {len(listed)} models available ({shown})."
     missing = [name for name in configured if name not in listed]
@@ -184,8 +233,8 @@ _working_method_lock = threading.Lock()
 
 
 def _structured_call(model: BaseChatModel, schema: type[T], messages: list[BaseMessage]) -> _Outcome:
-    """One answer, trying methods from the one known to work; HTTP 400/422 means 'not supported
-    here', so the next method is tried."""
+    """One answer, trying methods from the one known to work; a refusal of the method (`refuses_method`)
+    means 'not supported here', so the next method is tried."""
     key = _capability_key(model)
     with _working_method_lock:
         known = _working_method.get(key, STRUCTURED_METHODS[0])
@@ -193,9 +242,11 @@ def _structured_call(model: BaseChatModel, schema: type[T], messages: list[BaseM
     for method in methods:
         try:
             outcome = _call_with_method(model, schema, messages, method)
-        except _REJECTED as rejection:
-            if isinstance(rejection, ContextOverflowError) or method == methods[-1]:
-                raise _rejected_request(model, rejection) from rejection
+        except openai.APIStatusError as refusal:
+            if isinstance(refusal, ContextOverflowError) or method == methods[-1]:
+                if isinstance(refusal, _REJECTED):
+                    raise _rejected_request(model, refusal) from refusal
+                raise_translated(model, refusal)
             continue
         with _working_method_lock:
             _working_method[key] = method
@@ -211,19 +262,36 @@ def _call_with_method(
     try:
         # include_raw=True: a dict with the raw message, the parsed answer and the parsing error.
         result = cast(dict[str, Any], runnable.invoke(prompt))
-    except _REJECTED:
-        raise
+    except openai.APIStatusError as error:
+        if refuses_method(error):
+            raise
+        raise_translated(model, error)
     except ValidationError as invalid:
         # The client validates json_schema answers itself and raises before returning the message.
         return _Outcome(None, failure=_describe_validation_error(invalid))
     except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as cut:
         return _Outcome(None, failure=f"the answer was cut off ({type(cut).__name__})")
     except Exception as error:
-        _raise_translated(model, error)
+        raise_translated(model, error)
     raw: AIMessage = result["raw"]
     if result["parsed"] is not None:
         return _Outcome(raw, parsed=result["parsed"])
     return _Outcome(raw, failure=_describe_unparsed(raw, result["parsing_error"]))
+
+
+# Endpoint-level refusals: every method would get the same answer, so no other method is tried.
+_ENDPOINT_LEVEL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                   openai.RateLimitError)
+
+
+def refuses_method(error: openai.APIStatusError) -> bool:
+    """Whether an HTTP error refuses the structured-output method rather than the endpoint: any 4xx
+    (except auth, unknown model and rate limits), or a 5xx whose body names the option (llama-cpp-python
+    answers json_schema with HTTP 500 "Input should be 'text' or 'json_object'")."""
+    if 400 <= error.status_code < 500:
+        return not isinstance(error, _ENDPOINT_LEVEL)
+    body = f"{error.message} {json.dumps(error.body, default=str)}".lower()
+    return any(word in body for word in METHOD_REFUSAL_WORDS)
 
 
 def _describe_validation_error(invalid: ValidationError) -> str:
@@ -329,8 +397,10 @@ def _server_says(model: BaseChatModel, error: openai.APIStatusError) -> str:
     return text if len(text) <= SERVER_MESSAGE_CHARS else text[:SERVER_MESSAGE_CHARS] + "… (cut)"
 
 
-def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
-    """Client failures become ModelUnavailableError with a hint; anything else is a bug and surfaces."""
+def raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
+    """Client failures become ModelUnavailableError with a hint (ModelCallFailed for a non-JSON answer
+    from an endpoint that answered JSON before: that call fails, not the run); anything else is a bug
+    and surfaces."""
     endpoint, retries = _endpoint(model), getattr(model, "max_retries", 0)
     if isinstance(error, openai.APITimeoutError):
         timeout = getattr(model, "request_timeout", None)
@@ -355,12 +425,25 @@ def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
         message = (f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: "
                    f"{_server_says(model, error)}")
         hint = "The server is failing; check its logs or try again later."
-    elif isinstance(error, json.JSONDecodeError):
-        message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(error.doc)}"
+    elif _is_non_json_answer(error):
+        body = error.doc if isinstance(error, json.JSONDecodeError) else str(error)
+        if endpoint_has_answered(endpoint):
+            failed = f"The endpoint {endpoint} answered with something that is not JSON {retries + 1} times " \
+                     f"(a proxy's error page?): {_preview(body)}"
+            hint = "A transient fault of the endpoint or a proxy; resume the run to retry."
+            raise ModelCallFailed(_scrub(model, failed), hint=hint) from error
+        message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(body)}"
         hint = "OPENAI_BASE_URL must point at the OpenAI-compatible API (usually ending in /v1), not a web page."
     else:
         raise error
     raise ModelUnavailableError(_scrub(model, message), hint=hint) from error
+
+
+def _is_non_json_answer(error: Exception) -> bool:
+    """The client's two ways of failing on a 200 whose body is not JSON: declared JSON that does not
+    parse, or (declared HTML) the text handed to langchain-openai, which refuses it."""
+    return isinstance(error, json.JSONDecodeError) or (
+        type(error) is ValueError and str(error).startswith("Unexpected response type"))
 
 
 def _preview(value: Any) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from taskcraft_core.errors import ModelUnavailableError
+from taskcraft_core.runs.call_counts import add_steps
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory, RunPlanner, WorkUnit
 from taskcraft_core.schema import (
     TASK_KINDS,
@@ -78,6 +79,7 @@ class RunState:
     user_cancelled: bool = False
     failure: str | None = None
     unavailable_streak: int = 0
+    calls_by_step: dict[str, int] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
     # Set to stop the units of the current stage early: on cancel, on failure, or at the stage's limit.
     halt: threading.Event = field(default_factory=threading.Event)
@@ -90,13 +92,15 @@ class RunState:
     def load(cls, run: GenerationRun) -> RunState:
         errors = {entry.unit: entry.error for entry in run.counts.errors}
         empty = {entry.unit: entry.reason for entry in run.counts.empty_units}
-        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.funnel), errors=errors, empty=empty)
+        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.funnel), errors=errors, empty=empty,
+                   calls_by_step=dict(run.counts.calls_by_step))
 
     def counts(self) -> RunCounts:
         return RunCounts(
             stage=self.stage, done=self.stage_done, total=self.stage_total, funnel=dict(self.funnel),
             errors=[UnitError(unit=u, error=e) for u, e in self.errors.items()],
             empty_units=[EmptyUnit(unit=u, reason=r) for u, r in self.empty.items()],
+            calls_by_step=dict(self.calls_by_step),
             heartbeat=utcnow(), pid=os.getpid(), host=socket.gethostname(),
         )
 
@@ -187,7 +191,7 @@ class Executor:
         error = future.exception()
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise error
-        self.add_usage(context)
+        self.add_usage(context, unit.stage)
         if self.state.halt.is_set():
             # Stopped early (cancel, failure or limit): its output may be partial, so the unit stays
             # undone and a resume runs it again (task ids are content-derived, nothing doubles).
@@ -269,10 +273,13 @@ class Executor:
         for key in (f"{task.kind}_candidates", f"{task.kind}_{outcome}"):
             funnel[key] = funnel.get(key, 0) + 1
 
-    def add_usage(self, context: Any) -> None:
+    def add_usage(self, context: Any, stage: str = "plan") -> None:
+        """A context's calls and tokens into the run; its calls by step under `stage` (a unit's
+        stage, or "plan" for the planner's calls: grouping for width, choosing start pages)."""
         run = self.state.run
         run.model_calls += context.usage.calls
         run.tokens += context.usage.tokens
+        add_steps(self.state.calls_by_step, stage, getattr(context.usage, "by_step", {}))
 
     def save(self, tasks: Sequence[Task] = ()) -> int:
         """Tasks, done units, counts and usage in one transaction; the status is left alone."""

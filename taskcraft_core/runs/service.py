@@ -27,13 +27,15 @@ import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, timedelta
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from taskcraft_core.access import require
 from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
 from taskcraft_core.index.consistency import ensure_index
+from taskcraft_core.runs.call_counts import StepCalls
 from taskcraft_core.runs.executor import OUTCOMES, STAGES, Executor, ProgressCallback, RunProgress
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory
 from taskcraft_core.schema import Document, GenerationRun, RunConfig, RunCounts, RunRequest, Task, UnitError, utcnow
@@ -44,6 +46,7 @@ from taskcraft_core.workspace import Workspace, environment_failure_of
 __all__ = [
     "STAGES", "RunProgress", "RunRequest", "RunSummary", "cancel_run", "create_run", "execute_run", "interrupted_runs",
     "method_pipeline", "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
+    "step_calls",
 ]
 
 # Settings that shape what a run makes; snapshotted on the run and restored on resume.
@@ -52,7 +55,8 @@ RUN_SETTINGS: tuple[str, ...] = (
     "request_timeout_s", "max_retries", "concurrency", "cache_responses", "agent_max_steps",
     "tool_timeout_s", "solver_can_fetch_urls", "web_search_url", "max_candidates_per_chunk",
     "max_candidates_per_document", "max_verified_per_document", "max_hops", "hop_attempts",
-    "width_group_size", "judge_votes", "accept_min_agent_score", "accept_agent_must_beat_alone",
+    "width_group_size", "judge_votes", "accept_min_agent_score", "accept_max_alone_score",
+    "accept_agent_must_beat_alone",
     "duplicate_threshold", "duplicate_action", "near_exact_ratio", "answer_match_ratio", "name_match_ratio",
 )
 # Candidates an exploration's task writer makes per guideline family when the run has no limit.
@@ -380,7 +384,11 @@ class RunSummary(BaseModel):
     already_present: int
     by_kind: dict[str, KindSummary]
     model_calls: int
+    calls: dict[str, Any] = Field(default_factory=dict, description="Model calls by step, per candidate and "
+                                  "per verified task (`StepCalls.report`).")
     errors: list[UnitError]
+    status: str = ""
+    error: str | None = None
 
 
 def run_summary(run: GenerationRun) -> RunSummary:
@@ -393,4 +401,13 @@ def run_summary(run: GenerationRun) -> RunSummary:
         accepted=sum(counts.accepted for counts in by_kind.values()),
         rejected=sum(counts.rejected for counts in by_kind.values()),
         already_present=sum(counts.present for counts in by_kind.values()),
+        calls=step_calls(run).report(), status=run.status, error=run.error,
     )
+
+
+def step_calls(run: GenerationRun) -> StepCalls:
+    """The run's model calls by step, with its candidates and verified tasks."""
+    funnel = run.counts.funnel
+    return StepCalls(by_step=dict(run.counts.calls_by_step),
+                     candidates=sum(funnel.get(f"{kind}_candidates", 0) for kind in STAGES),
+                     verified=sum(funnel.get(f"{kind}_accepted", 0) for kind in STAGES))

@@ -13,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from taskcraft_core.store.audit import AuditStore
+from taskcraft_core.store.checks import CheckStore
 from taskcraft_core.store.connection import connect, require_current_schema
 from taskcraft_core.store.document_state import DocumentStateStore
 from taskcraft_core.store.documents import DocumentStore
@@ -37,7 +38,7 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 class Store(DocumentStore, DocumentStateStore, DocumentNamesStore, TaskStore, TaskOutcomeStore, ReviewStore,
-            ReviewRoundStore, RunStore, LineageStore, AuditStore):
+            ReviewRoundStore, RunStore, LineageStore, AuditStore, CheckStore):
     """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
     the database without writing anything (reading commands on a read-only data home); it must then
     be at the newest schema."""

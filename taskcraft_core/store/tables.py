@@ -94,6 +94,8 @@ tasks = Table(
     Column("stale", Boolean, nullable=False, server_default=false()),
     # With several reviews per task: k votes are in and disagree, so the task waits for an adjudicator.
     Column("disputed", Boolean, nullable=False, server_default=false()),
+    # The automatic pre-review checks the task failed (name -> detail); NULL when never checked.
+    Column("checks", JSON),
     Index("ix_tasks_status_kind", "status", "kind"),
     Index("ix_tasks_regenerated_from", "regenerated_from"),
     Index("ix_tasks_run", "run_id"),

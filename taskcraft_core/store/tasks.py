@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, Text, and_, cast, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
@@ -16,6 +16,7 @@ from taskcraft_core.schema import (
     Verification,
 )
 from taskcraft_core.store import tables as t
+from taskcraft_core.store.checks import flagged_condition
 from taskcraft_core.store.review_history import replay, standing
 from taskcraft_core.store.review_rounds import insert_review, review_histories, write_votes
 
@@ -36,6 +37,8 @@ class TaskFilter(BaseModel):
     task_ids: list[str] = []
     undecided_by: str | None = None  # a reviewer's own queue: tasks they have no decision in force on
     disputed: bool | None = None  # True: the Adjudicate queue; False: tasks not waiting for adjudication
+    checks: list[str] = Field([], description="Only tasks flagged by any of these checks ('any': by any check).")
+    exclude_flagged: bool = Field(False, description="Leave out tasks flagged by any check.")
     sort: Literal["newest", "oldest", "difficulty_desc", "difficulty_asc"] = "oldest"
 
 
@@ -225,6 +228,10 @@ def _conditions(f: TaskFilter) -> list[Any]:
         needle = f"%{f.text.strip()}%"
         conditions.append(or_(c.question.ilike(needle), c.content_identifier.ilike(needle),
                               cast(c.golden_answer, Text).ilike(needle)))
+    if f.checks:
+        conditions.append(flagged_condition(f.checks))
+    if f.exclude_flagged:
+        conditions.append(~flagged_condition(["any"]))
     return conditions or [and_(True)]
 
 

@@ -61,7 +61,8 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
         check_cancelled(ctx)
         usage = Usage()
         try:
-            candidates = ctx.engine.write_explore_tasks(exploration, guideline, max_tasks_per_guideline, usage)
+            candidates = ctx.engine.write_explore_tasks(exploration, guideline, max_tasks_per_guideline,
+                                                        usage.at("explore_writer"))
         except ModelOutputError as malformed:
             problems.append(f"{guideline}: the task writer's output was malformed: {malformed.message}")
             continue

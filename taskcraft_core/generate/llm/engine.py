@@ -30,7 +30,7 @@ from taskcraft_core.generate.explore.records import (
 from taskcraft_core.generate.protocol import Check, Conclusion, Golden, Judgement, Superset
 from taskcraft_core.generate.text import match_score, normalise_answer
 from taskcraft_core.index.vectors import Passage
-from taskcraft_core.models.chat import Usage, invoke_structured, invoke_text
+from taskcraft_core.models.chat import Usage, invoke_structured, invoke_text, vote_samplers
 from taskcraft_core.schema import Chunk, Document
 
 # ---- structured outputs ---------------------------------------------------------------------
@@ -59,8 +59,9 @@ class AnswerOut(BaseModel):
 
 
 class JudgeOut(BaseModel):
-    score: int = Field(ge=0, le=2, description="0, 1 or 2.")
+    # Field order is the order the model writes in: the rationale comes before the score it supports.
     rationale: str
+    score: int = Field(ge=0, le=2, description="0, 1 or 2.")
 
 
 class SupersetOut(BaseModel):
@@ -131,6 +132,7 @@ class LLMEngine:
         self.solver = solver
         self.judge_model = judge
         self.judge_votes = judge_votes
+        self.vote_models = vote_samplers(judge, judge_votes)
         self.max_conclusions = max_conclusions
         self.model = model or _model_names(generation, solver, judge)
         self._identifiers: dict[str, str] = {}
@@ -176,12 +178,12 @@ class LLMEngine:
 
     def judge(self, question: str, golden: Golden, answer: str, usage: Usage) -> Judgement:
         """Exact normalised matches and empty answers are scored without a call; otherwise the mean
-        of `judge_votes` judge calls, rounded."""
+        of `judge_votes` judge calls, rounded; several votes are independent samples (`vote_samplers`)."""
         quick = quick_judgement(golden, answer)
         if quick is not None:
             return quick
-        votes = [invoke_structured(self.judge_model, JudgeOut, prompts.judge_messages(question, golden, answer),
-                                   usage=usage) for _ in range(self.judge_votes)]
+        votes = [invoke_structured(voter, JudgeOut, prompts.judge_messages(question, golden, answer), usage=usage)
+                 for voter in self.vote_models]
         score = round(sum(v.score for v in votes) / len(votes) + 1e-9)
         rationale = votes[0].rationale if len(votes) == 1 else \
             f"votes {', '.join(str(v.score) for v in votes)}: {votes[0].rationale}"

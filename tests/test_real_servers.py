@@ -1,0 +1,155 @@
+"""Real OpenAI-compatible servers and their fault patterns, reproduced by the stub server: llama-cpp-python's
+HTTP 500 for json_schema, a proxy's HTML error page answered with 200, and what a run and the CLI do
+about them (one failed call fails one candidate; an early end still prints the summary)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage
+from pydantic import BaseModel
+
+from taskcraft_core.cli import main
+from taskcraft_core.errors import ModelCallFailed, ModelUnavailableError
+from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
+from taskcraft_core.models.chat import invoke_structured, invoke_text, make_chat_model
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import TaskFilter
+from tests.prompt_following import PromptFollowingModel
+from tests.stub_openai import RecordedRequest, Reply, StubOpenAI, answer_with, html_reply, text_reply
+from tests.test_openai_pipeline import FaultyModel, open_workspace, run_atomic, tasks
+
+PROMPT = [HumanMessage("Name one fact.")]
+
+
+class Fact(BaseModel):
+    answer: str
+
+
+def kinds(stub: StubOpenAI) -> list[str]:
+    return [r.response_format_type or ("tools" if r.uses_tools else "text") for r in stub.chat_requests]
+
+
+def test_llama_cpp_500_for_json_schema_falls_to_function_calling_and_is_remembered(stub_settings: Settings,
+                                                                                   stub_openai: StubOpenAI) -> None:
+    stub_openai.llama_cpp_errors = True
+    stub_openai.default = answer_with({"answer": "42"})
+    model = make_chat_model(stub_settings, "generation")
+    assert invoke_structured(model, Fact, PROMPT) == Fact(answer="42")
+    assert invoke_structured(model, Fact, PROMPT) == Fact(answer="42")
+    # The client retries a 500 (max_retries=1) before the method is given up, once per endpoint and model.
+    assert kinds(stub_openai) == ["json_schema", "json_schema", "tools", "tools"]
+
+
+def test_a_500_that_does_not_name_the_method_is_still_an_outage(stub_settings: Settings,
+                                                                 stub_openai: StubOpenAI) -> None:
+    stub_openai.default = lambda request: Reply(status=500, body={"error": {"message": "CUDA out of memory"}})
+    with pytest.raises(ModelUnavailableError, match="failed with HTTP 500"):
+        invoke_structured(make_chat_model(stub_settings, "generation"), Fact, PROMPT)
+    assert kinds(stub_openai) == ["json_schema", "json_schema"]
+
+
+def test_an_html_page_mid_run_is_retried_like_a_5xx(stub_settings: Settings, stub_openai: StubOpenAI) -> None:
+    model = make_chat_model(stub_settings, "generation")
+    stub_openai.queue(text_reply("first"), html_reply(), text_reply("second"))
+    assert invoke_text(model, PROMPT) == "first"
+    assert invoke_text(model, PROMPT) == "second"
+    assert len(stub_openai.chat_requests) == 3
+
+
+def test_an_html_page_that_persists_mid_run_fails_that_call_only(stub_settings: Settings,
+                                                                  stub_openai: StubOpenAI) -> None:
+    model = make_chat_model(stub_settings, "generation")
+    stub_openai.queue(text_reply("first"), html_reply(), html_reply())
+    invoke_text(model, PROMPT)
+    with pytest.raises(ModelCallFailed, match="not JSON 2 times \\(a proxy's error page\\?\\)"):
+        invoke_text(model, PROMPT)
+    assert len(stub_openai.chat_requests) == 3
+
+
+def test_an_html_page_at_the_first_call_means_a_wrong_base_url(stub_settings: Settings,
+                                                                stub_openai: StubOpenAI) -> None:
+    stub_openai.queue(html_reply("<html>LM Studio</html>"))
+    with pytest.raises(ModelUnavailableError, match="not JSON") as failure:
+        invoke_text(make_chat_model(stub_settings, "generation"), PROMPT)
+    assert "/v1" in failure.value.hint and len(stub_openai.chat_requests) == 1  # not retried
+
+
+def test_a_run_against_llama_cpp_errors_verifies_tasks(stub_settings: Settings, stub_openai: StubOpenAI) -> None:
+    stub_openai.llama_cpp_errors = True
+    stub_openai.default = PromptFollowingModel()
+    workspace = open_workspace(stub_settings)
+    run = run_atomic(workspace, concurrency=1)
+    assert run.status == "completed" and run.counts.errors == []
+    assert workspace.store.count_tasks(TaskFilter(statuses=["pending"])) >= 2
+    structured = [k for k in kinds(stub_openai) if k != "text"]
+    assert structured[:2] == ["json_schema", "json_schema"] and "json_schema" not in structured[2:]
+
+
+def agent_of(question_word: str):  # noqa: ANN201 - a fault
+    def fault(request: RecordedRequest) -> Reply | None:
+        messages = (request.body or {}).get("messages", [])
+        asks = any(question_word in str(m.get("content")) for m in messages if m.get("role") == "user")
+        solver = any(t["function"]["name"] == "search_corpus" for t in (request.body or {}).get("tools", []))
+        return html_reply() if asks and solver else None
+    return fault
+
+
+@pytest.mark.slow
+def test_proxy_pages_mid_run_cost_one_candidate_not_the_unit(stub_settings: Settings,
+                                                              stub_openai: StubOpenAI) -> None:
+    every_fifth = iter(range(10_000))
+    flaky = FaultyModel(lambda request: html_reply() if next(every_fifth) % 5 == 4 else None)
+    stub_openai.default = flaky
+    workspace = open_workspace(stub_settings)
+    first = run_atomic(workspace, concurrency=1)
+    assert first.status == "completed" and first.counts.errors == []  # each page retried once
+    verified = [t for t in tasks(workspace) if t.status == "pending"]
+    assert verified
+    # Now the agent's every call on one question gets the page: that candidate fails, the rest verify.
+    victim = verified[0].question
+    stub_openai.default = FaultyModel(agent_of(victim))
+    again = open_workspace(stub_settings.with_changes(home=stub_settings.home / "again"))
+    run = run_atomic(again, concurrency=1)
+    assert run.status == "completed" and run.counts.errors == []
+    failed = [t for t in tasks(again) if "not JSON" in (t.failure_reason or "")]
+    assert [t.question for t in failed] == [victim]
+    assert "a proxy's error page" in failed[0].failure_reason
+    assert any(t.status == "pending" for t in tasks(again))
+
+
+@pytest.mark.slow
+def test_cli_prints_the_summary_of_a_run_that_ends_early_and_keeps_logs_quiet(
+        stub_settings: Settings, stub_openai: StubOpenAI, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    workspace = open_workspace(stub_settings.with_changes(chunk_size=800))
+    served = iter(range(10_000))
+    model = PromptFollowingModel()
+    # Every sample document, so the per-document caps leave several units to run.
+    ingest_locations([str(sample_corpus_path())], workspace)
+    # The endpoint dies after its first 150 answers (a few units' worth): the run ends early with what it made.
+    stub_openai.default = lambda request: model(request) if next(served) < 150 else Reply(
+        status=503, body={"error": {"message": "down"}})
+    monkeypatch.setenv("TASKCRAFT_HOME", str(workspace.settings.home))
+    monkeypatch.setenv("OPENAI_BASE_URL", stub_openai.base_url)
+    monkeypatch.setenv("TASKCRAFT_MODEL", "stub-model")
+    caplog.set_level(logging.INFO)
+    code = main(["generate", "--kinds", "atomic", "--engine", "openai", "--concurrency", "1", "--json"])
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert code == 2 and summary["status"] == "failed" and summary["candidates"] > 0
+    assert "kept failing" in summary["error"] and summary["calls"]["total"] > 0
+    assert not [r for r in caplog.records if r.name.startswith(("httpx", "openai")) and r.levelno < logging.WARNING]
+    assert "HTTP Request" not in err
+
+
+def test_verbose_lets_library_info_logs_through(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TASKCRAFT_HOME", str(tmp_path))
+    assert main(["runs", "--verbose"]) == 0
+    assert logging.getLogger("httpx").level == logging.INFO
+    assert main(["runs"]) == 0
+    assert logging.getLogger("httpx").level == logging.WARNING
