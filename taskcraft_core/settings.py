@@ -20,6 +20,7 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_DATABASE_URL": "database_url",
     "OPENAI_API_KEY": "openai_api_key",
     "OPENAI_BASE_URL": "openai_base_url",
+    "TASKCRAFT_OPENAI_BASE_URLS": "openai_base_urls",
     "TASKCRAFT_MODEL": "model",
     "TASKCRAFT_GENERATION_MODEL": "generation_model",
     "TASKCRAFT_SOLVER_MODEL": "solver_model",
@@ -31,6 +32,8 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_WEB_SEARCH_URL": "web_search_url",
     "TASKCRAFT_DUPLICATE_THRESHOLD": "duplicate_threshold",
     "TASKCRAFT_DUPLICATE_ACTION": "duplicate_action",
+    "TASKCRAFT_WORKERS": "workers",
+    "TASKCRAFT_CHROMA_URL": "chroma_url",
 }
 
 
@@ -46,6 +49,10 @@ class Settings(BaseModel):
     )
     openai_base_url: str | None = Field(
         None, description="Base URL of an OpenAI-compatible endpoint (vLLM, Ollama, LM Studio, ...)."
+    )
+    openai_base_urls: str | None = Field(
+        None, description="Comma-separated base URLs of replicas serving the same model (a vLLM fleet): calls "
+        "are spread over them and one that fails is skipped. Replaces openai_base_url when set."
     )
     model: str = Field("gpt-4o-mini", description="Default chat model for every role.")
     generation_model: str | None = Field(None, description="Model that writes tasks; default: model.")
@@ -107,6 +114,15 @@ class Settings(BaseModel):
         "spellings of one name; similar questions naming different things are not duplicates."
     )
 
+    workers: Literal["inline", "queue"] = Field(
+        "inline", description="Where generation runs execute: inline (threads of the studio process) or queue "
+        "(work units on a PostgreSQL task queue, executed by `python -m taskcraft_core worker` processes)."
+    )
+    chroma_url: str | None = Field(
+        None, description="URL of a Chroma server (`chroma run`), e.g. http://chroma:8000; default: the "
+        "local directory chroma/ in the data home."
+    )
+
     model_config = {"frozen": True}
 
     @classmethod
@@ -127,7 +143,7 @@ class Settings(BaseModel):
         """The engine that will generate tasks with these settings."""
         if self.engine != "auto":
             return self.engine
-        return "openai" if (self.openai_api_key or self.openai_base_url) else "offline"
+        return "openai" if (self.openai_api_key or self.base_urls) else "offline"
 
     @property
     def resolved_database_url(self) -> str:
@@ -140,6 +156,12 @@ class Settings(BaseModel):
     @property
     def uploads_path(self) -> Path:
         return self.home / "uploads"
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The endpoint replicas calls go to: openai_base_urls when set, else openai_base_url (or none)."""
+        listed = [url.strip() for url in (self.openai_base_urls or "").split(",") if url.strip()]
+        return listed or ([self.openai_base_url] if self.openai_base_url else [])
 
     def model_for(self, role: Literal["generation", "solver", "judge"]) -> str:
         """The model name used for one role; falls back to the default model."""

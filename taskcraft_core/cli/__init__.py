@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.workspace import Workspace, settings_from_environment
 
-COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup"]
+COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "worker"]
 
 
 def build_parser() -> argparse.ArgumentParser:

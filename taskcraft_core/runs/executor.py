@@ -15,6 +15,8 @@ The per-unit work is a `Pipeline` (the real method, `runs.method_pipeline`, by d
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import socket
 import threading
@@ -82,11 +84,14 @@ PipelineFactory = Callable[[Workspace, GenerationRun], Pipeline]
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One piece of a run that is done entirely or not at all."""
+    """One piece of a run that is done entirely or not at all. `parts` are the ids it is built from
+    (a chunk, a task, the tasks of a width group in their order, a start page): `Executor.unit`
+    rebuilds the same unit from them in another process (queue workers)."""
 
     id: str
     stage: str
     work: Callable[[Any], list[Task]]
+    parts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -101,6 +106,8 @@ class RunState:
     stage: str = ""
     stage_done: int = 0
     stage_total: int = 0
+    # Units handed to queue workers and not finished yet (queue execution only).
+    pending: set[str] = field(default_factory=set)
     user_cancelled: bool = False
     failure: str | None = None
     unavailable_streak: int = 0
@@ -116,20 +123,29 @@ class RunState:
     def load(cls, run: GenerationRun) -> RunState:
         errors = {entry["unit"]: entry["error"] for entry in run.counts.get("errors", [])}
         empty = {entry["unit"]: entry["reason"] for entry in run.counts.get("empty_units", [])}
-        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.get("funnel", {})), errors=errors,
-                   empty=empty)
+        counts = run.counts
+        return cls(run=run, done=set(run.done_units), funnel=dict(counts.get("funnel", {})), errors=errors,
+                   empty=empty, stage=counts.get("stage", ""), stage_done=counts.get("done", 0),
+                   stage_total=counts.get("total", 0), pending=set(counts.get("pending", [])),
+                   unavailable_streak=counts.get("unavailable_streak", 0))
 
     def counts(self) -> dict[str, Any]:
         return {
             "stage": self.stage, "done": self.stage_done, "total": self.stage_total,
             "funnel": dict(self.funnel), "errors": [{"unit": u, "error": e} for u, e in self.errors.items()],
             "empty_units": [{"unit": u, "reason": r} for u, r in self.empty.items()],
+            "pending": sorted(self.pending), "unavailable_streak": self.unavailable_streak,
             "heartbeat": utcnow().isoformat(), "pid": os.getpid(), "host": socket.gethostname(),
         }
 
     def progress(self) -> RunProgress:
         return RunProgress(run_id=self.run.id, done=self.stage_done, total=self.stage_total,
                            stage=self.stage, counts=dict(self.funnel))
+
+
+def snapshot_workspace(workspace: Workspace, run: GenerationRun) -> Workspace:
+    """The workspace with the run's snapshot settings: a run (and its resume) executes as configured."""
+    return dataclasses.replace(workspace, settings=workspace.settings.with_changes(**run.config["settings"]))
 
 
 class Executor:
@@ -202,7 +218,9 @@ class Executor:
                 return
             finished, _ = wait(in_flight, timeout=HEARTBEAT_INTERVAL_S, return_when=FIRST_COMPLETED)
             for future in finished:
-                self.finish_unit(*in_flight.pop(future), future)
+                unit, context = in_flight.pop(future)
+                error = future.exception()
+                self.finish_unit(unit, context, None if error else future.result(), error)
                 if self.stage_full(stage):
                     state.halt.set()
             self.beat()
@@ -215,19 +233,21 @@ class Executor:
         return plans[stage]()
 
     def plan_atomic(self) -> list[WorkUnit]:
-        load_document = lru_cache(maxsize=8)(self.store.get_document)
-
-        def unit(chunk: Chunk) -> WorkUnit:
-            def work(context: Any) -> list[Task]:
-                document = load_document(chunk.document_id)
-                if document is None:
-                    raise TaskCraftError(f"Document {chunk.document_id} was deleted during the run.")
-                return self.pipeline.atomic(document, chunk, context)
-
-            return WorkUnit(f"atomic:{chunk.id}", "atomic", work)
-
-        return [unit(chunk) for document_id in self.state.run.config["document_ids"]
+        return [self.atomic_unit(chunk) for document_id in self.state.run.config["document_ids"]
                 for chunk in self.store.get_chunks(document_id)]
+
+    def atomic_unit(self, chunk: Chunk) -> WorkUnit:
+        def work(context: Any) -> list[Task]:
+            document = self.load_document(chunk.document_id)
+            if document is None:
+                raise TaskCraftError(f"Document {chunk.document_id} was deleted during the run.")
+            return self.pipeline.atomic(document, chunk, context)
+
+        return WorkUnit(f"atomic:{chunk.id}", "atomic", work, (chunk.id,))
+
+    @functools.cached_property
+    def load_document(self) -> Callable[[str], Document | None]:
+        return lru_cache(maxsize=8)(self.store.get_document)
 
     def base_tasks(self) -> list[Task]:
         """Verified atomic tasks of the run's documents (from this run or earlier ones), by id so
@@ -237,39 +257,59 @@ class Executor:
         return sorted(self.store.list_tasks(task_filter, limit=None, with_trajectory=True), key=lambda t: t.id)
 
     def plan_depth(self) -> list[WorkUnit]:
-        def unit(task: Task) -> WorkUnit:
-            return WorkUnit(f"depth:{task.id}", "depth", lambda context: self.pipeline.depth(task, context))
+        return [self.depth_unit(task) for task in self.base_tasks()]
 
-        return [unit(task) for task in self.base_tasks()]
+    def depth_unit(self, task: Task) -> WorkUnit:
+        return WorkUnit(f"depth:{task.id}", "depth", lambda context: self.pipeline.depth(task, context), (task.id,))
 
     def plan_width(self) -> list[WorkUnit]:
         context = self.pipeline.new_context(self.state.cancel)
         groups = self.pipeline.group_for_width(self.base_tasks(), context)
         self.add_usage(context)
+        return [self.width_unit(group) for group in groups]
 
-        def unit(group: list[Task]) -> WorkUnit:
-            unit_id = "width:" + ",".join(sorted(task.id for task in group))
-            return WorkUnit(unit_id, "width", lambda ctx: [self.pipeline.width(group, ctx)])
+    def width_unit(self, group: list[Task]) -> WorkUnit:
+        unit_id = "width:" + ",".join(sorted(task.id for task in group))
+        return WorkUnit(unit_id, "width", lambda ctx: [self.pipeline.width(group, ctx)],
+                        tuple(task.id for task in group))
 
-        return [unit(group) for group in groups]
+    def run_documents(self) -> list[Document]:
+        return [d for d in map(self.store.get_document, self.state.run.config["document_ids"]) if d is not None]
 
     def plan_explore(self) -> list[WorkUnit]:
         """A unit per start page; each explores all of the run's documents (its environment)."""
-        documents = [d for d in map(self.store.get_document, self.state.run.config["document_ids"]) if d is not None]
+        documents = self.run_documents()
         context = self.pipeline.new_context(self.state.cancel)
         starts = self.pipeline.explore_starts(documents, context)
         self.add_usage(context)
+        return [self.explore_unit(documents, start) for start in starts]
 
-        def unit(start: Document) -> WorkUnit:
-            return WorkUnit(f"explore:{start.id}", "explore",
-                            lambda ctx: self.pipeline.explore(documents, start, ctx))
+    def explore_unit(self, documents: list[Document], start: Document) -> WorkUnit:
+        return WorkUnit(f"explore:{start.id}", "explore", lambda ctx: self.pipeline.explore(documents, start, ctx),
+                        (start.id,))
 
-        return [unit(start) for start in starts]
+    def unit(self, stage: str, parts: Sequence[str]) -> WorkUnit:
+        """The unit `plan(stage)` made from these parts, rebuilt from the database (by a queue worker)."""
+        if stage == "atomic":
+            chunk = self.store.get_chunk(parts[0])
+            if chunk is None:
+                raise TaskCraftError(f"Chunk {parts[0]} was deleted during the run.")
+            return self.atomic_unit(chunk)
+        if stage == "explore":
+            start = self.store.get_document(parts[0])
+            if start is None:
+                raise TaskCraftError(f"Document {parts[0]} was deleted during the run.")
+            return self.explore_unit(self.run_documents(), start)
+        found = {task.id: task for task in self.store.get_tasks(list(parts), with_trajectory=True)}
+        missing = [task_id for task_id in parts if task_id not in found]
+        if missing:
+            raise TaskCraftError(f"Tasks {', '.join(missing)} were deleted during the run.")
+        return self.depth_unit(found[parts[0]]) if stage == "depth" else self.width_unit([found[p] for p in parts])
 
     # ---- recording (coordinator thread only) -------------------------------------------------
 
-    def finish_unit(self, unit: WorkUnit, context: Any, future: Future[list[Task]]) -> None:
-        error = future.exception()
+    def finish_unit(self, unit: WorkUnit, context: Any, tasks: list[Task] | None, error: BaseException | None) -> None:
+        """Record a unit's outcome: its tasks (gated) and its done mark, an empty unit, or an error."""
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise error
         self.add_usage(context)
@@ -286,7 +326,7 @@ class Executor:
         if error is not None:
             self.record_error(unit, error)
             return
-        self.record_tasks(unit, [self.own(task) for task in future.result()])
+        self.record_tasks(unit, [self.own(task) for task in tasks or []])
 
     def own(self, task: Task) -> Task:
         return task if task.run_id else task.model_copy(update={"run_id": self.state.run.id})

@@ -18,21 +18,29 @@ the limit (and, as candidates can fail, sometimes fewer).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
+from taskcraft_core.runs import queue
 from taskcraft_core.runs.executor import (
-    OUTCOMES, STAGES, Executor, Pipeline, PipelineFactory, ProgressCallback, RunProgress,
+    OUTCOMES,
+    STAGES,
+    Executor,
+    Pipeline,
+    PipelineFactory,
+    ProgressCallback,
+    RunProgress,
+    snapshot_workspace,
 )
 from taskcraft_core.schema import Document, GenerationRun, Task, utcnow
 from taskcraft_core.settings import Settings
@@ -42,11 +50,12 @@ from taskcraft_core.workspace import Workspace
 __all__ = [
     "STAGES", "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
     "method_pipeline", "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
+    "wait_for_run",
 ]
 
 # Settings that shape what a run makes; snapshotted on the run and restored on resume.
 RUN_SETTINGS: tuple[str, ...] = (
-    "engine", "model", "generation_model", "solver_model", "judge_model", "openai_base_url",
+    "engine", "model", "generation_model", "solver_model", "judge_model", "openai_base_url", "openai_base_urls",
     "request_timeout_s", "max_retries", "concurrency", "cache_responses", "agent_max_steps",
     "tool_timeout_s", "solver_can_fetch_urls", "web_search_url", "max_candidates_per_chunk", "max_hops", "hop_attempts",
     "width_group_size", "judge_votes", "accept_min_agent_score", "accept_agent_must_beat_alone",
@@ -121,7 +130,7 @@ def _run_settings(settings: Settings, request: RunRequest) -> Settings:
         # A model named in the request serves every role, as `make_engine` does.
         resolved = resolved.with_changes(model=request.model, generation_model=None, solver_model=None,
                                          judge_model=None)
-    if engine == "openai" and not (resolved.openai_api_key or resolved.openai_base_url):
+    if engine == "openai" and not (resolved.openai_api_key or resolved.base_urls):
         raise TaskCraftError("The openai engine needs an endpoint.",
                              "Set OPENAI_API_KEY or a base URL, or use the offline engine.")
     return resolved
@@ -136,6 +145,7 @@ def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) 
         "engine": settings.engine,
         "models": {role: settings.model_for(role) for role in ("generation", "solver", "judge")},
         "base_url": settings.openai_base_url,
+        "workers": settings.workers,
         "prompt_version": PROMPT_VERSION,
         "settings": settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
     }
@@ -147,15 +157,18 @@ def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) 
 def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     """The real method (generate/*) with one engine for the whole run, and the dedup gate."""
     from taskcraft_core.curate import dedup
-    from taskcraft_core.index import task_vectors
     from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
     from taskcraft_core.generate.context import AcceptanceRule, GenerationContext
-    from taskcraft_core.generate.factory import make_engine
     from taskcraft_core.generate.depth import extend_depth
     from taskcraft_core.generate.explore.tasks import (
-        NoExploreTasksError, choose_start_page, explore_corpus, generate_explore_tasks,
+        NoExploreTasksError,
+        choose_start_page,
+        explore_corpus,
+        generate_explore_tasks,
     )
+    from taskcraft_core.generate.factory import make_engine
     from taskcraft_core.generate.width import extend_width, group_for_width
+    from taskcraft_core.index import task_vectors
     from taskcraft_core.models.chat import Usage
 
     # The workspace carries the run's snapshot settings: model names and base URL are resolved there.
@@ -202,10 +215,8 @@ def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | 
 def _execute_claimed(workspace: Workspace, run: GenerationRun, progress: ProgressCallback | None,
                      pipeline: PipelineFactory) -> GenerationRun:
     try:
-        snapshot_workspace = dataclasses.replace(
-            workspace, settings=workspace.settings.with_changes(**run.config["settings"]))
         workspace.store.update_run(run.id, status="running", error=None, finished_at=None)
-        executor = Executor(snapshot_workspace, run, pipeline, progress)
+        executor = Executor(snapshot_workspace(workspace, run), run, pipeline, progress)
         try:
             executor.execute()
         except (KeyboardInterrupt, SystemExit):
@@ -232,29 +243,37 @@ def _claim(run: GenerationRun) -> None:
     """Refuse to execute a run that is already executing, here or in a live process elsewhere."""
     with _active_lock:
         busy_here = run.id in _active
-        busy_elsewhere = (run.status == "running" and "heartbeat" in run.counts
-                          and run.counts.get("pid") != os.getpid() and not _looks_dead(run))
+        busy_elsewhere = run.status == "running" and (_on_queue(run) or (
+            "heartbeat" in run.counts and run.counts.get("pid") != os.getpid() and not _looks_dead(run)))
         if busy_here or busy_elsewhere:
             raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
         _active.add(run.id)
 
 
 def start_run_in_background(workspace: Workspace, request: RunRequest) -> str:
-    """Create a run and execute it on a background thread; returns its id at once."""
+    """Create a run and execute it on a background thread, or on the queue workers with
+    `workers = "queue"`; returns its id at once."""
+    if workspace.settings.workers == "queue":
+        queue.conninfo(workspace.settings.resolved_database_url)  # refused before a run is stored
     run = create_run(workspace, request)
     _in_background(workspace, run.id)
     return run.id
 
 
 def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
-    """Continue an interrupted, cancelled or failed run on a background thread. Raises
-    TaskCraftError when the run is still executing (a cancelled run is "cancelled" at once but
-    stops within a second; it has stopped when `finished_at` is set)."""
+    """Continue an interrupted, cancelled or failed run on a background thread (or the queue
+    workers). Raises TaskCraftError when the run is still executing (a cancelled run is "cancelled"
+    at once but stops within a second; it has stopped when `finished_at` is set)."""
     _in_background(workspace, run_id)
 
 
 def _in_background(workspace: Workspace, run_id: str) -> None:
     run = _get_run(workspace.store, run_id)
+    if workspace.settings.workers == "queue":
+        if run.status == "running" and run.counts:  # a new run has no counts until a worker plans it
+            raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
+        queue.enqueue_run(workspace, run)
+        return
     _claim(run)  # here, so that "already executing" reaches the caller instead of the thread
     threading.Thread(target=_execute_claimed, args=(workspace, run, None, method_pipeline),
                      name=f"run-{run_id}", daemon=True).start()
@@ -266,14 +285,35 @@ def cancel_run(workspace: Workspace, run_id: str) -> None:
     run = _get_run(workspace.store, run_id)
     if run.status in ("running", "interrupted"):
         # Only the status column is written, so the executor's progress is never overwritten.
-        workspace.store.update_run(run_id, status="cancelled")
+        # A queue run has no coordinator to close it: its units in flight stop within a second.
+        if _on_queue(run):
+            workspace.store.update_run(run_id, status="cancelled", finished_at=utcnow())
+        else:
+            workspace.store.update_run(run_id, status="cancelled")
+
+
+def wait_for_run(workspace: Workspace, run_id: str, progress: ProgressCallback | None = None,
+                 poll_s: float = 1.0) -> GenerationRun:
+    """Follow a run executing elsewhere (queue workers) until it stops running; returns it."""
+    while True:
+        run = _get_run(workspace.store, run_id)
+        if progress is not None:
+            progress(run_progress(run))
+        if run.status != "running":
+            return run
+        time.sleep(poll_s)
+
+
+def _on_queue(run: GenerationRun) -> bool:
+    """Queue runs live as long as their jobs: no process heartbeat tells whether they are alive."""
+    return run.config.get("workers") == "queue"
 
 
 def interrupted_runs(workspace: Workspace) -> list[GenerationRun]:
     """Runs a dead process left unfinished (marked "interrupted" here as they are found)."""
     found: list[GenerationRun] = []
     for run in workspace.store.list_runs(limit=200):
-        if run.status == "running" and run.id not in _active and _looks_dead(run):
+        if run.status == "running" and run.id not in _active and not _on_queue(run) and _looks_dead(run):
             workspace.store.update_run(run.id, status="interrupted")
             run = run.model_copy(update={"status": "interrupted"})
         if run.status == "interrupted":
@@ -285,7 +325,7 @@ def _looks_dead(run: GenerationRun) -> bool:
     beat = run.counts.get("heartbeat")
     last_sign = datetime.fromisoformat(beat) if beat else run.started_at
     # SQLite hands datetimes back without their zone; they were written in UTC.
-    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or timezone.utc) > STALE_AFTER:
+    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or UTC) > STALE_AFTER:
         return True
     pid = run.counts.get("pid")
     return bool(beat) and run.counts.get("host") == socket.gethostname() and not _process_alive(int(pid))

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 
 from taskcraft_core.store.documents import DocumentStore
 from taskcraft_core.store.reviews import ReviewStore
+from taskcraft_core.store.run_locks import RunLockStore
 from taskcraft_core.store.runs import RunStore
 from taskcraft_core.store.tasks import TaskStore
 
@@ -38,7 +39,7 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store(DocumentStore, TaskStore, ReviewStore, RunStore):
+class Store(DocumentStore, TaskStore, ReviewStore, RunStore, RunLockStore):
     """All reads and writes of the studio's records, one mixin per record family."""
 
     def __init__(self, url: str) -> None:
