@@ -77,14 +77,14 @@ def history_rows(history: list[GenerationRun]) -> list[dict[str, object]]:
     rows = []
     for run in history:
         summary = runs.run_summary(run)
-        request = run.config.get("request", {})
+        request = run.config.request
         rows.append({
-            "run": run.id, "status": run.status, "started": run.started_at, "engine": run.config.get("engine"),
-            "models": ", ".join(sorted(set(run.config.get("models", {}).values()))),
-            "kinds": ", ".join(request.get("kinds", [])), "documents": len(run.config.get("document_ids", [])),
-            "limit": request.get("limit"), "candidates": summary["candidates"], "verified": summary["accepted"],
-            "rejected": summary["rejected"], "model calls": summary["model_calls"],
-            "errors": len(summary["errors"]),  # type: ignore[arg-type]
+            "run": run.id, "status": run.status, "started": run.started_at, "engine": run.config.engine,
+            "models": ", ".join(sorted(set(run.config.models.values()))),
+            "kinds": ", ".join(request.kinds), "documents": len(run.config.document_ids),
+            "limit": request.limit, "candidates": summary.candidates, "verified": summary.accepted,
+            "rejected": summary.rejected, "model calls": summary.model_calls,
+            "errors": len(summary.errors),
         })
     return rows
 
@@ -105,6 +105,6 @@ if history:
     st.dataframe(history_rows(history), hide_index=True)
     with st.expander("Configuration of a run"):
         shown = st.selectbox("Run", [run.id for run in history], key="generate_config_id")
-        st.json(next(run.config for run in history if run.id == shown))
+        st.json(next(run.config.model_dump(mode="json") for run in history if run.id == shown))
 else:
     st.caption("No runs yet.")

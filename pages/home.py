@@ -26,8 +26,8 @@ def load_demo(ws: Workspace) -> None:
 
         finished = runs.execute_run(ws, run.id, progress)
         summary = runs.run_summary(finished)
-        st.session_state["home_demo"] = f"Demo ready: {summary['accepted']} verified tasks from " \
-                                        f"{summary['candidates']} candidates. Review them on the Review page."
+        st.session_state["home_demo"] = f"Demo ready: {summary.accepted} verified tasks from " \
+                                        f"{summary.candidates} candidates. Review them on the Review page."
         st.rerun()
 
 
@@ -58,7 +58,7 @@ st.subheader("Recent runs")
 recent = ws.store.list_runs(limit=5)
 if recent:
     rows = [{"run": run.id, "status": run.status, "started": run.started_at,
-             **{key: value for key, value in runs.run_summary(run).items() if key in ("candidates", "accepted")}}
+             **{key: value for key, value in runs.run_summary(run).model_dump().items() if key in ("candidates", "accepted")}}
             for run in recent]
     st.dataframe(rows, hide_index=True,
                  column_config={"accepted": "verified"})

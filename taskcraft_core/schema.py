@@ -127,13 +127,74 @@ class Review(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class RunRequest(BaseModel):
+    """What a person asks a run to do: by default every kind (stage) from every document (empty
+    `document_ids`)."""
+
+    kinds: list[str] = list(TASK_KINDS)
+    document_ids: list[str] = []
+    limit: int | None = None
+    engine: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+
+
+class RunConfig(BaseModel):
+    """The snapshot a run is created with and resumed with: the request, the resolved documents,
+    the engine, model names, base URL (never a key), the prompt version and the settings that shape
+    the output."""
+
+    request: RunRequest = Field(default_factory=RunRequest)
+    document_ids: list[str] = []
+    engine: Literal["offline", "openai"] = "offline"
+    models: dict[str, str] = {}
+    base_url: str | None = None
+    prompt_version: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict, description="Snapshot of the run-shaping settings.")
+    workers: Literal["inline", "queue"] = Field("inline", description="Where the run executes (settings.workers).")
+
+
+class UnitError(BaseModel):
+    """A work unit that failed (retried on resume), with the error."""
+
+    unit: str
+    error: str
+
+
+class EmptyUnit(BaseModel):
+    """A work unit that had nothing to give (a chunk without facts), with the reason; not retried."""
+
+    unit: str
+    reason: str
+
+
+class RunCounts(BaseModel):
+    """Where a run is: its stage, units done of that stage, the funnel per kind, unit errors, and a
+    heartbeat naming the process executing it (so a dead one is noticed)."""
+
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    funnel: dict[str, int] = {}
+    errors: list[UnitError] = []
+    empty_units: list[EmptyUnit] = []
+    # Queue execution: units of the stage handed to workers and not finished, and the endpoint
+    # failures in a row across workers (the inline executor keeps both in memory).
+    pending: list[str] = []
+    unavailable_streak: int = 0
+    heartbeat: datetime | None = None
+    pid: int | None = None
+    host: str | None = None
+
+
 class GenerationRun(BaseModel):
     """One generation run: what it was asked to do, how far it got, and what it cost."""
 
     id: str
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: RunConfig = Field(default_factory=RunConfig)
     status: RunStatus = "running"
-    counts: dict[str, Any] = Field(default_factory=dict)
+    counts: RunCounts = Field(default_factory=RunCounts)
     done_units: list[str] = Field(default_factory=list, description="Work units finished, for resume.")
     error: str | None = None
     model_calls: int = 0

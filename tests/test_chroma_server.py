@@ -14,7 +14,7 @@ from taskcraft_core.curate.dedup import find_near_duplicates
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index.vectors import CHUNKS, TASKS
 from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
-from taskcraft_core.runs.service import RunRequest, create_run, execute_run, run_summary
+from taskcraft_core.runs.service import RunRequest, RunSummary, create_run, execute_run, run_summary
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
 
@@ -29,8 +29,7 @@ def chroma() -> Iterator[str]:
         yield url
 
 
-def generate_with_a_near_copy(home: Path, chroma_url: str | None,
-                              tmp_path: Path) -> tuple[Workspace, dict[str, object]]:
+def generate_with_a_near_copy(home: Path, chroma_url: str | None, tmp_path: Path) -> tuple[Workspace, RunSummary]:
     """Ingest a document and a near-copy, run the offline engine's atomic stage: the copy's candidates
     meet the gate."""
     near_copy = tmp_path / "petrel_copy.md"
@@ -58,9 +57,8 @@ def test_ingest_gate_and_dedup_on_the_chroma_server_match_the_local_directory(ch
     assert [p.chunk_id for p in remote.index.search_chunks(query, k=3)] == \
         [p.chunk_id for p in local.index.search_chunks(query, k=3)]
     # The gate saw the copy's candidates as near-duplicates of the original's, on the server as locally.
-    by_kind = remote_summary["by_kind"]
-    assert isinstance(by_kind, dict) and by_kind["atomic"]["duplicates"] > 0
-    assert remote_summary | {"run_id": None} == local_summary | {"run_id": None}
+    assert remote_summary.by_kind["atomic"].duplicates > 0
+    assert remote_summary.model_copy(update={"run_id": ""}) == local_summary.model_copy(update={"run_id": ""})
     remote_clusters = sorted(sorted(c.task_ids) for c in find_near_duplicates(remote))
     assert remote_clusters and remote_clusters == sorted(sorted(c.task_ids) for c in find_near_duplicates(local))
 

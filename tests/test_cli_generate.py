@@ -44,7 +44,7 @@ def test_generate_json_prints_one_object_and_a_progress_bar(home: Path, capsys: 
     run = workspace.store.get_run(summary["run_id"])
     assert run is not None and run.status == "completed"
     assert run.done_units == [f"atomic:{ada}:0"]  # the first chunk already made 2 verified tasks
-    assert summary == run_summary(run)
+    assert summary == run_summary(run).model_dump()
     assert summary["accepted"] >= 2 and summary["candidates"] == summary["accepted"] + summary["rejected"]
     assert workspace.store.count_tasks() == summary["candidates"]
     assert f"run {run.id} (resume with: generate --resume {run.id})" in err
@@ -63,7 +63,7 @@ def test_generate_explore_reports_the_kind_in_json(home: Path, capsys: pytest.Ca
     # limit 2 over four guideline families: one candidate each, all verified
     assert summary["by_kind"] == {"explore": {"candidates": 4, "accepted": 4, "rejected": 0, "duplicates": 0}}
     run = workspace.store.get_run(summary["run_id"])
-    assert run is not None and run.done_units == [f"explore:{ada}"] and summary == run_summary(run)
+    assert run is not None and run.done_units == [f"explore:{ada}"] and summary == run_summary(run).model_dump()
     assert {(t.kind, t.engine, t.status) for t in workspace.store.list_tasks(limit=None)} == {
         ("explore", "offline", "pending")}
     assert f"explore [{'#' * 30}] 1/1 units  4 verified, 0 rejected" in err
@@ -149,6 +149,6 @@ def test_a_process_killed_mid_run_resumes_to_the_same_tasks_as_an_uninterrupted_
 
     assert tasks(workspace) == tasks(reference)
     assert len(tasks(workspace)) == workspace.store.count_tasks() == resumed["candidates"]
-    assert resumed["by_kind"] == run_summary(expected)["by_kind"]
+    assert resumed["by_kind"] == run_summary(expected).model_dump()["by_kind"]
     final = workspace.store.get_run(killed.id)
     assert final is not None and final.status == "completed" and len(final.done_units) == 6

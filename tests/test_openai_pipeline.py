@@ -90,7 +90,7 @@ def test_atomic_run_through_chat_openai_stores_verified_tasks_and_counts_every_c
         workspace: Workspace, stub_openai: StubOpenAI) -> None:
     stub_openai.default = model = FaultyModel()
     run = run_atomic(workspace)
-    assert (run.status, run.error, run.counts["errors"]) == ("completed", None, [])
+    assert (run.status, run.error, run.counts.model_dump()["errors"]) == ("completed", None, [])
     stored = tasks(workspace)
     assert [t.status for t in stored] == ["pending"] * 4
     assert {t.chunk_id for t in stored} == {c.id for c in chunks(workspace)}
@@ -112,7 +112,7 @@ def test_atomic_run_through_chat_openai_stores_verified_tasks_and_counts_every_c
     assert {t["function"]["name"] for t in solver_requests[0].body["tools"]} == {"search_corpus", "read_document"}
     assert run.model_calls == len(stub_openai.chat_requests) == 2 + 4 * 5
     assert run.tokens == sum(model.served_tokens) > 0
-    assert run.counts["funnel"] == {"atomic_candidates": 4, "atomic_accepted": 4, "unit_errors": 0}
+    assert run.counts.model_dump()["funnel"] == {"atomic_candidates": 4, "atomic_accepted": 4, "unit_errors": 0}
 
 
 @pytest.mark.parametrize("bad_reply", [text_reply("{'conclusions': [oops"), text_reply('{"facts": []}')],
@@ -133,7 +133,7 @@ def test_a_chunk_whose_extraction_is_always_malformed_is_noted_and_the_other_chu
     assert len(hits) == 2  # the first answer and the retry told what was wrong
     assert "could not be used" in message_text(hits[1].body["messages"][-1])
     assert run.status == "completed" and run.error is None
-    [empty] = run.counts["empty_units"]
+    [empty] = run.counts.model_dump()["empty_units"]
     assert empty["unit"] == f"atomic:{second.id}"
     assert empty["reason"].startswith("chunk 1 of “RV Storm Petrel”: the conclusion extractor's output was "
                                       "malformed: No valid ConclusionsOut from model stub-model after 2 attempts: ")
@@ -167,7 +167,7 @@ def test_agent_tool_calls_with_bad_arguments_or_unknown_tools_become_observation
 
     stub_openai.default = FaultyModel(clumsy_agent)
     run = run_atomic(workspace)
-    assert run.status == "completed" and run.counts["errors"] == []
+    assert run.status == "completed" and run.counts.model_dump()["errors"] == []
     [clumsy] = [t for t in tasks(workspace) if t.question == targeted[0]]
     assert clumsy.status == "pending" and clumsy.verification.agent_score == 2
     assert clumsy.verification.agent_steps == 3
@@ -204,8 +204,8 @@ def assert_failed_on_the_endpoint(workspace: Workspace, run: GenerationRun, prob
     assert run.status == "failed"
     assert run.error is not None and run.error.startswith(
         f"The model endpoint kept failing ({UNAVAILABLE_ABORT_AFTER} units in a row): {problem}")
-    assert len(run.counts["errors"]) == UNAVAILABLE_ABORT_AFTER
-    assert all(e["error"].startswith(f"ModelUnavailableError: {problem}") for e in run.counts["errors"])
+    assert len(run.counts.model_dump()["errors"]) == UNAVAILABLE_ABORT_AFTER
+    assert all(e["error"].startswith(f"ModelUnavailableError: {problem}") for e in run.counts.model_dump()["errors"])
     assert run.done_units == [] and run.model_calls == 0  # calls that got no answer are not counted
     assert workspace.store.list_tasks(TaskFilter(run_ids=[run.id]), limit=None) == []
 
@@ -214,7 +214,7 @@ def test_a_server_failing_every_request_fails_even_a_run_of_two_units(
         workspace: Workspace, stub_openai: StubOpenAI) -> None:
     stub_openai.default = lambda request: error_reply(500, "the GPU caught fire")
     run = run_atomic(workspace)
-    assert len(run.counts["errors"]) == 2
+    assert len(run.counts.model_dump()["errors"]) == 2
     assert run.status == "failed"
     assert run.error is not None and run.error.startswith("The model endpoint kept failing (2 units in a row)")
 
@@ -224,7 +224,7 @@ def test_one_rate_limit_with_retry_after_is_waited_out_and_the_run_completes(
     stub_openai.default = FaultyModel()
     stub_openai.queue(error_reply(429, "slow down", retry_after_s=0.2))
     run = run_atomic(workspace)
-    assert (run.status, run.error, run.counts["errors"]) == ("completed", None, [])
+    assert (run.status, run.error, run.counts.model_dump()["errors"]) == ("completed", None, [])
     assert [t.status for t in tasks(workspace)] == ["pending"] * 4
     # The client retried the 429 itself (the same request again): one more request than answers counted.
     bodies = [json.dumps(request.body, sort_keys=True) for request in stub_openai.chat_requests]

@@ -374,7 +374,7 @@ def test_generate_starts_an_offline_run_and_lists_it(home: Path, db: Store) -> N
     assert not at.exception
     wait_for_runs_to_finish(db)
     [run] = db.list_runs()
-    assert run.status == "completed" and run.config["request"]["kinds"] == ["atomic"]
+    assert run.status == "completed" and run.config.request.kinds == ["atomic"]
     assert db.count_tasks() > 0
     at.run()
     history = table_with(at, "model calls")

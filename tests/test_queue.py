@@ -86,7 +86,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, stub: StubOpenAI) -> dic
     """Task id -> status of the same atomic run executed inline on SQLite and local Chroma."""
     workspace = with_documents(model_settings(tmp_path_factory.mktemp("inline"), stub))
     run = execute_run(workspace, create_run(workspace, RunRequest(kinds=["atomic"], engine="openai")).id)
-    assert run.status == "completed" and not run.counts["errors"]
+    assert run.status == "completed" and not run.counts.errors
     return {task.id: task.status for task in workspace.store.iter_tasks(TaskFilter(run_ids=[run.id]))}
 
 
@@ -153,8 +153,8 @@ def test_a_worker_killed_mid_unit_loses_nothing_and_doubles_nothing(team: Worksp
     assert set(finished.done_units) == atomic_units(team)
     assert run_tasks(team, finished) == reference  # same tasks, same verdicts: none lost, none doubled
     summary = run_summary(finished)
-    assert summary["candidates"] == len(reference) and summary["errors"] == []
-    assert summary["accepted"] == sum(status == "pending" for status in reference.values())
+    assert summary.candidates == len(reference) and summary.errors == []
+    assert summary.accepted == sum(status == "pending" for status in reference.values())
     # procrastinate counts an attempt when a job ends or is retried: the killed units were taken up
     # again exactly once, every other job ran once.
     attempts = {job_id: tries for job_id, _, tries, _ in jobs(team, "succeeded")}
@@ -180,7 +180,8 @@ def test_cancel_and_resume_across_workers(team: Workspace, tmp_path: Path, refer
                                  cwd=REPO, env=studio_env(tmp_path / "cli", env), capture_output=True, text=True,
                                  timeout=180)
         assert resumed.returncode == 0, resumed.stderr
-        assert json.loads(resumed.stdout) == run_summary(finished := team.store.get_run(run.id))  # type: ignore[arg-type]
+        finished = team.store.get_run(run.id)
+        assert finished is not None and json.loads(resumed.stdout) == run_summary(finished).model_dump(mode="json")
     finally:
         codes = [stop(worker) for worker in workers]
     assert codes == [0, 0]

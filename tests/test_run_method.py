@@ -15,12 +15,19 @@ import pytest
 
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.context import GenerationContext
+from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL
 from taskcraft_core.generate.text import contains_answer
 from taskcraft_core.ingest.pipeline import ingest_locations, load_sample_corpus, sample_corpus_path
-from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL
-from taskcraft_core.runs.executor import Pipeline
+from taskcraft_core.runs.planning import Pipeline
 from taskcraft_core.runs.service import (
-    RunRequest, cancel_run, create_run, execute_run, method_pipeline, resume_run_in_background, run_summary, start_run_in_background,
+    RunRequest,
+    cancel_run,
+    create_run,
+    execute_run,
+    method_pipeline,
+    resume_run_in_background,
+    run_summary,
+    start_run_in_background,
 )
 from taskcraft_core.schema import GenerationRun, Task
 from taskcraft_core.settings import Settings
@@ -74,19 +81,19 @@ def test_background_run_cancelled_then_resumed_with_the_offline_engine(tmp_path:
     resume_run_in_background(workspace, run_id)
     finished = wait_for(workspace, run_id, has_status("completed", "failed"))
     assert (finished.status, finished.error) == ("completed", None) and len(finished.done_units) == 6
-    assert workspace.store.count_tasks() == run_summary(finished)["candidates"] > kept
+    assert workspace.store.count_tasks() == run_summary(finished).model_dump()["candidates"] > kept
 
 
 def test_an_offline_run_of_every_kind_makes_grounded_tasks_with_lineage_and_costs(tmp_path: Path) -> None:
     workspace = sample_workspace(tmp_path / "home")
     run = execute_run(workspace, create_run(workspace, RunRequest(engine="offline", limit=2, concurrency=1)).id)
-    assert run.status == "completed" and run.config["engine"] == "offline"
-    by_kind = run_summary(run)["by_kind"]
+    assert run.status == "completed" and run.config.engine == "offline"
+    by_kind = run_summary(run).model_dump()["by_kind"]
     assert all(by_kind[kind]["accepted"] >= 2 for kind in ("atomic", "depth", "width", "explore")), by_kind
     # limit 2 spread over the four guideline families: one explore candidate each
     assert by_kind["explore"]["candidates"] == 4
     tasks = run_tasks(workspace, run)
-    assert len(tasks) == run_summary(run)["candidates"]
+    assert len(tasks) == run_summary(run).model_dump()["candidates"]
     assert sum(t.model_calls for t in tasks.values()) <= run.model_calls
     assert all(t.engine == "offline" for t in tasks.values())
     for task in (t for t in tasks.values() if t.status == "pending"):
@@ -149,12 +156,12 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
     cancelled = execute_run(workspace, run.id, pipeline=cancelled_mid_exploration)
     # all or nothing: the explore unit was cut short, so it is undone and none of its tasks is stored
     assert (cancelled.status, cancelled.done_units, workspace.store.count_tasks()) == ("cancelled", [], 0)
-    assert (cancelled.counts["stage"], cancelled.counts["done"], cancelled.counts["total"]) == ("explore", 0, 1)
+    assert (cancelled.counts.model_dump()["stage"], cancelled.counts.model_dump()["done"], cancelled.counts.model_dump()["total"]) == ("explore", 0, 1)
 
     resumed = execute_run(workspace, run.id)
     assert (resumed.status, resumed.error) == ("completed", None)
     assert resumed.done_units == [f"explore:{ada}"]  # one start page: the one most pages are reachable from
-    assert run_summary(resumed)["by_kind"] == {
+    assert run_summary(resumed).model_dump()["by_kind"] == {
         "explore": {"candidates": 20, "accepted": 19, "rejected": 1, "duplicates": 0}}
     tasks = run_tasks(workspace, resumed)
     assert {(t.kind, t.engine, t.model, t.run_id) for t in tasks.values()} == {
@@ -191,9 +198,9 @@ def test_the_real_gate_catches_a_restated_document_in_an_offline_run(tmp_path: P
                                                                      document_ids=[copy_id])).id)
 
     first_tasks, second_tasks = run_tasks(workspace, first), run_tasks(workspace, second)
-    verified = run_summary(first)["by_kind"]["atomic"]["accepted"]
+    verified = run_summary(first).model_dump()["by_kind"]["atomic"]["accepted"]
     assert verified == len(first_tasks) > 20 and not set(first_tasks) & set(second_tasks)
-    assert run_summary(first)["by_kind"]["atomic"]["duplicates"] == 0
+    assert run_summary(first).model_dump()["by_kind"]["atomic"]["duplicates"] == 0
     twins = {(t.question, t.golden_answer): t.id for t in first_tasks.values()}
     prefix, status = ("possible near-duplicate of ", "pending") if action == "flag" else ("near-duplicate of ", "duplicate")
     expected = {t.id: (status, prefix + twins[(t.question.replace("a little seabird", "a small seabird"), t.golden_answer)])
@@ -201,5 +208,5 @@ def test_the_real_gate_catches_a_restated_document_in_an_offline_run(tmp_path: P
     assert {t.id: (t.status, t.failure_reason) for t in second_tasks.values()} == expected
     assert sum("a little seabird" in t.question for t in second_tasks.values()) == 1  # the changed sentence too
     accepted = verified if action == "flag" else 0
-    assert run_summary(second)["by_kind"] == {"atomic": {
+    assert run_summary(second).model_dump()["by_kind"] == {"atomic": {
         "candidates": verified, "accepted": accepted, "rejected": verified - accepted, "duplicates": verified}}

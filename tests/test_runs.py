@@ -19,9 +19,15 @@ from taskcraft_core.errors import ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.prompts import PROMPT_VERSION
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.runs.executor import Pipeline
+from taskcraft_core.runs.planning import Pipeline
 from taskcraft_core.runs.service import (
-    RunRequest, cancel_run, create_run, execute_run, interrupted_runs, run_progress, run_summary,
+    RunRequest,
+    cancel_run,
+    create_run,
+    execute_run,
+    interrupted_runs,
+    run_progress,
+    run_summary,
 )
 from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, content_id, utcnow
 from taskcraft_core.settings import Settings
@@ -130,7 +136,7 @@ def test_create_run_snapshots_the_configuration_without_the_key(settings: Settin
                                            base_url="http://127.0.0.1:9/v1", concurrency=2))
     stored = workspace.store.get_run(run.id)
     assert stored is not None and stored.status == "running"
-    config = stored.config
+    config = stored.config.model_dump(mode="json")
     assert config["document_ids"] == ["doc0", "doc1", "doc2"]
     assert (config["engine"], config["base_url"], config["prompt_version"]) == ("openai", "http://127.0.0.1:9/v1", PROMPT_VERSION)
     assert config["models"] == {"generation": "m-1", "solver": "m-1", "judge": "m-1"}
@@ -171,7 +177,7 @@ def test_stages_run_in_order_and_everything_is_counted(workspace: Workspace) -> 
     run = create_run(workspace, RunRequest(engine="offline", concurrency=3))
     finished = execute_run(workspace, run.id, seen.append, pipeline=fake.pipeline)
     assert finished.status == "completed" and finished.finished_at is not None
-    assert run_summary(finished) == {
+    assert run_summary(finished).model_dump() == {
         "run_id": run.id, "candidates": 12 + 6 + 3 + 2, "accepted": 6 + 6 + 3 + 1, "rejected": 6 + 1,
         "by_kind": {"atomic": {"candidates": 12, "accepted": 6, "rejected": 6, "duplicates": 0},
                     "depth": {"candidates": 6, "accepted": 6, "rejected": 0, "duplicates": 0},
@@ -196,7 +202,7 @@ def test_stages_run_in_order_and_everything_is_counted(workspace: Workspace) -> 
 def test_limit_stops_each_stage_at_n_verified_tasks(workspace: Workspace) -> None:
     run = create_run(workspace, RunRequest(kinds=["atomic", "depth"], limit=2, concurrency=1))
     finished = execute_run(workspace, run.id, pipeline=FakeMethod().pipeline)
-    by_kind = run_summary(finished)["by_kind"]
+    by_kind = run_summary(finished).model_dump()["by_kind"]
     assert (by_kind["atomic"]["accepted"], by_kind["depth"]["accepted"]) == (2, 2)
     assert sorted(finished.done_units) == sorted(
         ["atomic:doc0:0", "atomic:doc0:1", f"depth:{content_id('atomic', 'doc0:0')}",
@@ -215,11 +221,11 @@ def test_a_failing_unit_is_recorded_and_the_run_goes_on_then_resume_retries_it(w
     run = create_run(workspace, RunRequest(kinds=["atomic"]))
     finished = execute_run(workspace, run.id, pipeline=fake.pipeline)
     assert finished.status == "completed"
-    assert run_summary(finished)["errors"] == [{"unit": "atomic:doc1:1", "error": "ValueError: malformed chunk"}]
-    assert len(finished.done_units) == 5 and run_summary(finished)["accepted"] == 5
+    assert run_summary(finished).model_dump()["errors"] == [{"unit": "atomic:doc1:1", "error": "ValueError: malformed chunk"}]
+    assert len(finished.done_units) == 5 and run_summary(finished).model_dump()["accepted"] == 5
     fake.atomic_hook = lambda chunk, context: None
     again = execute_run(workspace, run.id, pipeline=fake.pipeline)
-    assert run_summary(again)["errors"] == [] and run_summary(again)["accepted"] == 6
+    assert run_summary(again).model_dump()["errors"] == [] and run_summary(again).model_dump()["accepted"] == 6
     assert len(again.done_units) == 6
 
 
@@ -236,7 +242,7 @@ def test_an_unavailable_model_fails_the_run_with_a_clear_error(workspace: Worksp
     assert finished.status == "failed"
     assert finished.error == ("The model endpoint kept failing (3 units in a row): "
                               "Connection refused by http://127.0.0.1:9/v1")
-    assert [e["unit"] for e in run_summary(finished)["errors"]] == ["atomic:doc0:0", "atomic:doc0:1", "atomic:doc1:0"]
+    assert [e["unit"] for e in run_summary(finished).model_dump()["errors"]] == ["atomic:doc0:0", "atomic:doc0:1", "atomic:doc1:0"]
     assert finished.done_units == [] and finished.model_calls == 3
 
 
@@ -262,7 +268,7 @@ def test_cancel_keeps_what_was_done_and_the_run_resumes_to_the_full_result(works
     assert resumed.status == "completed"
     assert stored_tasks(workspace) == stored_tasks(reference)
     # Same yield; the unit cut short by the cancel had spent its 2 calls, and they stay counted.
-    assert run_summary(resumed) | {"run_id": "", "model_calls": 0} == run_summary(expected) | {"run_id": "", "model_calls": 0}
+    assert run_summary(resumed).model_dump() | {"run_id": "", "model_calls": 0} == run_summary(expected).model_dump() | {"run_id": "", "model_calls": 0}
     assert resumed.model_calls == expected.model_calls + 2
 
 
@@ -288,7 +294,7 @@ def test_a_crash_mid_run_loses_nothing_and_resume_duplicates_nothing(workspace: 
     expected = execute_run(reference, create_run(reference, RunRequest()).id, pipeline=FakeMethod().pipeline)
     assert stored_tasks(workspace) == stored_tasks(reference)
     assert workspace.store.count_tasks() == 23
-    assert run_summary(resumed)["by_kind"] == run_summary(expected)["by_kind"]
+    assert run_summary(resumed).model_dump()["by_kind"] == run_summary(expected).model_dump()["by_kind"]
     assert interrupted_runs(workspace) == []
 
 
@@ -326,7 +332,7 @@ def test_near_duplicate_gate_flags_or_skips_and_is_counted(settings: Settings) -
         run = execute_run(workspace, create_run(workspace, RunRequest(kinds=["atomic"])).id, pipeline=fake.pipeline)
         gated = workspace.store.get_task(target)
         assert gated is not None and (gated.status, gated.failure_reason) == (status, reason)
-        atomic = run_summary(run)["by_kind"]["atomic"]
+        atomic = run_summary(run).model_dump()["by_kind"]["atomic"]
         assert (atomic["candidates"], atomic["accepted"], atomic["duplicates"]) == (12, accepted, 1)
 
 
@@ -363,7 +369,7 @@ def test_a_unit_with_nothing_to_give_is_done_and_noted_not_failed(workspace: Wor
     fake.atomic_hook = no_facts
     finished = execute_run(workspace, create_run(workspace, RunRequest(kinds=["atomic"])).id, pipeline=fake.pipeline)
     assert (finished.status, finished.error) == ("completed", None) and len(finished.done_units) == 6
-    assert run_summary(finished)["errors"] == []
-    assert finished.counts["empty_units"] == [{"unit": "atomic:doc0:1", "reason": "chunk 1 of Doc 0 has no extractable facts"}]
-    assert finished.counts["funnel"]["atomic_empty_units"] == 1
-    assert run_summary(finished)["accepted"] == 5
+    assert run_summary(finished).model_dump()["errors"] == []
+    assert finished.counts.model_dump()["empty_units"] == [{"unit": "atomic:doc0:1", "reason": "chunk 1 of Doc 0 has no extractable facts"}]
+    assert finished.counts.model_dump()["funnel"]["atomic_empty_units"] == 1
+    assert run_summary(finished).model_dump()["accepted"] == 5

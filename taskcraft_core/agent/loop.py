@@ -18,15 +18,16 @@ from uuid import UUID
 
 from langchain.agents import AgentState, create_agent
 from langchain.agents.middleware import after_model
+from langchain.agents.middleware.types import InputAgentState
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import LLMResult
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.errors import GraphRecursionError
 from pydantic import BaseModel, Field
 
-from taskcraft_core.generate.prompts import SOLVER_SYSTEM_PROMPT
 from taskcraft_core.models.chat import message_tokens
 from taskcraft_core.schema import TrajectoryStep
 
@@ -128,19 +129,20 @@ def run_agent(
     *,
     max_steps: int,
     tool_timeout_s: float,
-    system_prompt: str = SOLVER_SYSTEM_PROMPT,
+    system_prompt: str | None = None,
     hop: int = 0,
 ) -> AgentResult:
-    """Run the tool-using agent on one question; never raises for anything the model or a tool does."""
+    """Run the tool-using agent on one question; never raises for anything the model or a tool does.
+    The caller brings the system prompt (the method's prompts live in `generate.prompts`)."""
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
     timings = _Timings()
     agent = create_agent(model, [guard_tool(t, tool_timeout_s, executor) for t in tools],
                          system_prompt=system_prompt, middleware=[answer_malformed_tool_calls])
-    config = {"recursion_limit": recursion_limit(max_steps), "callbacks": [timings]}
+    config: RunnableConfig = {"recursion_limit": recursion_limit(max_steps), "callbacks": [timings]}
     messages: list[AnyMessage] = [HumanMessage(question)]
     failure = None
     try:
-        for state in agent.stream({"messages": messages}, config=config, stream_mode="values"):
+        for state in agent.stream(InputAgentState(messages=[*messages]), config=config, stream_mode="values"):
             messages = state["messages"]
     except GraphRecursionError:
         failure = f"step limit reached: no final answer after {max_steps} tool steps"

@@ -17,13 +17,13 @@ from urllib.parse import unquote, urlencode, urljoin, urlsplit
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field, ValidationError
 
-from taskcraft_core.ingest.loaders import load_document
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index.vectors import Passage
+from taskcraft_core.ingest.loaders import load_document
+from taskcraft_core.ingest.web import CONTENT_TYPES, fetch_url
 from taskcraft_core.schema import Document
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import DocumentSummary
-from taskcraft_core.ingest.web import CONTENT_TYPES, fetch_url
 from taskcraft_core.workspace import Workspace
 
 MAX_PASSAGES = 10

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskcraft_core.curate.formats import EXPORT_FORMATS
 from taskcraft_core.curate.export import export_tasks
+from taskcraft_core.curate.formats import EXPORT_FORMATS
 from taskcraft_core.curate.importers import READERS, import_tasks
 from taskcraft_core.schema import TASK_STATUSES
 from taskcraft_core.store import TaskFilter

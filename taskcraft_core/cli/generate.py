@@ -19,6 +19,7 @@ from taskcraft_core.runs.executor import STAGES
 from taskcraft_core.runs.service import (
     RunProgress,
     RunRequest,
+    RunSummary,
     cancel_run,
     create_run,
     execute_run,
@@ -92,13 +93,13 @@ def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
         return 1
     summary = run_summary(run)
     if args.json:
-        print(json.dumps(summary))
+        print(summary.model_dump_json())
     else:
         _print_summary(run, summary)
     if run.status == "failed":
         print(f"error: {run.error}", file=sys.stderr)
         return 1
-    return 2 if summary["errors"] or run.status == "cancelled" else 0
+    return 2 if summary.errors or run.status == "cancelled" else 0
 
 
 def _request(args: argparse.Namespace) -> RunRequest:
@@ -131,14 +132,14 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _print_summary(run: GenerationRun, summary: dict[str, Any]) -> None:
-    print(f"run {run.id} {run.status}: {summary['candidates']} candidates, {summary['accepted']} verified, "
-          f"{summary['rejected']} rejected; {run.model_calls} model calls, {run.tokens} tokens")
-    for kind, counts in summary["by_kind"].items():
-        print(f"  {kind:<7} {counts['candidates']} candidates, {counts['accepted']} verified, "
-              f"{counts['rejected']} rejected, {counts['duplicates']} near-duplicates")
-    for error in summary["errors"]:
-        print(f"  failed unit {error['unit']}: {error['error']}")
+def _print_summary(run: GenerationRun, summary: RunSummary) -> None:
+    print(f"run {run.id} {run.status}: {summary.candidates} candidates, {summary.accepted} verified, "
+          f"{summary.rejected} rejected; {run.model_calls} model calls, {run.tokens} tokens")
+    for kind, counts in summary.by_kind.items():
+        print(f"  {kind:<7} {counts.candidates} candidates, {counts.accepted} verified, "
+              f"{counts.rejected} rejected, {counts.duplicates} near-duplicates")
+    for error in summary.errors:
+        print(f"  failed unit {error.unit}: {error.error}")
 
 
 def run_cancel(args: argparse.Namespace, workspace: Workspace) -> int:
@@ -151,15 +152,15 @@ def run_list(args: argparse.Namespace, workspace: Workspace) -> int:
     interrupted_runs(workspace)  # marks runs of dead processes, so their status reads true
     runs = workspace.store.list_runs(limit=args.limit)
     if args.json:
-        print(json.dumps([run_summary(run) | {"status": run.status, "started_at": run.started_at.isoformat()}
+        print(json.dumps([run_summary(run).model_dump() | {"status": run.status, "started_at": run.started_at.isoformat()}
                           for run in runs]))
         return 0
     for run in runs:
         progress, summary = run_progress(run), run_summary(run)
-        print(f"{run.id}  {run.status:<11} {run.started_at:%Y-%m-%d %H:%M}  {run.config.get('engine', '?'):<7} "
-              f"{','.join(run.config.get('request', {}).get('kinds', []))}  "
+        print(f"{run.id}  {run.status:<11} {run.started_at:%Y-%m-%d %H:%M}  {run.config.engine:<7} "
+              f"{','.join(run.config.request.kinds)}  "
               f"{progress.stage} {progress.done}/{progress.total}  "
-              f"{summary['accepted']}/{summary['candidates']} verified  {run.model_calls} calls")
+              f"{summary.accepted}/{summary.candidates} verified  {run.model_calls} calls")
     if not runs:
         print("no runs yet")
     return 0

@@ -27,6 +27,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -316,7 +317,7 @@ def dismiss_cluster(workspace: Workspace, task_ids: Sequence[str], reviewer: str
         workspace.store.mark_not_duplicates(a, b, reviewer.strip())
 
 
-def duplicates_to_drop(clusters: Sequence[DuplicateCluster], accepted: set[str] = frozenset()) -> set[str]:
+def duplicates_to_drop(clusters: Sequence[DuplicateCluster], accepted: AbstractSet[str] = frozenset()) -> set[str]:
     """All but one task of each cluster: the first accepted task is kept, else the first task."""
     dropped: set[str] = set()
     for cluster in clusters:

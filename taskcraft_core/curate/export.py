@@ -23,11 +23,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from taskcraft_core.curate.formats import exporter_for
+from taskcraft_core.curate.records import iter_records
 from taskcraft_core.schema import SCHEMA_VERSION, TASK_STATUSES, utcnow
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
-from taskcraft_core.curate.formats import exporter_for
-from taskcraft_core.curate.records import iter_records
 
 MANIFEST_SUFFIX = ".manifest.json"
 

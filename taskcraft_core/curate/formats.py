@@ -114,7 +114,7 @@ class _Conversation:
 
     def call(self, content: str, tool: str, args: dict[str, Any] | None) -> None:
         self.calls += 1
-        call = {"id": f"call_{self.calls}", "type": "function",
+        call: dict[str, Any] = {"id": f"call_{self.calls}", "type": "function",
                 "function": {"name": tool, "arguments": json.dumps(args or {}, ensure_ascii=False)}}
         last = self.messages[-1]
         # Calls requested in one model turn share one assistant message (the first carries the text).

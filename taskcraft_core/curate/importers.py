@@ -43,12 +43,12 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from taskcraft_core.index.task_vectors import index_tasks
-from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.curate.records import IMPORTED_KEY
-from taskcraft_core.store.review_history import DECISION_STATUS
+from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.schema import Review, Task, TrajectoryStep, Verification, content_id
 from taskcraft_core.store import TaskFilter
+from taskcraft_core.store.review_history import DECISION_STATUS
 from taskcraft_core.workspace import Workspace
 
 ImportFormat = Literal["jsonl", "taskcraft"]

@@ -14,6 +14,7 @@ from itertools import combinations
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+
 from taskcraft_core.schema import Review
 from taskcraft_core.store import Store, TaskFilter
 

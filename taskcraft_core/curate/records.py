@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-
 from taskcraft_core.schema import Review, Task
 from taskcraft_core.store import Store
 

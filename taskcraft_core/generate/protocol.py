@@ -11,7 +11,12 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
 from taskcraft_core.generate.explore.records import (
-    Exploration, ExploreAction, ExploreCandidate, ExplorerView, ObservedPage, TurnSummary,
+    Exploration,
+    ExploreAction,
+    ExploreCandidate,
+    ExplorerView,
+    ObservedPage,
+    TurnSummary,
 )
 from taskcraft_core.index.vectors import Passage
 from taskcraft_core.models.chat import Usage

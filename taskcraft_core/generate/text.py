@@ -188,10 +188,9 @@ def fact_spans(sentence: str, identifier: str) -> list[Span]:
     for kind, pattern in SPAN_PATTERNS:
         for match in re.finditer(pattern, sentence):
             group = "span" if "span" in match.groupdict() else 0
-            span = Span(kind, match.group(group), match.start(group), match.end(group),
+            found = Span(kind, match.group(group), match.start(group), match.end(group),
                         unit=match.groupdict().get("unit") or "")
-            if kind == "name":
-                span = _trim_name(span)
+            span = _trim_name(found) if kind == "name" else found
             if span is None or any(span.start < c.end and c.start < span.end for c in chosen):
                 continue
             if kind == "name" and not _is_answer_name(span, identifier):

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcraft_core.agent.loop import AgentResult, run_agent
+from taskcraft_core.agent.tools import make_tools
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
+from taskcraft_core.generate.prompts import SOLVER_SYSTEM_PROMPT
 from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, TrajectoryStep, Verification
-from taskcraft_core.agent.tools import make_tools
 
 
 @dataclass
@@ -36,7 +37,7 @@ def solve_with_agent(question: str, ctx: GenerationContext, usage: Usage, hop: i
     settings = ctx.workspace.settings
     tools = make_tools(ctx.workspace, allow_fetch=settings.solver_can_fetch_urls)
     result = run_agent(question, ctx.engine.solver_model(), tools, max_steps=settings.agent_max_steps,
-                       tool_timeout_s=settings.tool_timeout_s, hop=hop)
+                       tool_timeout_s=settings.tool_timeout_s, system_prompt=SOLVER_SYSTEM_PROMPT, hop=hop)
     usage.add(calls=result.calls, tokens=result.tokens)
     return result
 
@@ -60,8 +61,8 @@ def verify(question: str, golden: Golden, ctx: GenerationContext, usage: Usage, 
                          judge_rationale=f"model alone: {alone_judgement.rationale}")
     if not ctx.acceptance.agent_can_still_pass(alone_judgement.score):
         # Cheap rejection: no solver score could beat this, so neither the solver nor its judge runs.
-        reason = f"model alone answered it (score {alone_judgement.score}); {solver_name} not run"
-        return Outcome(check, [], accepted=False, reason=reason, tool_steps=0)
+        return Outcome(check, [], accepted=False, tool_steps=0,
+                       reason=f"model alone answered it (score {alone_judgement.score}); {solver_name} not run")
     result = solve(question, ctx, usage) if solve else solve_with_agent(question, ctx, usage, hop)
     if result.finished:
         judgement = engine.judge(question, golden, result.answer, usage)

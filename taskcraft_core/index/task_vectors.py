@@ -5,22 +5,31 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from taskcraft_core.index.vectors import TASKS, task_text
+from taskcraft_core.index.vectors import TASKS, VectorIndex, task_text
 from taskcraft_core.schema import Task
-from taskcraft_core.store import TaskFilter
-from taskcraft_core.workspace import Workspace
+from taskcraft_core.store import Store, TaskFilter
 
 TEXT_BATCH = 1000
+
+
+class IndexedStore(Protocol):
+    """What task vectors need of a workspace: the database they mirror and the index they fill."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def index(self) -> VectorIndex: ...
 
 
 def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def index_tasks(workspace: Workspace, tasks: Sequence[Task]) -> None:
+def index_tasks(workspace: IndexedStore, tasks: Sequence[Task]) -> None:
     """Embed tasks and store their vectors in the Chroma task collection (as tasks are stored)."""
     if not tasks:
         return
@@ -28,13 +37,13 @@ def index_tasks(workspace: Workspace, tasks: Sequence[Task]) -> None:
     _store_vectors(workspace, tasks, texts, workspace.index.embed(texts))
 
 
-def _store_vectors(workspace: Workspace, tasks: Sequence[Task], texts: Sequence[str], vectors: np.ndarray) -> None:
+def _store_vectors(workspace: IndexedStore, tasks: Sequence[Task], texts: Sequence[str], vectors: np.ndarray) -> None:
     metadatas = [{"kind": task.kind, "status": task.status, "text_hash": text_hash(text)}
                  for task, text in zip(tasks, texts)]
     workspace.index.upsert_task_vectors([task.id for task in tasks], vectors, metadatas)
 
 
-def rebuild_task_index(workspace: Workspace) -> int:
+def rebuild_task_index(workspace: IndexedStore) -> int:
     """Drop the task collection and embed every stored task again; returns the number indexed."""
     workspace.index.clear_tasks()
     count = 0
@@ -44,7 +53,7 @@ def rebuild_task_index(workspace: Workspace) -> int:
     return count
 
 
-def sync_task_index(workspace: Workspace) -> int:
+def sync_task_index(workspace: IndexedStore) -> int:
     """Index the stored tasks the collection lacks (cheap when nothing is missing); returns how many."""
     if workspace.index.collection(TASKS).count() == workspace.store.count_tasks():
         return 0
@@ -55,7 +64,7 @@ def sync_task_index(workspace: Workspace) -> int:
     return len(missing)
 
 
-def task_vectors(workspace: Workspace, tasks: Sequence[Task]) -> np.ndarray:
+def task_vectors(workspace: IndexedStore, tasks: Sequence[Task]) -> np.ndarray:
     """Unit vectors of the tasks, in order: read from the collection, embedding only what is missing
     or stale (and storing it, so the next call finds it)."""
     texts = [task_text(task) for task in tasks]
@@ -79,7 +88,7 @@ def task_vectors(workspace: Workspace, tasks: Sequence[Task]) -> np.ndarray:
 
 
 def task_batches(
-    workspace: Workspace, task_filter: TaskFilter,
+    workspace: IndexedStore, task_filter: TaskFilter,
 ) -> Iterable[tuple[list[Task], dict[str, int | None]]]:
     """Matching tasks a batch at a time, each with the newest review id of its tasks. The ids are
     read first, so a decision landing in between shows later as a change, never goes unseen."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import chromadb
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.api.types import Documents, Embeddable, EmbeddingFunction, Embeddings
 from chromadb.config import Settings as ChromaSettings
 from pydantic import BaseModel
 
@@ -130,7 +130,9 @@ class VectorIndex:
 
     def collection(self, name: str) -> Any:
         return self.client.get_or_create_collection(
-            name, embedding_function=self.embedding_function, metadata={"hnsw:space": "cosine"}
+            # Chroma types the parameter for any embeddable (text or images); ours embed text.
+            name, embedding_function=cast(EmbeddingFunction[Embeddable], self.embedding_function),
+            metadata={"hnsw:space": "cosine"},
         )
 
     # ---- chunks ---------------------------------------------------------------------------

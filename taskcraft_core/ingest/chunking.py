@@ -8,9 +8,8 @@ from collections.abc import Iterator
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from taskcraft_core.schema import Chunk, Document
-
 from taskcraft_core.ingest.loaders import SEPARATORS
+from taskcraft_core.schema import Chunk, Document
 
 
 def chunk_document(document: Document, chunk_size: int, chunk_overlap: int) -> list[Chunk]:

@@ -90,7 +90,7 @@ def load_document(source: str, data: bytes, doc_type: str, base_url: str | None 
         source=source,
         content_hash=content_hash,
         title=extracted.title or fallback_title(source),
-        doc_type=doc_type,  # type: ignore[arg-type]
+        doc_type=doc_type,
         text=extracted.text,
         pages=len(extracted.page_offsets),
         page_offsets=extracted.page_offsets,

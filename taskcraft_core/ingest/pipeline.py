@@ -20,12 +20,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from taskcraft_core.errors import IngestError
+from taskcraft_core.index.task_vectors import rebuild_task_index
 from taskcraft_core.ingest.chunking import chunk_document
 from taskcraft_core.ingest.loaders import doc_type_for, load_document
-from taskcraft_core.index.task_vectors import rebuild_task_index
-from taskcraft_core.errors import IngestError
-from taskcraft_core.settings import Settings
 from taskcraft_core.ingest.web import CONTENT_TYPES, fetch_url, human_size
+from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import openai
 from langchain_core.exceptions import ContextOverflowError
@@ -258,7 +258,8 @@ def _call_with_method(
     runnable = model.with_structured_output(schema, method=method, include_raw=True)
     prompt = _with_json_instruction(messages, schema) if method == "json_mode" else messages
     try:
-        result = runnable.invoke(prompt)
+        # include_raw=True: a dict with the raw message, the parsed answer and the parsing error.
+        result = cast(dict[str, Any], runnable.invoke(prompt))
     except _REJECTED:
         raise
     except ValidationError as invalid:
@@ -276,8 +277,9 @@ def _call_with_method(
 
 def _describe_validation_error(invalid: ValidationError) -> str:
     """The json_schema path: the client validated the content itself; the input is the raw output."""
-    first = invalid.errors()[0] if invalid.errors() else {}
-    return f"{_validation_summary(invalid)}; raw output: {_preview(first.get('input', ''))}"
+    errors = invalid.errors()
+    raw = errors[0].get("input", "") if errors else ""
+    return f"{_validation_summary(invalid)}; raw output: {_preview(raw)}"
 
 
 def _describe_unparsed(raw: AIMessage, parsing_error: BaseException | None) -> str:

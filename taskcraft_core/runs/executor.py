@@ -16,7 +16,6 @@ The per-unit work is a `Pipeline` (the real method, `runs.method_pipeline`, by d
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import socket
 import threading
@@ -24,24 +23,30 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 
-from taskcraft_core.errors import ModelUnavailableError, TaskCraftError
-from taskcraft_core.schema import Chunk, Document, GenerationRun, Task, utcnow
+from taskcraft_core.errors import ModelUnavailableError
+from taskcraft_core.runs.planning import Pipeline, PipelineFactory, RunPlanner, WorkUnit
+from taskcraft_core.schema import (
+    TASK_KINDS,
+    EmptyUnit,
+    GenerationRun,
+    RunCounts,
+    Task,
+    UnitError,
+    utcnow,
+)
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
-STAGES: tuple[str, ...] = ("atomic", "depth", "width", "explore")
+STAGES: tuple[str, ...] = TASK_KINDS  # executed in this order
 OUTCOMES: tuple[str, ...] = ("candidates", "accepted", "rejected", "duplicates")
 # How often the coordinator writes a heartbeat and looks for a cancel, in seconds.
 HEARTBEAT_INTERVAL_S = 1.0
 # Consecutive units failing with ModelUnavailableError before the run gives up.
 UNAVAILABLE_ABORT_AFTER = 3
-# Tasks the depth and width stages start from: verified atomic tasks nobody rejected.
-BASE_STATUSES = ["pending", "accepted"]
 
 
 class RunProgress(BaseModel):
@@ -55,43 +60,6 @@ class RunProgress(BaseModel):
 
 
 ProgressCallback = Callable[[RunProgress], None]
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """The work a run orchestrates, one function per stage. `new_context(cancel)` makes a fresh
-    context for one unit (its own `usage`, sharing the run's engine), so calls are counted per unit."""
-
-    new_context: Callable[[threading.Event], Any]
-    atomic: Callable[[Document, Chunk, Any], list[Task]]
-    depth: Callable[[Task, Any], list[Task]]
-    group_for_width: Callable[[Sequence[Task], Any], list[list[Task]]]
-    width: Callable[[list[Task], Any], Task]
-    # Exploration: the start pages among the run's documents (a unit each), and the tasks written
-    # from exploring the documents from one start page.
-    explore_starts: Callable[[Sequence[Document], Any], list[Document]]
-    explore: Callable[[Sequence[Document], Document, Any], list[Task]]
-    # The near-duplicate gate and the task index (dedup.py); None leaves tasks ungated.
-    gate: Callable[[Workspace, Task], Any] | None = None
-    index_tasks: Callable[[Workspace, list[Task]], None] | None = None
-    # Errors meaning "this unit has nothing to give" (a chunk without facts, an exploration that
-    # offers no task): the unit is done, its reason noted, and it is not a failure to retry.
-    empty_unit_errors: tuple[type[BaseException], ...] = ()
-
-
-PipelineFactory = Callable[[Workspace, GenerationRun], Pipeline]
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """One piece of a run that is done entirely or not at all. `parts` are the ids it is built from
-    (a chunk, a task, the tasks of a width group in their order, a start page): `Executor.unit`
-    rebuilds the same unit from them in another process (queue workers)."""
-
-    id: str
-    stage: str
-    work: Callable[[Any], list[Task]]
-    parts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -121,22 +89,21 @@ class RunState:
 
     @classmethod
     def load(cls, run: GenerationRun) -> RunState:
-        errors = {entry["unit"]: entry["error"] for entry in run.counts.get("errors", [])}
-        empty = {entry["unit"]: entry["reason"] for entry in run.counts.get("empty_units", [])}
+        errors = {entry.unit: entry.error for entry in run.counts.errors}
+        empty = {entry.unit: entry.reason for entry in run.counts.empty_units}
         counts = run.counts
-        return cls(run=run, done=set(run.done_units), funnel=dict(counts.get("funnel", {})), errors=errors,
-                   empty=empty, stage=counts.get("stage", ""), stage_done=counts.get("done", 0),
-                   stage_total=counts.get("total", 0), pending=set(counts.get("pending", [])),
-                   unavailable_streak=counts.get("unavailable_streak", 0))
+        return cls(run=run, done=set(run.done_units), funnel=dict(counts.funnel), errors=errors, empty=empty,
+                   stage=counts.stage, stage_done=counts.done, stage_total=counts.total, pending=set(counts.pending),
+                   unavailable_streak=counts.unavailable_streak)
 
-    def counts(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage, "done": self.stage_done, "total": self.stage_total,
-            "funnel": dict(self.funnel), "errors": [{"unit": u, "error": e} for u, e in self.errors.items()],
-            "empty_units": [{"unit": u, "reason": r} for u, r in self.empty.items()],
-            "pending": sorted(self.pending), "unavailable_streak": self.unavailable_streak,
-            "heartbeat": utcnow().isoformat(), "pid": os.getpid(), "host": socket.gethostname(),
-        }
+    def counts(self) -> RunCounts:
+        return RunCounts(
+            stage=self.stage, done=self.stage_done, total=self.stage_total, funnel=dict(self.funnel),
+            errors=[UnitError(unit=u, error=e) for u, e in self.errors.items()],
+            empty_units=[EmptyUnit(unit=u, reason=r) for u, r in self.empty.items()],
+            pending=sorted(self.pending), unavailable_streak=self.unavailable_streak,
+            heartbeat=utcnow(), pid=os.getpid(), host=socket.gethostname(),
+        )
 
     def progress(self) -> RunProgress:
         return RunProgress(run_id=self.run.id, done=self.stage_done, total=self.stage_total,
@@ -145,7 +112,7 @@ class RunState:
 
 def snapshot_workspace(workspace: Workspace, run: GenerationRun) -> Workspace:
     """The workspace with the run's snapshot settings: a run (and its resume) executes as configured."""
-    return dataclasses.replace(workspace, settings=workspace.settings.with_changes(**run.config["settings"]))
+    return dataclasses.replace(workspace, settings=workspace.settings.with_changes(**run.config.settings))
 
 
 class Executor:
@@ -160,16 +127,17 @@ class Executor:
         self.make_pipeline = make_pipeline
         self.progress = progress
         self.state = RunState.load(run)
-        request = run.config["request"]
-        self.kinds = [stage for stage in STAGES if stage in request["kinds"]]
-        self.limit: int | None = request.get("limit")
-        self.concurrency = int(run.config["settings"]["concurrency"])
+        request = run.config.request
+        self.kinds = [stage for stage in STAGES if stage in request.kinds]
+        self.limit = request.limit
+        self.concurrency = int(run.config.settings["concurrency"])
         self.last_beat = 0.0
 
     # ---- the run ----------------------------------------------------------------------------
 
     def execute(self) -> None:
         self.pipeline = self.make_pipeline(self.workspace, self.state.run)
+        self.planner = RunPlanner(self.store, self.state.run, self.pipeline, self.add_usage, self.state.cancel)
         if self.state.done:
             self.reindex()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"run-{self.state.run.id}") as pool:
@@ -177,7 +145,7 @@ class Executor:
                 for stage in self.kinds:
                     if self.stopping():
                         break
-                    self.run_stage(stage, self.plan(stage), pool)
+                    self.run_stage(stage, self.planner.plan(stage), pool)
             except BaseException:
                 # Workers still running see the event and stop early; nothing half-done is stored.
                 self.state.stop()
@@ -224,87 +192,6 @@ class Executor:
                 if self.stage_full(stage):
                     state.halt.set()
             self.beat()
-
-    # ---- planning ---------------------------------------------------------------------------
-
-    def plan(self, stage: str) -> list[WorkUnit]:
-        plans = {"atomic": self.plan_atomic, "depth": self.plan_depth, "width": self.plan_width,
-                 "explore": self.plan_explore}
-        return plans[stage]()
-
-    def plan_atomic(self) -> list[WorkUnit]:
-        return [self.atomic_unit(chunk) for document_id in self.state.run.config["document_ids"]
-                for chunk in self.store.get_chunks(document_id)]
-
-    def atomic_unit(self, chunk: Chunk) -> WorkUnit:
-        def work(context: Any) -> list[Task]:
-            document = self.load_document(chunk.document_id)
-            if document is None:
-                raise TaskCraftError(f"Document {chunk.document_id} was deleted during the run.")
-            return self.pipeline.atomic(document, chunk, context)
-
-        return WorkUnit(f"atomic:{chunk.id}", "atomic", work, (chunk.id,))
-
-    @functools.cached_property
-    def load_document(self) -> Callable[[str], Document | None]:
-        return lru_cache(maxsize=8)(self.store.get_document)
-
-    def base_tasks(self) -> list[Task]:
-        """Verified atomic tasks of the run's documents (from this run or earlier ones), by id so
-        that a resumed run plans the same units."""
-        task_filter = TaskFilter(kinds=["atomic"], statuses=BASE_STATUSES,
-                                 document_ids=self.state.run.config["document_ids"])
-        return sorted(self.store.list_tasks(task_filter, limit=None, with_trajectory=True), key=lambda t: t.id)
-
-    def plan_depth(self) -> list[WorkUnit]:
-        return [self.depth_unit(task) for task in self.base_tasks()]
-
-    def depth_unit(self, task: Task) -> WorkUnit:
-        return WorkUnit(f"depth:{task.id}", "depth", lambda context: self.pipeline.depth(task, context), (task.id,))
-
-    def plan_width(self) -> list[WorkUnit]:
-        context = self.pipeline.new_context(self.state.cancel)
-        groups = self.pipeline.group_for_width(self.base_tasks(), context)
-        self.add_usage(context)
-        return [self.width_unit(group) for group in groups]
-
-    def width_unit(self, group: list[Task]) -> WorkUnit:
-        unit_id = "width:" + ",".join(sorted(task.id for task in group))
-        return WorkUnit(unit_id, "width", lambda ctx: [self.pipeline.width(group, ctx)],
-                        tuple(task.id for task in group))
-
-    def run_documents(self) -> list[Document]:
-        return [d for d in map(self.store.get_document, self.state.run.config["document_ids"]) if d is not None]
-
-    def plan_explore(self) -> list[WorkUnit]:
-        """A unit per start page; each explores all of the run's documents (its environment)."""
-        documents = self.run_documents()
-        context = self.pipeline.new_context(self.state.cancel)
-        starts = self.pipeline.explore_starts(documents, context)
-        self.add_usage(context)
-        return [self.explore_unit(documents, start) for start in starts]
-
-    def explore_unit(self, documents: list[Document], start: Document) -> WorkUnit:
-        return WorkUnit(f"explore:{start.id}", "explore", lambda ctx: self.pipeline.explore(documents, start, ctx),
-                        (start.id,))
-
-    def unit(self, stage: str, parts: Sequence[str]) -> WorkUnit:
-        """The unit `plan(stage)` made from these parts, rebuilt from the database (by a queue worker)."""
-        if stage == "atomic":
-            chunk = self.store.get_chunk(parts[0])
-            if chunk is None:
-                raise TaskCraftError(f"Chunk {parts[0]} was deleted during the run.")
-            return self.atomic_unit(chunk)
-        if stage == "explore":
-            start = self.store.get_document(parts[0])
-            if start is None:
-                raise TaskCraftError(f"Document {parts[0]} was deleted during the run.")
-            return self.explore_unit(self.run_documents(), start)
-        found = {task.id: task for task in self.store.get_tasks(list(parts), with_trajectory=True)}
-        missing = [task_id for task_id in parts if task_id not in found]
-        if missing:
-            raise TaskCraftError(f"Tasks {', '.join(missing)} were deleted during the run.")
-        return self.depth_unit(found[parts[0]]) if stage == "depth" else self.width_unit([found[p] for p in parts])
 
     # ---- recording (coordinator thread only) -------------------------------------------------
 

@@ -36,7 +36,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.runs.executor import Executor, PipelineFactory, WorkUnit, snapshot_workspace
+from taskcraft_core.runs.executor import Executor, snapshot_workspace
+from taskcraft_core.runs.planning import PipelineFactory, RunPlanner, WorkUnit
 from taskcraft_core.schema import GenerationRun, Task, utcnow
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
@@ -98,9 +99,9 @@ def enqueue_run(workspace: Workspace, run: GenerationRun) -> None:
     """Hand a stored run to the workers, from the stage where it stopped (its first stage when new)."""
     app = make_app(workspace.settings)
     ensure_schema(workspace.store)
-    stage = run.counts.get("stage") or run.config["request"]["kinds"][0]
+    stage = run.counts.stage or run.config.request.kinds[0]
     workspace.store.update_run(run.id, status="running", error=None, finished_at=None,
-                               config={**run.config, "workers": "queue"})
+                               config=run.config.model_copy(update={"workers": "queue"}))
     with app.open():
         _defer(app, "plan_stage", f"{run.id}/plan/{stage}", run_id=run.id, stage=stage)
 
@@ -148,6 +149,11 @@ class QueueRunner:
         executor.pipeline = pipeline
         return executor
 
+    def planner(self, executor: Executor) -> RunPlanner:
+        """The run's planning, its model calls counted on the executor's copy of the run."""
+        state = executor.state
+        return RunPlanner(self.store, state.run, executor.pipeline, executor.add_usage, state.cancel)
+
     def running(self, run_id: str) -> GenerationRun | None:
         run = self.store.get_run(run_id)
         return run if run is not None and run.status == "running" else None
@@ -159,7 +165,7 @@ class QueueRunner:
         if run is None:
             return
         planner = self.executor(run)
-        units = planner.plan(stage)  # width and explore planning may call the model
+        units = self.planner(planner).plan(stage)  # width and explore planning may call the model
         with self.store.run_lock(run_id):
             run = self.running(run_id)
             if run is None:
@@ -216,7 +222,7 @@ class QueueRunner:
         error: BaseException | None = None
         unit: WorkUnit | None = None
         try:
-            unit = executor.unit(stage, parts)
+            unit = self.planner(executor).unit(stage, parts)
             with self.watch(run_id, stage, executor.limit, halt):
                 tasks = unit.work(context)
         except Exception as failure:
@@ -257,7 +263,7 @@ class QueueRunner:
             while not done.wait(WATCH_INTERVAL_S):
                 run = self.store.get_run(run_id)
                 full = limit is not None and run is not None and \
-                    run.counts.get("funnel", {}).get(f"{stage}_accepted", 0) >= limit
+                    run.counts.funnel.get(f"{stage}_accepted", 0) >= limit
                 if run is None or run.status != "running" or full:
                     halt.set()
                     return

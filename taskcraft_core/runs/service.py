@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta, timezone
 
 from pydantic import BaseModel
 
@@ -36,19 +36,18 @@ from taskcraft_core.runs.executor import (
     OUTCOMES,
     STAGES,
     Executor,
-    Pipeline,
-    PipelineFactory,
     ProgressCallback,
     RunProgress,
     snapshot_workspace,
 )
-from taskcraft_core.schema import Document, GenerationRun, Task, utcnow
+from taskcraft_core.runs.planning import Pipeline, PipelineFactory
+from taskcraft_core.schema import Document, GenerationRun, RunConfig, RunRequest, Task, UnitError, utcnow
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace
 
 __all__ = [
-    "STAGES", "RunProgress", "RunRequest", "cancel_run", "create_run", "execute_run", "interrupted_runs",
+    "STAGES", "RunProgress", "RunRequest", "RunSummary", "cancel_run", "create_run", "execute_run", "interrupted_runs",
     "method_pipeline", "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
     "wait_for_run",
 ]
@@ -69,19 +68,6 @@ STALE_AFTER = timedelta(seconds=30)
 # Runs executing in this process (a second execution of the same run must not start).
 _active: set[str] = set()
 _active_lock = threading.Lock()
-
-
-class RunRequest(BaseModel):
-    """What a person asks a run to do: by default every kind (stage) from every document (empty
-    `document_ids`)."""
-
-    kinds: list[str] = list(STAGES)
-    document_ids: list[str] = []
-    limit: int | None = None
-    engine: str | None = None
-    model: str | None = None
-    base_url: str | None = None
-    concurrency: int | None = None
 
 
 # ---- creating ---------------------------------------------------------------------------------
@@ -136,19 +122,15 @@ def _run_settings(settings: Settings, request: RunRequest) -> Settings:
     return resolved
 
 
-def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) -> dict[str, object]:
+def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) -> RunConfig:
     from taskcraft_core.generate.prompts import PROMPT_VERSION
 
-    return {
-        "request": request.model_dump(),
-        "document_ids": document_ids,
-        "engine": settings.engine,
-        "models": {role: settings.model_for(role) for role in ("generation", "solver", "judge")},
-        "base_url": settings.openai_base_url,
-        "workers": settings.workers,
-        "prompt_version": PROMPT_VERSION,
-        "settings": settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
-    }
+    return RunConfig(
+        request=request, document_ids=document_ids, engine=settings.engine,
+        models={role: settings.model_for(role) for role in ("generation", "solver", "judge")},
+        base_url=settings.openai_base_url, prompt_version=PROMPT_VERSION, workers=settings.workers,
+        settings=settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
+    )
 
 
 # ---- the method a run executes ---------------------------------------------------------------
@@ -172,7 +154,7 @@ def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     from taskcraft_core.models.chat import Usage
 
     # The workspace carries the run's snapshot settings: model names and base URL are resolved there.
-    engine = make_engine(workspace.settings, run.config["engine"])
+    engine = make_engine(workspace.settings, run.config.engine)
 
     def new_context(cancel: threading.Event) -> GenerationContext:
         return GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id, cancel=cancel,
@@ -181,7 +163,7 @@ def method_pipeline(workspace: Workspace, run: GenerationRun) -> Pipeline:
     def explore_starts(documents: Sequence[Document], ctx: GenerationContext) -> list[Document]:
         return [choose_start_page(documents, ctx)] if documents else []
 
-    per_guideline = explore_tasks_per_guideline(run.config["request"].get("limit"))
+    per_guideline = explore_tasks_per_guideline(run.config.request.limit)
 
     def explore(documents: Sequence[Document], start: Document, ctx: GenerationContext) -> list[Task]:
         exploration = explore_corpus(documents, ctx, start_document_id=start.id)
@@ -244,7 +226,7 @@ def _claim(run: GenerationRun) -> None:
     with _active_lock:
         busy_here = run.id in _active
         busy_elsewhere = run.status == "running" and (_on_queue(run) or (
-            "heartbeat" in run.counts and run.counts.get("pid") != os.getpid() and not _looks_dead(run)))
+            run.counts.heartbeat is not None and run.counts.pid != os.getpid() and not _looks_dead(run)))
         if busy_here or busy_elsewhere:
             raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
         _active.add(run.id)
@@ -262,19 +244,22 @@ def start_run_in_background(workspace: Workspace, request: RunRequest) -> str:
 
 def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
     """Continue an interrupted, cancelled or failed run on a background thread (or the queue
-    workers). Raises TaskCraftError when the run is still executing (a cancelled run is "cancelled"
-    at once but stops within a second; it has stopped when `finished_at` is set)."""
+    workers with `workers = "queue"`). Raises
+    TaskCraftError when the run is still executing (a cancelled run is "cancelled" at once but
+    stops within a second; it has stopped when `finished_at` is set)."""
     _in_background(workspace, run_id)
 
 
 def _in_background(workspace: Workspace, run_id: str) -> None:
     run = _get_run(workspace.store, run_id)
     if workspace.settings.workers == "queue":
-        if run.status == "running" and run.counts:  # a new run has no counts until a worker plans it
+        if run.status == "running" and run.counts.heartbeat is not None:  # a new run has none yet
             raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
         queue.enqueue_run(workspace, run)
         return
     _claim(run)  # here, so that "already executing" reaches the caller instead of the thread
+    # Running from this moment: whoever looks next sees the run started, not still interrupted.
+    workspace.store.update_run(run_id, status="running", error=None, finished_at=None)
     threading.Thread(target=_execute_claimed, args=(workspace, run, None, method_pipeline),
                      name=f"run-{run_id}", daemon=True).start()
 
@@ -285,8 +270,7 @@ def cancel_run(workspace: Workspace, run_id: str) -> None:
     run = _get_run(workspace.store, run_id)
     if run.status in ("running", "interrupted"):
         # Only the status column is written, so the executor's progress is never overwritten.
-        # A queue run has no coordinator to close it: its units in flight stop within a second.
-        if _on_queue(run):
+        if _on_queue(run):  # no coordinator closes a queue run: its units in flight stop within a second
             workspace.store.update_run(run_id, status="cancelled", finished_at=utcnow())
         else:
             workspace.store.update_run(run_id, status="cancelled")
@@ -306,7 +290,7 @@ def wait_for_run(workspace: Workspace, run_id: str, progress: ProgressCallback |
 
 def _on_queue(run: GenerationRun) -> bool:
     """Queue runs live as long as their jobs: no process heartbeat tells whether they are alive."""
-    return run.config.get("workers") == "queue"
+    return run.config.workers == "queue"
 
 
 def interrupted_runs(workspace: Workspace) -> list[GenerationRun]:
@@ -322,13 +306,13 @@ def interrupted_runs(workspace: Workspace) -> list[GenerationRun]:
 
 
 def _looks_dead(run: GenerationRun) -> bool:
-    beat = run.counts.get("heartbeat")
-    last_sign = datetime.fromisoformat(beat) if beat else run.started_at
+    beat = run.counts.heartbeat
+    last_sign = beat or run.started_at
     # SQLite hands datetimes back without their zone; they were written in UTC.
-    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or UTC) > STALE_AFTER:
+    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or timezone.utc) > STALE_AFTER:
         return True
-    pid = run.counts.get("pid")
-    return bool(beat) and run.counts.get("host") == socket.gethostname() and not _process_alive(int(pid))
+    pid = run.counts.pid
+    return pid is not None and run.counts.host == socket.gethostname() and not _process_alive(pid)
 
 
 def _process_alive(pid: int) -> bool:
@@ -354,22 +338,40 @@ def _get_run(store: Store, run_id: str) -> GenerationRun:
 def run_progress(run: GenerationRun) -> RunProgress:
     """The progress of a stored run, for polling (the UI reads it from the database)."""
     counts = run.counts
-    return RunProgress(run_id=run.id, done=counts.get("done", 0), total=counts.get("total", 0),
-                       stage=counts.get("stage", ""), counts=dict(counts.get("funnel", {})))
+    return RunProgress(run_id=run.id, done=counts.done, total=counts.total, stage=counts.stage,
+                       counts=dict(counts.funnel))
 
 
-def run_summary(run: GenerationRun) -> dict[str, object]:
+class KindSummary(BaseModel):
+    """The yield of one kind: candidates = accepted + rejected; duplicates were gated among them."""
+
+    candidates: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+
+
+class RunSummary(BaseModel):
     """The run's yield: candidates = accepted (verified, awaiting review) + rejected (failed
-    verification or skipped as a near-duplicate); `by_kind` also counts gated near-duplicates."""
-    funnel = run.counts.get("funnel", {})
-    by_kind = {kind: {outcome: int(funnel.get(f"{kind}_{outcome}", 0)) for outcome in OUTCOMES}
-               for kind in STAGES if kind in run.config.get("request", {}).get("kinds", STAGES)}
-    return {
-        "run_id": run.id,
-        "candidates": sum(counts["candidates"] for counts in by_kind.values()),
-        "accepted": sum(counts["accepted"] for counts in by_kind.values()),
-        "rejected": sum(counts["rejected"] for counts in by_kind.values()),
-        "by_kind": by_kind,
-        "model_calls": run.model_calls,
-        "errors": list(run.counts.get("errors", [])),
-    }
+    verification or skipped as a near-duplicate); `by_kind` also counts gated near-duplicates.
+    Its JSON is what `generate --json` prints."""
+
+    run_id: str
+    candidates: int
+    accepted: int
+    rejected: int
+    by_kind: dict[str, KindSummary]
+    model_calls: int
+    errors: list[UnitError]
+
+
+def run_summary(run: GenerationRun) -> RunSummary:
+    funnel = run.counts.funnel
+    by_kind = {kind: KindSummary(**{outcome: funnel.get(f"{kind}_{outcome}", 0) for outcome in OUTCOMES})
+               for kind in STAGES if kind in run.config.request.kinds}
+    return RunSummary(
+        run_id=run.id, by_kind=by_kind, model_calls=run.model_calls, errors=list(run.counts.errors),
+        candidates=sum(counts.candidates for counts in by_kind.values()),
+        accepted=sum(counts.accepted for counts in by_kind.values()),
+        rejected=sum(counts.rejected for counts in by_kind.values()),
+    )

@@ -150,7 +150,9 @@ def _append_review(c: Connection, row: Row, reviewer: str, decision: Decision, r
     `ReviewConflict` when another transaction decided the task in between."""
     review = Review(task_id=row.id, reviewer=reviewer, decision=decision, reason=reason, edits=edits,
                     supersedes_id=row.latest_review_id)
-    review.id = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key[0]
+    inserted = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key
+    assert inserted is not None  # an insert into a table with an autoincrement key returns the key
+    review.id = inserted[0]
     status, current_edits = replay(_review_history(c, row.id), base_status=row.generated_status)
     changed = c.execute(
         update(t.tasks)

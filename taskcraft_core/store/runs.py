@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Engine, insert, select, update
 
 from taskcraft_core.errors import TaskCraftError
@@ -23,7 +24,7 @@ class RunStore:
 
     def save_run(self, run: GenerationRun) -> None:
         """Insert or update a run record."""
-        values = run.model_dump()
+        values = run.model_dump() | _json_columns(config=run.config, counts=run.counts)
         with self.engine.begin() as c:
             if c.execute(update(t.runs).where(t.runs.c.id == run.id).values(values)).rowcount == 0:
                 c.execute(insert(t.runs).values(values))
@@ -44,6 +45,12 @@ class RunStore:
         at all, and a cancel written by someone else is never overwritten. Returns tasks added."""
         with self.engine.begin() as c:
             # The write comes first so the transaction holds the write lock before it reads.
+            values = values | _json_columns(**{k: v for k, v in values.items() if isinstance(v, BaseModel)})
             if c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values)).rowcount == 0:
                 raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
             return insert_new_tasks(c, tasks) if tasks else 0
+
+
+def _json_columns(**records: BaseModel) -> dict[str, Any]:
+    """Typed parts of a run (config, counts) as the JSON their columns hold."""
+    return {name: record.model_dump(mode="json") for name, record in records.items()}

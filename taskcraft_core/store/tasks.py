@@ -212,9 +212,10 @@ def _conditions(f: TaskFilter) -> list[Any]:
 
 def _ordering(f: TaskFilter) -> list[Any]:
     c = t.tasks.c
-    return {
+    orderings: dict[str, list[Any]] = {
         "newest": [c.created_at.desc(), c.id],
         "oldest": [c.created_at, c.id],
         "difficulty_desc": [c.difficulty.desc(), c.created_at, c.id],
         "difficulty_asc": [c.difficulty, c.created_at, c.id],
-    }[f.sort]
+    }
+    return orderings[f.sort]

@@ -14,19 +14,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskcraft_core.agent.loop import AgentResult, run_agent
+from taskcraft_core.agent.tools import make_link_tools, make_tools, page_observed
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
-from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.generate.explore.records import (
-    GUIDELINES, CandidateAnswer, ExploreCandidate, Exploration, ObservedPage, locate_in_page,
+    GUIDELINES,
+    CandidateAnswer,
+    Exploration,
+    ExploreCandidate,
+    ObservedPage,
+    locate_in_page,
 )
 from taskcraft_core.generate.explore.walk import LISTED_PAGE, choose_start_page, explore_corpus
 from taskcraft_core.generate.prompts import EXPLORE_SOLVER_SYSTEM
+from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.generate.text import contains_answer, sentences
 from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id
-from taskcraft_core.agent.tools import make_link_tools, make_tools, page_observed
 
 __all__ = ["GUIDELINES", "Exploration", "NoExploreTasksError", "choose_start_page", "explore_corpus",
            "generate_explore_tasks"]
@@ -151,8 +156,8 @@ def _seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] |
         return found
     holding = [s for s in sentences(page.text, page.start) if contains_answer(answer.answer, s.text)]
     preferred = [s for s in holding if " ".join(answer.evidence.split()) in " ".join(s.text.split())]
-    chosen = (preferred or holding or [None])[0]
-    return (chosen.start, chosen.end) if chosen else None
+    chosen = (preferred or holding)[:1]
+    return (chosen[0].start, chosen[0].end) if chosen else None
 
 
 def _evidence(candidate: ExploreCandidate, spans: list[tuple[int, int]], ctx: GenerationContext) -> dict[str, Any]:

@@ -10,16 +10,29 @@ import json
 import re
 from collections.abc import Sequence
 
+from taskcraft_core.agent.tools import (
+    PAGE_HEADER,
+    make_link_tools,
+    make_tools,
+    page_links,
+    page_observed,
+    parse_links,
+)
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import (
-    ExploreAction, Exploration, ExploreMemory, ExplorerView, ExploreStep, FrontierLink, LinkFollowed, ObservedPage, PageSeen,
+    Exploration,
+    ExploreAction,
+    ExploreMemory,
+    ExplorerView,
+    ExploreStep,
+    FrontierLink,
+    LinkFollowed,
+    ObservedPage,
+    PageSeen,
 )
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Document, content_id
-from taskcraft_core.agent.tools import (
-    PAGE_HEADER, make_link_tools, make_tools, page_links, page_observed, parse_links,
-)
 
 EXPLORER_TOOLS = ("read_document", "list_links", "follow_link")
 LISTED_PAGE = re.compile(r"links of document_id=(?P<document_id>\S+) ")  # a list_links observation's first line
@@ -141,15 +154,18 @@ class Explorer:
         if shown is None:
             self.note_links(action, observation)
             return
-        self.current = reached
-        if self.memory.page(reached) is None:
-            title = PAGE_HEADER.match(observation)["title"]
-            self.memory.pages.append(PageSeen(document_id=reached, title=title, first_step=len(self.steps) - 1))
-            new_pages.append(ObservedPage(document_id=reached, title=title, start=shown[1], text=shown[2]))
+        reached_id, start, text = shown
+        self.current = reached_id
+        page = self.memory.page(reached_id)
+        if page is None:
+            header = PAGE_HEADER.match(observation)
+            title = header["title"] if header else reached_id
+            page = PageSeen(document_id=reached_id, title=title, first_step=len(self.steps) - 1)
+            self.memory.pages.append(page)
+            new_pages.append(ObservedPage(document_id=reached_id, title=title, start=start, text=text))
         if action.tool == "follow_link":
             self.memory.followed.append(LinkFollowed(from_id=action.args["document_id"], link=action.args["link"],
-                                                     to_id=reached))
-            page = self.memory.page(reached)
+                                                     to_id=reached_id))
             if page.links is None:  # a follow_link observation ends with the reached page's links
                 page.links = parse_links(observation)
 

@@ -16,15 +16,22 @@ from pydantic import BaseModel, Field
 from taskcraft_core.errors import ModelOutputError
 from taskcraft_core.generate import prompts
 from taskcraft_core.generate.explore.records import (
-    CandidateAnswer, Exploration, ExploreAction, ExploreCandidate, ExplorerView, Fact, Move, ObservedPage, TurnSummary, locate_in_page,
+    CandidateAnswer,
+    Exploration,
+    ExploreAction,
+    ExploreCandidate,
+    ExplorerView,
+    Fact,
+    Move,
+    ObservedPage,
+    TurnSummary,
+    locate_in_page,
 )
+from taskcraft_core.generate.protocol import Check, Conclusion, Golden, Judgement, Superset
 from taskcraft_core.generate.text import match_score, normalise_answer
 from taskcraft_core.index.vectors import Passage
 from taskcraft_core.models.chat import Usage, invoke_structured, invoke_text
 from taskcraft_core.schema import Chunk, Document
-
-from taskcraft_core.generate.protocol import Check, Conclusion, Golden, Judgement, Superset
-
 
 # ---- structured outputs ---------------------------------------------------------------------
 

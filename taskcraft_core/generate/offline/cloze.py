@@ -20,11 +20,21 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from taskcraft_core.agent.tools import parse_passages
 from taskcraft_core.generate.protocol import Golden, Judgement
 from taskcraft_core.generate.text import (
-    DATE, MONEY, NAME, NUMBER, PERCENT, SCALE, UNITS, YEAR, Span, canonical_form, match_score,
+    DATE,
+    MONEY,
+    NAME,
+    NUMBER,
+    PERCENT,
+    SCALE,
+    UNITS,
+    YEAR,
+    Span,
+    canonical_form,
+    match_score,
 )
-from taskcraft_core.agent.tools import parse_passages
 
 OFFLINE_MODEL = "offline-policy"
 DONT_KNOW = "I don't know."

@@ -8,21 +8,43 @@ from collections.abc import Sequence
 
 from langchain_core.language_models import BaseChatModel
 
-from taskcraft_core.generate.protocol import Check, Conclusion, Golden, Judgement, Superset
 from taskcraft_core.generate.explore.records import (
-    Exploration, ExploreAction, ExploreCandidate, ExplorerView, ObservedPage, TurnSummary,
+    Exploration,
+    ExploreAction,
+    ExploreCandidate,
+    ExplorerView,
+    ObservedPage,
+    TurnSummary,
 )
+from taskcraft_core.generate.offline import explore as explore_steps
+from taskcraft_core.generate.offline.cloze import (
+    BLANK,
+    DESCRIPTION,
+    DONT_KNOW,
+    KIND_NOUNS,
+    OFFLINE_MODEL,
+    WIDTH_LINE,
+    OfflinePolicyModel,
+    aux_question,
+    cloze_question,
+    description,
+    extract_answer,
+    judge_answers,
+    mention_pattern,
+    parse_cloze,
+    quoted,
+    width_question,
+)
+from taskcraft_core.generate.protocol import Check, Conclusion, Golden, Judgement, Superset
 from taskcraft_core.generate.text import (
-    canonical_form, fact_spans, normalise_answer, sentences,
+    canonical_form,
+    fact_spans,
+    normalise_answer,
+    sentences,
 )
 from taskcraft_core.index.vectors import Passage
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Document
-
-from taskcraft_core.generate.offline import explore as explore_steps
-from taskcraft_core.generate.offline.cloze import (
-    BLANK, DESCRIPTION, DONT_KNOW, KIND_NOUNS, OFFLINE_MODEL, OfflinePolicyModel, WIDTH_LINE, aux_question, cloze_question, description, extract_answer, judge_answers, mention_pattern, parse_cloze, quoted, width_question,
-)
 
 
 class OfflineEngine:

@@ -25,14 +25,30 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from taskcraft_core.agent.tools import page_observed, parse_links, parse_passages
 from taskcraft_core.generate.explore.records import (
-    CandidateAnswer, Exploration, ExploreAction, ExploreCandidate, ExplorerView, Fact, Move, ObservedPage, TurnSummary,
+    CandidateAnswer,
+    Exploration,
+    ExploreAction,
+    ExploreCandidate,
+    ExplorerView,
+    Fact,
+    Move,
+    ObservedPage,
+    TurnSummary,
+)
+from taskcraft_core.generate.offline.cloze import (
+    NOT_FOUND,
+    OfflinePolicyModel,
+    extract_answer,
+    parse_cloze,
+    policy_reply,
+    quoted,
+    solve,
+    statement_with_blank,
+    wh_phrase,
 )
 from taskcraft_core.generate.text import canonical_form, contains_answer, fact_spans, normalise_answer, sentences
-from taskcraft_core.generate.offline.cloze import (
-    NOT_FOUND, OfflinePolicyModel, extract_answer, parse_cloze, policy_reply, quoted, solve, statement_with_blank, wh_phrase,
-)
-from taskcraft_core.agent.tools import parse_links, parse_passages, page_observed
 
 Call = Callable[[str, dict[str, Any]], str]
 # Kinds of fact a repetition task may ask twice, most precise first.
@@ -120,6 +136,8 @@ class Site:
     def targets(self, page_id: str) -> list[str]:
         """Pages of the site this page links to, in link order."""
         page = self.exploration.memory.page(page_id)
+        if page is None:
+            return []
         found = [t.document_id for t in (page.links or []) if t.document_id in self.titles and t.document_id != page_id]
         return list(dict.fromkeys(found))
 
@@ -189,7 +207,7 @@ TEMPLATES: dict[str, Callable[[Site], Iterator[ExploreCandidate]]] = {
 
 
 def write_tasks(exploration: Exploration, guideline: str, limit: int) -> list[ExploreCandidate]:
-    site, written = Site(exploration), []
+    site, written = Site(exploration), list[ExploreCandidate]()
     for candidate in TEMPLATES[guideline](site):
         if len(written) == limit:
             break
@@ -251,7 +269,7 @@ def solve_route(route: Route, call: Call) -> str:
             links[source_id] = parse_links(call("list_links", {"document_id": source_id}))
         link = next((t for t in links[source_id]
                      if t.document_id and normalise_answer(t.title or "") == normalise_answer(target)), None)
-        if link is None:
+        if link is None or link.document_id is None:
             return NOT_FOUND
         observation = call("follow_link", {"document_id": source_id, "link": link.link})
         ids[normalise_answer(target)], links[link.document_id] = link.document_id, parse_links(observation)
