@@ -91,14 +91,22 @@ def chroma_executable() -> str:
     return shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
 
 
+def chroma_run_arguments(path: Path, host: str, port: int) -> list[str]:
+    """The Chroma server's command line after `chroma` (compose.yaml runs the same)."""
+    return ["run", "--path", str(path), "--host", host, "--port", str(port)]
+
+
+WORKER_COMMAND = ["-m", "taskcraft_core", "worker"]  # after the Python executable (compose.yaml runs the same)
+
+
 @contextmanager
 def chroma_server() -> Iterator[str]:
     """`chroma run` on a free port with its data in a temporary directory; yields its URL."""
     root = Path(tempfile.mkdtemp(prefix="taskcraft-chroma-"))
     port = free_port()
     log = (root / "server.log").open("wb")
-    process = subprocess.Popen([chroma_executable(), "run", "--path", str(root / "data"), "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([chroma_executable(), *chroma_run_arguments(root / "data", "127.0.0.1", port)],
+                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(f"{url}/api/v2/heartbeat") or process.poll() is not None, 60, "chroma run")
@@ -133,7 +141,7 @@ def start_worker(home: Path, env: Mapping[str, str], *args: str) -> subprocess.P
     """`python -m taskcraft_core worker ARGS` in its own process group (so a test can kill -9 it alone)."""
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "worker.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "taskcraft_core", "worker", *args], cwd=REPO,
+    return subprocess.Popen([sys.executable, *WORKER_COMMAND, *args], cwd=REPO,
                             env=studio_env(home, env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

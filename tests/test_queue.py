@@ -27,6 +27,7 @@ from servers import (
     wait_until,
 )
 from sqlalchemy import text
+from streamlit.testing.v1 import AppTest
 from stub_openai import StubOpenAI
 
 from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
@@ -190,7 +191,7 @@ def test_cancel_and_resume_across_workers(team: Workspace, tmp_path: Path, refer
 
 
 def test_generate_no_wait_prints_the_run_id_and_sigterm_finishes_the_unit_in_flight(
-        team: Workspace, tmp_path: Path) -> None:
+        team: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = worker_env(team)
     cli_env = env | {"OPENAI_BASE_URL": team.settings.openai_base_url or "", "TASKCRAFT_MODEL": "stub-model"}
     enqueued = subprocess.run([sys.executable, "-m", "taskcraft_core", "generate", "--kinds", "atomic", "--engine",
@@ -203,6 +204,14 @@ def test_generate_no_wait_prints_the_run_id_and_sigterm_finishes_the_unit_in_fli
     try:
         wait_until(lambda: any(task.endswith("run_unit") for _, task, _, _ in jobs(team, "doing")), 60,
                    "the worker to start a unit")
+        # The Generate page of a studio on the same database shows the worker and its unit.
+        for name, value in (env | {"TASKCRAFT_HOME": str(tmp_path / "app")}).items():
+            monkeypatch.setenv(name, value)
+        page = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+        page.switch_page("pages/generate.py").run()
+        assert not page.exception
+        assert [c.value for c in page.caption if "live workers" in c.value] == [
+            "1 live workers · 1 units in flight · 3 waiting · 0 failed"]
         assert stop(worker, signal.SIGTERM) == 0
     finally:
         if worker.poll() is None:
