@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any
 
-from taskcraft_core.runs.queue import STALLED_AFTER_S, run_worker
+from taskcraft_core.runs.queue import STALLED_AFTER_S, conninfo, run_worker
 from taskcraft_core.runs.service import method_pipeline
 from taskcraft_core.workspace import Workspace
 
@@ -25,13 +25,14 @@ def register(subparsers: Any) -> None:
 
 
 def run_worker_command(args: argparse.Namespace, workspace: Workspace) -> int:
-    concurrency = args.concurrency or workspace.settings.concurrency
+    concurrency = workspace.settings.concurrency if args.concurrency is None else args.concurrency
     if not 1 <= concurrency <= 64:
         print(f"error: --concurrency must be between 1 and 64, not {concurrency}", file=sys.stderr)
         return 1
     if args.stalled_after <= 0:
         print(f"error: --stalled-after must be positive, not {args.stalled_after}", file=sys.stderr)
         return 1
+    conninfo(workspace.settings.resolved_database_url)  # refuses anything but PostgreSQL, before starting
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model request would drown the log
     print(f"worker: {concurrency} units at once; stop with SIGTERM (finishes the units in flight)",

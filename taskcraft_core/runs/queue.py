@@ -165,7 +165,9 @@ class QueueRunner:
         if run is None:
             return
         planner = self.executor(run)
+        calls, tokens = run.model_calls, run.tokens
         units = self.planner(planner).plan(stage)  # width and explore planning may call the model
+        calls, tokens = run.model_calls - calls, run.tokens - tokens  # counted on `run` by the planner
         with self.store.run_lock(run_id):
             run = self.running(run_id)
             if run is None:
@@ -175,8 +177,8 @@ class QueueRunner:
             state.stage, state.stage_total = stage, len(units)
             state.stage_done = sum(unit.id in state.done for unit in units)
             state.pending = {unit.id for unit in units if unit.id not in state.done}
-            state.run.model_calls += planner.state.run.model_calls - run.model_calls
-            state.run.tokens += planner.state.run.tokens - run.tokens
+            state.run.model_calls += calls
+            state.run.tokens += tokens
             recorder.save()
             if not state.pending:
                 self.advance(app, recorder, stage)
@@ -248,6 +250,8 @@ class QueueRunner:
                 state.halt.set()  # stopped early: usage counted, the unit stays undone
             recorder.finish_unit(unit, context, tasks, error)
         else:
+            if outcome is not None:
+                recorder.add_usage(outcome[1])  # executed twice: its calls were paid twice
             recorder.save()
         if state.failure:
             self.store.update_run(run_id, status="failed", error=state.failure, finished_at=utcnow())
