@@ -54,8 +54,8 @@ def _open_workspace(storage_key: tuple[str, str, str, str], _settings: Settings)
 def workspace() -> Workspace:
     """The workspace for the current settings; database and Chroma clients are shared singletons."""
     settings = current_settings()
-    key = (settings.resolved_database_url, str(settings.chroma_path.resolve()), settings.embeddings,
-           settings.embedding_model)
+    index = settings.chroma_url or str(settings.chroma_path.resolve())
+    key = (settings.resolved_database_url, index, settings.embeddings, settings.embedding_model)
     return dataclasses.replace(_open_workspace(key, settings), settings=settings)
 
 
@@ -63,7 +63,8 @@ def engine_label(settings: Settings) -> str:
     """What the sidebar says about the engine that will generate tasks."""
     if settings.active_engine == "offline":
         return "Offline engine — deterministic, no model"
-    return f"OpenAI-compatible: {settings.model_for('generation')} @ {settings.openai_base_url or DEFAULT_BASE_URL}"
+    endpoints = " | ".join(settings.base_urls) or DEFAULT_BASE_URL
+    return f"OpenAI-compatible: {settings.model_for('generation')} @ {endpoints}"
 
 
 def escape_markdown(text: str) -> str:
