@@ -3,7 +3,7 @@
 The stub OpenAI-compatible server (tests/stub_openai.py) answers every request after a fixed
 latency, so the ratio measures how well the client layer overlaps waiting, not model speed.
 
-    python bench/bench_concurrency.py [--calls 32] [--latency-ms 100] [--concurrency 1 8]
+    python -m bench.bench_concurrency [--calls 32] [--latency-ms 100] [--concurrency 1 8]
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from pathlib import Path
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stub_openai import StubOpenAI, answer_with  # noqa: E402
-from taskcraft_core.models.chat import Usage, invoke_structured, make_chat_model  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
+from taskcraft_core.models.chat import Usage, invoke_structured, make_chat_model
+from taskcraft_core.settings import Settings
+from tests.stub_openai import StubOpenAI, answer_with
 
 
 class Conclusion(BaseModel):

@@ -9,7 +9,7 @@ Prints:
    (MinHash is not run on the 36k synthetic set: its shared template bigrams make it return
    tens of millions of candidate pairs).
 
-    python bench/bench_dedup.py [--n 36000] [--threshold 0.92]
+    python -m bench.bench_dedup [--n 36000] [--threshold 0.92]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import itertools
 import json
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,18 +25,14 @@ from pathlib import Path
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from make_tasks import make_tasks, write_tasks  # noqa: E402
-
-from taskcraft_core.curate.dedup import cosine_pairs, different_specifics, find_near_duplicates  # noqa: E402
+from bench.make_tasks import make_tasks, write_tasks
+from taskcraft_core.curate.dedup import cosine_pairs, different_specifics, find_near_duplicates
 from taskcraft_core.index.task_vectors import task_vectors
-from taskcraft_core.index.vectors import task_text  # noqa: E402
-from taskcraft_core.schema import Task  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.store import TaskFilter  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
+from taskcraft_core.index.vectors import task_text
+from taskcraft_core.schema import Task
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import TaskFilter
+from taskcraft_core.workspace import Workspace
 
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "paraphrase_pairs.jsonl"
 
@@ -54,7 +49,9 @@ def pr(predicted: set, truth: set) -> str:
     precision = hit / len(predicted) if predicted else 1.0
     recall = hit / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  ({len(predicted)} predicted, {len(truth)} true)"
+    return (
+        f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  ({len(predicted)} predicted, {len(truth)} true)"
+    )
 
 
 def shingles(text: str) -> set[str]:
@@ -89,7 +86,8 @@ def scale(n: int, threshold: float) -> None:
     print("stages, warm:")
     ids = workspace.store.list_task_ids(everything)
     loaded = timed("load task texts from the database", lambda: [
-        t for s in range(0, len(ids), 1000) for t in workspace.store.get_tasks(ids[s : s + 1000], with_trajectory=False)])
+        t for s in range(0, len(ids), 1000)
+        for t in workspace.store.get_tasks(ids[s : s + 1000], with_trajectory=False)])
     timed("embed all (wordllama, for reference)", workspace.index.embed, [task_text(t) for t in loaded])
     vectors = timed("vectors from Chroma (hash-checked)", task_vectors, workspace, loaded)
     candidates = timed("exact blockwise cosine pairs", cosine_pairs, vectors, threshold)
@@ -110,9 +108,10 @@ def scale(n: int, threshold: float) -> None:
     row = {task.id: i for i, task in enumerate(loaded)}
     for start in range(0, len(vectors), 1000):
         result = collection.query(query_embeddings=vectors[start : start + 1000], n_results=10, include=["distances"])
-        for offset, (hits, distances) in enumerate(zip(result["ids"], result["distances"])):
+        for offset, (hits, distances) in enumerate(zip(result["ids"], result["distances"], strict=False)):
             hnsw.update((min(start + offset, row[h]), max(start + offset, row[h]))
-                        for h, d in zip(hits, distances) if 1 - d >= threshold and row[h] != start + offset)
+                        for h, d in zip(hits, distances, strict=False)
+                        if 1 - d >= threshold and row[h] != start + offset)
     hnsw_time = time.perf_counter() - started
     print(f"HNSW alternative (Chroma query k=10 per task): {hnsw_time:.2f} s, "
           f"recall vs exact {len(hnsw & found) / max(len(found), 1):.4f} of {len(found)} pairs")

@@ -8,7 +8,7 @@ with the real `search_corpus` tool, then answers. So every step of the method ru
 real ChatOpenAI client, structured outputs, the LangChain agent loop, the run executor and the store —
 and the ratio measures how well a run overlaps waiting for the model.
 
-    python bench/bench_generate.py [--latency-ms 50] [--concurrency 1 8] [--documents 6]
+    python -m bench.bench_generate [--latency-ms 50] [--concurrency 1 8] [--documents 6]
 
 Prints per concurrency: wall time, verified atomic tasks per second, model calls and tokens per
 verified task; then the throughput ratio.
@@ -23,17 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench_concurrency import compare_concurrency  # noqa: E402
-from prompt_following import PromptFollowingModel  # noqa: E402
-from stub_openai import StubOpenAI  # noqa: E402
-from taskcraft_core.ingest.pipeline import load_sample_corpus  # noqa: E402
-from taskcraft_core.runs.service import RunRequest, create_run, execute_run, run_summary  # noqa: E402
-from taskcraft_core.schema import GenerationRun  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
+from bench.bench_concurrency import compare_concurrency
+from taskcraft_core.ingest.pipeline import load_sample_corpus
+from taskcraft_core.runs.service import RunRequest, create_run, execute_run, run_summary
+from taskcraft_core.schema import GenerationRun
+from taskcraft_core.settings import Settings
+from taskcraft_core.workspace import Workspace
+from tests.prompt_following import PromptFollowingModel
+from tests.stub_openai import StubOpenAI
 
 
 def timed_run(stub: StubOpenAI, home: Path, concurrency: int, documents: int) -> tuple[float, GenerationRun]:
@@ -65,12 +62,14 @@ def main() -> int:
         def measure(concurrency: int) -> tuple[float, str]:
             seconds, run = timed_run(stub, Path(home) / f"c{concurrency}", concurrency, args.documents)
             summary = run_summary(run)
-            verified = max(1, int(summary["accepted"]))
-            throughput = summary["accepted"] / seconds
+            verified = max(1, summary.accepted)
+            throughput = summary.accepted / seconds
+            errors = f"; errors: {[e.model_dump() for e in summary.errors]}" if summary.errors else ""
             return throughput, (
-                f"{seconds:6.1f} s, {summary['candidates']} candidates, {summary['accepted']} verified, "
+                f"{seconds:6.1f} s, {summary.candidates} candidates, {summary.accepted} verified, "
                 f"{throughput:5.2f} verified tasks/s; per verified task {run.model_calls / verified:.2f} model calls, "
-                f"{run.tokens / verified:.0f} tokens{'; errors: ' + str(summary['errors']) if summary['errors'] else ''}")
+                f"{run.tokens / verified:.0f} tokens{errors}"
+            )
 
         compare_concurrency(args.concurrency, measure, "throughput")
     return 0

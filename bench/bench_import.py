@@ -2,29 +2,23 @@
 
 Accepted and rejected tasks carry a person's decision, so the import also appends reviews.
 
-    python bench/bench_import.py [--n 36000]
+    python -m bench.bench_import [--n 36000]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from make_tasks import make_tasks  # noqa: E402
-
-from taskcraft_core.curate.export import export_tasks  # noqa: E402
-from taskcraft_core.curate.importers import import_tasks  # noqa: E402
-from taskcraft_core.schema import Review, Task  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.store import TaskFilter  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
-
+from bench.make_tasks import make_tasks
+from taskcraft_core.curate.export import export_tasks
+from taskcraft_core.curate.importers import import_tasks
+from taskcraft_core.schema import Review, Task
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import TaskFilter
+from taskcraft_core.workspace import Workspace
 
 BATCH = 1000
 DECISIONS = {"accepted": "accept", "rejected": "reject"}
@@ -53,7 +47,11 @@ def measure(root: Path, n: int) -> None:
         source.store.add_tasks(batch, [review for task in batch if (review := decision_of(task))])
     out = root / "export" / "tasks.jsonl"
 
-    for fmt, path in (("jsonl", out), ("parquet", root / "p" / "tasks.parquet"), ("openai_chat", root / "o" / "chat.jsonl")):
+    for fmt, path in (
+        ("jsonl", out),
+        ("parquet", root / "p" / "tasks.parquet"),
+        ("openai_chat", root / "o" / "chat.jsonl"),
+    ):
         started = time.perf_counter()
         manifest = export_tasks(source, fmt, TaskFilter(), path)
         size = sum(f["bytes"] for f in manifest.files) / 1e6

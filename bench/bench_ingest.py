@@ -1,6 +1,6 @@
 """Ingestion speed against pypdf's bare text extraction of the same PDFs.
 
-Run: `python bench/bench_ingest.py [--files 20] [--pages-per-file 10]`. Builds PDFs with varied text
+Run: `python -m bench.bench_ingest [--files 20] [--pages-per-file 10]`. Builds PDFs with varied text
 (the fixture writer in tests/fixtures/pdfmaker.py), then times, on the same bytes:
   bare     pypdf: open + extract_text of every page (the floor any PDF ingestion pays);
   parse    our loader + chunking (pypdf extraction, page offsets, hashing, splitting with offsets);
@@ -14,23 +14,19 @@ from __future__ import annotations
 import argparse
 import io
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "fixtures")]
-
-from pdfmaker import paginate, pdf_bytes  # noqa: E402
-from pypdf import PdfReader  # noqa: E402
+from pypdf import PdfReader
 
 from taskcraft_core.ingest.chunking import chunk_document
-from taskcraft_core.ingest.loaders import load_document  # noqa: E402
-from taskcraft_core.ingest.pipeline import Source, ingest_sources  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
+from taskcraft_core.ingest.loaders import load_document
+from taskcraft_core.ingest.pipeline import Source, ingest_sources
+from taskcraft_core.settings import Settings
+from taskcraft_core.workspace import Workspace
+from tests.fixtures.pdfmaker import paginate, pdf_bytes
 
 NAMES = ["Ada Merrow", "Tomas Quill", "Marta Lindqvist", "Edda Rask", "Ingrid Solberg", "Jonas Halvard"]
 PLACES = ["Gull Point", "the Skerry Deep", "the Farrow Bank", "the North Quay", "the Brenna Sound"]
@@ -41,8 +37,10 @@ def paragraph(rng: random.Random) -> str:
     sentences = [
         f"On {rng.randint(1, 28)} {rng.choice(MONTHS)} {rng.randint(1930, 1995)} {rng.choice(NAMES)} measured "
         f"{rng.randint(10, 9000):,} metres near {rng.choice(PLACES)}.",
-        f"The station recorded {rng.uniform(0, 40):.1f} degrees Celsius and {rng.randint(100, 2000)} millimetres of rain.",
-        f"{rng.choice(NAMES)} wrote {rng.randint(2, 90)} reports about {rng.choice(PLACES)} in {rng.randint(1930, 1995)}.",
+        f"The station recorded {rng.uniform(0, 40):.1f} degrees Celsius and {rng.randint(100, 2000)} "
+        "millimetres of rain.",
+        f"{rng.choice(NAMES)} wrote {rng.randint(2, 90)} reports about {rng.choice(PLACES)} in "
+        f"{rng.randint(1930, 1995)}.",
     ]
     return " ".join(rng.choice(sentences) for _ in range(rng.randint(3, 7)))
 
@@ -119,6 +117,23 @@ def main() -> None:
     print(f"\n{chunks} chunks; overhead of the full ingest over bare extraction: {ingest_s / bare_s:.2f}x "
           f"(parse + chunk alone: {parse_s / bare_s:.2f}x)")
     assert sum(chunk_counts) == chunks
+    hostile_inputs(settings, workspace)
+
+
+def hostile_inputs(settings: Settings, workspace: Workspace) -> None:
+    """Inputs that must stay cheap: text without whitespace (the splitter's worst case) and a zip
+    bomb (refused by its compression ratio before anything is expanded)."""
+    text = "".join(f"{n:07d}" for n in range(300_000)) + "\n\nThe end."
+    document = load_document("run.txt", text.encode(), "text")
+    started = time.perf_counter()
+    pieces = chunk_document(document, settings.chunk_size, settings.chunk_overlap)
+    print(f"\nchunking {len(text) / 1e6:.1f} MB of text without whitespace: {time.perf_counter() - started:.3f} s "
+          f"({len(pieces)} chunks)")
+    bomb = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "zip_bomb.zip"
+    started = time.perf_counter()
+    report = ingest_sources([Source(name=bomb.name, data=bomb.read_bytes())], workspace)
+    print(f"refusing a zip bomb ({bomb.stat().st_size / 1e3:.1f} kB): {time.perf_counter() - started:.3f} s "
+          f"({len(report.errors)} member refused)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Review page speed at 36,000 tasks, measured server-side with Streamlit's AppTest.
 
-    python bench/bench_review.py [--tasks 36000] [--decisions 20] [--home DIR]
+    python -m bench.bench_review [--tasks 36000] [--decisions 20] [--home DIR]
 
 Builds (or reuses) a data home with realistic tasks (questions of 100-200 characters, six-step
 trajectories with search and read observations of 1-2 kB, verifications, evidence spans), then
@@ -14,19 +14,17 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import Store, TaskFilter
 
-from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.store import Store, TaskFilter  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOCUMENTS = 300
 BATCH = 2_000
@@ -54,10 +52,30 @@ def make_documents(rng: random.Random) -> list[tuple[Document, list[Chunk]]]:
     made = []
     for d in range(DOCUMENTS):
         text = prose(rng, 8_000)
-        chunks = [Chunk(id=f"doc{d}-c{i}", document_id=f"doc{d}", position=i, text=text[start:start + 2_000],
-                        start=start, end=min(start + 2_000, len(text))) for i, start in enumerate(range(0, 8_000, 2_000))]
-        made.append((Document(id=f"doc{d}", source=f"doc{d}.txt", content_hash=f"hash{d}", title=f"Report {d}",
-                              doc_type="text", text=text), chunks))
+        chunks = [
+            Chunk(
+                id=f"doc{d}-c{i}",
+                document_id=f"doc{d}",
+                position=i,
+                text=text[start : start + 2_000],
+                start=start,
+                end=min(start + 2_000, len(text)),
+            )
+            for i, start in enumerate(range(0, 8_000, 2_000))
+        ]
+        made.append(
+            (
+                Document(
+                    id=f"doc{d}",
+                    source=f"doc{d}.txt",
+                    content_hash=f"hash{d}",
+                    title=f"Report {d}",
+                    doc_type="text",
+                    text=text,
+                ),
+                chunks,
+            )
+        )
     return made
 
 
@@ -66,14 +84,16 @@ def make_task(rng: random.Random, i: int, started: datetime) -> Task:
     hops = 1 if kind != "depth" else rng.randint(2, 3)
     width = 1 if kind != "width" else rng.randint(2, 3)
     question = prose(rng, rng.randint(100, 200)) + "?"
-    answer: str | list[str] = [str(rng.randint(1, 9_999)) for _ in range(width)] if width > 1 else str(rng.randint(1, 9_999))
+    answer: str | list[str] = (
+        [str(rng.randint(1, 9_999)) for _ in range(width)] if width > 1 else str(rng.randint(1, 9_999)))
     document = rng.randrange(DOCUMENTS)
     chunk = rng.randrange(4)
     span_start = chunk * 2_000 + rng.randint(0, 1_900)
     steps = [
         TrajectoryStep(position=0, type="human", content=question),
         TrajectoryStep(position=1, type="ai", content=prose(rng, 160), tool="search_corpus",
-                       args={"query": question[:60], "k": 5}, latency_ms=rng.uniform(200, 900), tokens=rng.randint(80, 300)),
+                       args={"query": question[:60], "k": 5}, latency_ms=rng.uniform(200, 900),
+                       tokens=rng.randint(80, 300)),
         TrajectoryStep(position=2, type="tool", tool="search_corpus", observation=prose(rng, 1_500),
                        latency_ms=rng.uniform(5, 40)),
         TrajectoryStep(position=3, type="ai", content=prose(rng, 120), tool="read_document",
@@ -100,7 +120,7 @@ def fill(store: Store, count: int) -> None:
     rng = random.Random(7)
     for document, chunks in make_documents(rng):
         store.add_document(document, chunks)
-    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    started = datetime(2026, 1, 1, tzinfo=UTC)
     for start in range(0, count, BATCH):
         store.add_tasks(make_task(rng, i, started) for i in range(start, min(count, start + BATCH)))
 

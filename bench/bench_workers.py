@@ -6,7 +6,7 @@ and an atomic run of the sample corpus with the LLM engine against the stub Open
 (tests/stub_openai.py), which answers every call after a fixed latency as a model following our
 prompts. Every worker runs at the same concurrency, so the ratio shows how a run scales with workers.
 
-    python bench/bench_workers.py [--latency-ms 500] [--workers 1 2 4] [--concurrency 2] [--chunk-size 600]
+    python -m bench.bench_workers [--latency-ms 500] [--workers 1 2 4] [--concurrency 2] [--chunk-size 600]
 
 Prints per worker count: wall time of the run (enqueue to completion), units, model calls, calls/s;
 then each throughput as a ratio of the single worker's.
@@ -21,18 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from prompt_following import PromptFollowingModel  # noqa: E402
-from servers import chroma_server, fresh_database, postgres_server, start_worker, stop, wait_until  # noqa: E402
-from stub_openai import StubOpenAI  # noqa: E402
-
-from taskcraft_core.ingest.pipeline import load_sample_corpus  # noqa: E402
-from taskcraft_core.runs.queue import queue_health  # noqa: E402
-from taskcraft_core.runs.service import RunRequest, run_summary, start_run_in_background, wait_for_run  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
+from taskcraft_core.ingest.pipeline import load_sample_corpus
+from taskcraft_core.runs.queue import queue_health
+from taskcraft_core.runs.service import RunRequest, run_summary, start_run_in_background, wait_for_run
+from taskcraft_core.settings import Settings
+from taskcraft_core.workspace import Workspace
+from tests.prompt_following import PromptFollowingModel
+from tests.servers import chroma_server, fresh_database, postgres_server, start_worker, stop, wait_until
+from tests.stub_openai import StubOpenAI
 
 
 def measure(workers: int, args: argparse.Namespace, stub: StubOpenAI, postgres: str, chroma: str,

@@ -6,23 +6,20 @@ difficulties. A known share are near-duplicates of an earlier task: exact copies
 (punctuation, spelling, an article) and paraphrases (another template for the same fact, same
 answer). Same-template tasks about other entities are the hard negatives that come for free.
 
-    python bench/make_tasks.py --n 36000 --home /tmp/tc36k
+    python -m bench.make_tasks --n 36000 --home /tmp/tc36k
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from taskcraft_core.schema import Task, TrajectoryStep, Verification, content_id  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.store import Store  # noqa: E402
+from taskcraft_core.schema import Task, TrajectoryStep, Verification, content_id
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import Store
 
 SYLLABLES = ("kel vin grove bar ten mor dal sta ven ril a no her stad lin quist ost ra va bel mont fjord "
              "sar lo ka ri tor vik hal den mar low cas tel lane tro ms ber gen nor hav wes ter brook").split()
@@ -47,30 +44,67 @@ FILLER = (
 
 # Each fact type: a kind of entity, answer maker, and several phrasings of the same question.
 FACTS: list[tuple[str, str, list[str]]] = [
-    ("{E} Concert Hall", "architect", [
-        "Which architect designed the {E} Concert Hall that opened in {P} in {Y}, according to the {S} of {O}?",
-        "According to the {S} of {O}, who was the architect behind {P}'s {E} Concert Hall, opened in {Y}?",
-        "The {E} Concert Hall in {P}, opened in {Y}, was designed by which architect according to the {S} of {O}?"]),
-    ("{E} Bridge", "length", [
-        "What is the total length in metres of the {E} Bridge over the river at {P}, as given in the {Y} {S} of {O}?",
-        "According to the {Y} {S} of {O}, how long in metres is the {E} Bridge that crosses the river at {P}?",
-        "As stated in the {Y} {S} published by {O}, what length does the {E} Bridge at {P} have, in metres?"]),
-    ("{E} Shipping", "count", [
-        "According to the {Y} {S} of {E} Shipping, how many container vessels did the company operate in {P} at year end?",
-        "How many container ships were in the {P} fleet of {E} Shipping at the close of {Y}, as stated in its {S}?",
-        "What number of container vessels did {E} Shipping run out of {P} at the end of {Y}, according to its {S}?"]),
-    ("{E} Observatory", "year", [
-        "In which year did the {E} Observatory near {P} install its first refracting telescope, according to the {S} of {O}?",
-        "According to the {S} of {O}, when was the first refracting telescope installed at the {E} Observatory near {P}?",
-        "What year saw the {E} Observatory outside {P} receive its first refracting telescope, as the {S} of {O} records?"]),
-    ("Lake {E}", "depth", [
-        "How deep is Lake {E} near {P} at its deepest point, according to the {Y} hydrographic {S} of {O}?",
-        "According to the {Y} hydrographic {S} of {O}, what is the maximum depth of Lake {E} close to {P}?",
-        "What maximum depth does the {Y} hydrographic {S} published by {O} give for Lake {E} near {P}?"]),
-    ("{E} Analytics", "employees", [
-        "How many employees did {E} Analytics of {P} have at the time of its initial public offering in {Y}, per the {S}?",
-        "When {E} Analytics from {P} went public in {Y}, what was the size of its workforce according to the {S}?",
-        "According to the {S}, what headcount did the {P} company {E} Analytics report at its {Y} stock market listing?"]),
+    (
+        "{E} Concert Hall",
+        "architect",
+        [
+            "Which architect designed the {E} Concert Hall that opened in {P} in {Y}, according to the {S} of {O}?",
+            "According to the {S} of {O}, who was the architect behind {P}'s {E} Concert Hall, opened in {Y}?",
+            "The {E} Concert Hall in {P}, opened in {Y}, was designed by which architect according to the {S} of {O}?",
+        ],
+    ),
+    (
+        "{E} Bridge",
+        "length",
+        [
+            "What is the total length in metres of the {E} Bridge over the river"
+            " at {P}, as given in the {Y} {S} of {O}?",
+            "According to the {Y} {S} of {O}, how long in metres is the {E} Bridge that crosses the river at {P}?",
+            "As stated in the {Y} {S} published by {O}, what length does the {E} Bridge at {P} have, in metres?",
+        ],
+    ),
+    (
+        "{E} Shipping",
+        "count",
+        [
+            "According to the {Y} {S} of {E} Shipping, how many container vessels"
+            " did the company operate in {P} at year end?",
+            "How many container ships were in the {P} fleet of {E} Shipping at the close of {Y}, as stated in its {S}?",
+            "What number of container vessels did {E} Shipping run out of {P} at the end of {Y}, according to its {S}?",
+        ],
+    ),
+    (
+        "{E} Observatory",
+        "year",
+        [
+            "In which year did the {E} Observatory near {P} install its first"
+            " refracting telescope, according to the {S} of {O}?",
+            "According to the {S} of {O}, when was the first refracting telescope"
+            " installed at the {E} Observatory near {P}?",
+            "What year saw the {E} Observatory outside {P} receive its first"
+            " refracting telescope, as the {S} of {O} records?",
+        ],
+    ),
+    (
+        "Lake {E}",
+        "depth",
+        [
+            "How deep is Lake {E} near {P} at its deepest point, according to the {Y} hydrographic {S} of {O}?",
+            "According to the {Y} hydrographic {S} of {O}, what is the maximum depth of Lake {E} close to {P}?",
+            "What maximum depth does the {Y} hydrographic {S} published by {O} give for Lake {E} near {P}?",
+        ],
+    ),
+    (
+        "{E} Analytics",
+        "employees",
+        [
+            "How many employees did {E} Analytics of {P} have at the time of its"
+            " initial public offering in {Y}, per the {S}?",
+            "When {E} Analytics from {P} went public in {Y}, what was the size of its workforce according to the {S}?",
+            "According to the {S}, what headcount did the {P} company {E}"
+            " Analytics report at its {Y} stock market listing?",
+        ],
+    ),
 ]
 
 

@@ -13,8 +13,7 @@ from typing import Any
 import streamlit as st
 
 from pages._common import OPEN_IN_REVIEW, escape_markdown, reviewer_input, user_errors, workspace
-from taskcraft_core.curate import dedup
-from taskcraft_core.curate import review_queue
+from taskcraft_core.curate import dedup, review_queue
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.workspace import Workspace
 
@@ -59,7 +58,7 @@ def show_cluster(ws: Workspace, index: int, cluster: dict[str, Any], reviewer: s
     st.dataframe(cluster["pairs"], hide_index=True)
     first = tasks[0]
     columns = st.columns(len(tasks))
-    for column, task in zip(columns, tasks):
+    for column, task in zip(columns, tasks, strict=False):
         with column, st.container(border=True):
             st.caption(f"{escape_markdown(task.id)} · {task.kind} · **{task.status}** · "
                        f"difficulty {task.difficulty}")

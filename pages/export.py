@@ -9,9 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages._common import escape_markdown, filter_widgets, user_errors, workspace
-from taskcraft_core.curate import export, formats
-from taskcraft_core.curate import importers
-from taskcraft_core.curate import review_queue
+from taskcraft_core.curate import export, formats, importers, review_queue
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 

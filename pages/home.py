@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import engine_label, user_errors, workspace
-from taskcraft_core.ingest import pipeline as ingest
 from taskcraft_core.curate import insights
+from taskcraft_core.ingest import pipeline as ingest
 from taskcraft_core.runs import service as runs
 from taskcraft_core.workspace import Workspace
 
@@ -47,7 +47,7 @@ if counts:
     by_status = insights.status_totals(counts)
     funnel = insights.funnel_counts(by_status)
     metrics = st.columns(len(funnel) + 1)
-    for column, (stage, value) in zip(metrics, funnel.items()):
+    for column, (stage, value) in zip(metrics, funnel.items(), strict=False):
         column.metric(stage.capitalize(), f"{value:,}")
     metrics[-1].metric("Pending review", f"{by_status.get('pending', 0):,}")
     left, right = st.columns(2)
@@ -57,9 +57,19 @@ if counts:
 st.subheader("Recent runs")
 recent = ws.store.list_runs(limit=5)
 if recent:
-    rows = [{"run": run.id, "status": run.status, "started": run.started_at,
-             **{key: value for key, value in runs.run_summary(run).model_dump().items() if key in ("candidates", "accepted")}}
-            for run in recent]
+    rows = [
+        {
+            "run": run.id,
+            "status": run.status,
+            "started": run.started_at,
+            **{
+                key: value
+                for key, value in runs.run_summary(run).model_dump().items()
+                if key in ("candidates", "accepted")
+            },
+        }
+        for run in recent
+    ]
     st.dataframe(rows, hide_index=True,
                  column_config={"accepted": "verified"})
 else:

@@ -46,7 +46,7 @@ if not views["funnel"]["candidates"]:
     st.stop()
 
 counts = st.columns(3)
-for column, (stage, value) in zip(counts, views["funnel"].items()):
+for column, (stage, value) in zip(counts, views["funnel"].items(), strict=False):
     column.metric(stage.capitalize(), f"{value:,}")
 st.plotly_chart(figures["funnel"], key="chart_funnel")
 left, right = st.columns(2)

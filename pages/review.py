@@ -148,7 +148,7 @@ def show_lineage(card: rq.Card) -> None:
         if ids:
             columns = st.columns([1] + [2] * min(len(ids), 5))
             columns[0].caption(label)
-            for column, task_id in zip(columns[1:], ids[:5]):
+            for column, task_id in zip(columns[1:], ids[:5], strict=False):
                 # Button labels render Markdown: an id like "__init__" must show as written.
                 column.button(escape_markdown(task_id), key=f"lineage_{task_id}", on_click=open_task, args=(task_id,))
 

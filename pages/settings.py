@@ -33,7 +33,7 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
         role_models = {
             role: column.text_input(f"{role.capitalize()} model", value=getattr(settings, f"{role}_model") or "",
                                     key=f"settings_{role}_model", placeholder="default model")
-            for column, role in zip(roles, ("generation", "solver", "judge"))
+            for column, role in zip(roles, ("generation", "solver", "judge"), strict=False)
         }
         st.subheader("Thresholds")
         first, second = st.columns(2)
@@ -54,7 +54,7 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
                 ("near_exact_ratio", "Light edit from (edit similarity)", 0.0, 1.0, 0.01),
                 ("answer_match_ratio", "Same answer from (token-set score)", 0.0, 100.0, 1.0),
                 ("name_match_ratio", "Same name from (spelling score)", 0.0, 100.0, 1.0),
-            ))
+            ), strict=False)
         }
         if not st.form_submit_button("Save settings", type="primary"):
             return None

@@ -6,7 +6,7 @@ The database (`store.py`) persists them; everything else passes these models aro
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -23,7 +23,7 @@ RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def content_id(*parts: str, length: int = 16) -> str:

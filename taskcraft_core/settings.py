@@ -82,7 +82,8 @@ class Settings(BaseModel):
     agent_max_steps: int = Field(8, ge=1, description="Most tool-using steps the solving agent may take.")
     tool_timeout_s: float = Field(20.0, description="Timeout of one tool call made by the agent.")
     web_search_url: str | None = Field(
-        None, description="A SearXNG-compatible search endpoint (JSON for ?q=...&format=json); gives the agent web_search."
+        None,
+        description="A SearXNG-compatible search endpoint (JSON for ?q=...&format=json); gives the agent web_search.",
     )
     solver_can_fetch_urls: bool = Field(False, description="Give the solving agent the fetch_url tool.")
     max_candidates_per_chunk: int = Field(20, description="Most candidate conclusions read from one chunk.")

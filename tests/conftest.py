@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stub_openai import StubOpenAI
 
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import ENV_FIELDS, Settings
 from taskcraft_core.store import Store
+from taskcraft_core.workspace import Workspace
+from tests.stub_openai import StubOpenAI
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -36,6 +37,12 @@ def store(settings: Settings) -> Store:
 def index(settings: Settings) -> VectorIndex:
     return VectorIndex.open(settings)
 
+
+@pytest.fixture
+def workspace(settings: Settings, store: Store, index: VectorIndex) -> Workspace:
+    """The settings, database and index of one test's data home, opened together."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Workspace(settings, store, index)
 
 
 @pytest.fixture

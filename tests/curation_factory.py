@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.schema import Task, TrajectoryStep, Verification
-from taskcraft_core.settings import Settings
-from taskcraft_core.store import Store
-from taskcraft_core.workspace import Workspace
 
 # (id, question, answer): copies, a light edit, a paraphrase, a same-template hard negative, unrelated.
 QUESTIONS: list[tuple[str, str, str]] = [
@@ -53,10 +47,6 @@ def question_tasks(**changes: Any) -> list[Task]:
     return [make_task(task_id, question, answer, **changes) for task_id, question, answer in QUESTIONS]
 
 
-@pytest.fixture
-def workspace(settings: Settings, store: Store, index: VectorIndex) -> Workspace:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return Workspace(settings, store, index)
 
 
 FIXTURES_PAIRS = Path(__file__).parent / "fixtures" / "paraphrase_pairs.jsonl"

@@ -13,19 +13,21 @@ import re
 import threading
 from typing import Any
 
-from stub_openai import RecordedRequest, Reply, completion, tool_call_reply
-
+from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.generate.text import match_score
 from taskcraft_core.generate.verify import question_key
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.schema import Chunk, Document
+from tests.stub_openai import RecordedRequest, Reply, completion, tool_call_reply
 
 CONCLUSIONS = re.compile(r"passage of the document “(?P<identifier>.*?)”\..*?Give at most (?P<limit>\d+) facts.*?"
                          r"\n\nPassage:\n(?P<text>.*)\Z", re.S)
-QUESTION = re.compile(r"single correct answer is “(?P<answer>.*?)”\.\nSource to name as a hint: “(?P<identifier>.*?)”\. "
-                      r"Relation to ask about: (?P<relation>.*?)\.\nEvidence: (?P<evidence>.*?)\nThe question must", re.S)
+QUESTION = re.compile(
+    r"single correct answer is “(?P<answer>.*?)”\.\nSource to name as a hint: “(?P<identifier>.*?)”\. "
+    r"Relation to ask about: (?P<relation>.*?)\.\nEvidence: (?P<evidence>.*?)\nThe question must",
+    re.S,
+)
 CANONICAL = re.compile(r"Answer as found in the source: (?P<answer>.*?)\nEvidence:", re.S)
 JUDGE = re.compile(r"Golden answer: (?P<golden>.*?)\nAnswer: (?P<answer>.*)\Z", re.S)
 
@@ -94,7 +96,8 @@ class PromptFollowingModel:
     def solver_turn(self, messages: list[dict[str, Any]], prompt_tokens: int) -> Reply:
         question = next(message_text(m) for m in messages if m.get("role") == "user")
         if not any(m.get("role") == "tool" for m in messages):
-            return tool_call_reply("search_corpus", {"query": question}, prompt_tokens=prompt_tokens, completion_tokens=20)
+            return tool_call_reply("search_corpus", {"query": question}, prompt_tokens=prompt_tokens,
+                                   completion_tokens=20)
         with self.lock:
             answer = self.answers.get(question_key(question), "I don't know")
         return Reply(body=completion(answer, prompt_tokens=prompt_tokens, completion_tokens=len(answer) // 4 + 1))

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import REPO, chroma_server, postgres_server, studio_env
-from test_pages import seed
 
 from taskcraft_core.store import Store
+from tests.servers import REPO, chroma_server, postgres_server, studio_env
+from tests.test_pages import seed
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import chromadb
 import pytest
-from servers import chroma_server, free_port
 
 from taskcraft_core.curate.dedup import find_near_duplicates
 from taskcraft_core.errors import TaskCraftError
@@ -17,6 +16,7 @@ from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
 from taskcraft_core.runs.service import RunRequest, RunSummary, create_run, execute_run, run_summary
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
+from tests.servers import chroma_server, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from curation_factory import question_tasks, workspace  # noqa: F401
 
 from taskcraft_core.cli import main
 from taskcraft_core.workspace import Workspace
+from tests.curation_factory import question_tasks
 
 REPO = Path(__file__).parent.parent
 
@@ -30,7 +30,9 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
-def test_review_then_export_accepted_as_json(home: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_review_then_export_accepted_as_json(
+    home: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(["review", "t7", "--accept", "--reviewer", "ann", "--json"], capsys)
     assert code == 0 and json.loads(out) | {"review_id": 0} == {"task_id": "t7", "decision": "accept",
                                                                  "status": "accepted", "review_id": 0}

@@ -15,7 +15,7 @@ import pytest
 from taskcraft_core.cli import main
 from taskcraft_core.runs.service import RunRequest, create_run, execute_run, interrupted_runs, run_summary
 from taskcraft_core.workspace import Workspace
-from test_run_method import sample_workspace
+from tests.test_run_method import sample_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"run_id", "candidates", "accepted", "rejected", "by_kind", "model_calls", "errors"}

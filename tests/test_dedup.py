@@ -6,16 +6,24 @@ import json
 
 import numpy as np
 import pytest
-from curation_factory import QUESTIONS, FIXTURES_PAIRS, make_task, question_tasks, workspace  # noqa: F401
 
 from taskcraft_core.curate.dedup import (
-    DuplicateCluster, LexicalRules, cosine_pairs, different_specifics, dismiss_cluster, find_near_duplicates, find_similar, gate_candidate, keep_one,
+    DuplicateCluster,
+    LexicalRules,
+    cosine_pairs,
+    different_specifics,
+    dismiss_cluster,
+    find_near_duplicates,
+    find_similar,
+    gate_candidate,
+    keep_one,
 )
-from taskcraft_core.index.task_vectors import rebuild_task_index, task_vectors
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
+from taskcraft_core.index.task_vectors import rebuild_task_index, task_vectors
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests.curation_factory import FIXTURES_PAIRS, QUESTIONS, make_task, question_tasks
 
 THRESHOLD = 0.85
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from servers import REPO, WORKER_COMMAND, chroma_run_arguments
 
 from taskcraft_core.settings import ENV_FIELDS
+from tests.servers import REPO, WORKER_COMMAND, chroma_run_arguments
 
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "compose.yaml").read_text(encoding="utf-8"))
 SERVICES: dict[str, Any] = COMPOSE["services"]

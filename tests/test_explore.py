@@ -8,33 +8,40 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from generation_corpus import LIGHTHOUSE, add_document
-from scripted_model import ScriptedChatModel, call, reply, structured
 
+from taskcraft_core.agent.tools import make_link_tools, resolve_link
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.context import GenerationContext
-from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.difficulty import difficulty
-from taskcraft_core.generate.llm.engine import LLMEngine
+from taskcraft_core.generate.explore.records import CandidateAnswer, Exploration, ExploreCandidate, Move
 from taskcraft_core.generate.explore.tasks import (
-    NoExploreTasksError, explore_corpus, explore_task, generate_explore_tasks, visited_pages,
+    NoExploreTasksError,
+    explore_corpus,
+    explore_task,
+    generate_explore_tasks,
+    visited_pages,
 )
-from taskcraft_core.generate.explore.records import CandidateAnswer, ExploreCandidate, Exploration, Move
 from taskcraft_core.generate.explore.walk import link_graph, reachable
+from taskcraft_core.generate.factory import make_engine
+from taskcraft_core.generate.llm.engine import LLMEngine
+from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL
+from taskcraft_core.generate.offline.explore import parse_route
 from taskcraft_core.generate.prompts import (
-    EXPLORE_GUIDELINES, EXPLORE_SOLVER_SYSTEM, EXPLORE_TASKS, PROMPT_TEXTS,
+    EXPLORE_GUIDELINES,
+    EXPLORE_SOLVER_SYSTEM,
+    EXPLORE_TASKS,
+    PROMPT_TEXTS,
 )
 from taskcraft_core.generate.text import contains_answer
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.ingest.pipeline import load_sample_corpus
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL
-from taskcraft_core.generate.offline.explore import parse_route
 from taskcraft_core.schema import Document, Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import DocumentSummary, Store
-from taskcraft_core.agent.tools import make_link_tools, resolve_link
 from taskcraft_core.workspace import Workspace
+from tests.generation_corpus import LIGHTHOUSE, add_document
+from tests.scripted_model import ScriptedChatModel, call, reply, structured
 
 SAMPLE_TITLES = ["Ada Merrow", "The Halvard Observatory", "Instruments of the Halvard Observatory", "RV Storm Petrel",
                  "The Skerry Deep Expedition of 1964", "A Timeline of Kestrel Haven Science"]

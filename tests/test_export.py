@@ -12,15 +12,15 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from curation_factory import make_task, question_tasks, workspace  # noqa: F401
 
-from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.curate.formats import EXPORT_FORMATS, JsonLinesExporter, register_exporter
 from taskcraft_core.curate.export import export_tasks, export_to_bytes
+from taskcraft_core.curate.formats import EXPORT_FORMATS, JsonLinesExporter, register_exporter
 from taskcraft_core.curate.records import task_record
+from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import Chunk, Document, TrajectoryStep
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests.curation_factory import make_task, question_tasks
 
 ALL = TaskFilter()
 
@@ -54,21 +54,43 @@ def test_the_record_is_the_contract_with_the_edited_text_and_the_decision_in_for
         "bob", "edit", {"golden_answer": "A. Munro"}, "")
     assert review["time"].startswith("20")
     assert record == {
-        "id": "t1", "kind": "depth", "question": "Who designed the hall?", "golden_answer": "A. Munro",
-        "content_identifier": "Glasgow Hall", "relation": "architect of", "hops": 2, "difficulty": 3,
-        "engine": "offline", "model": "offline-extractive", "status": "accepted",
+        "id": "t1",
+        "kind": "depth",
+        "question": "Who designed the hall?",
+        "golden_answer": "A. Munro",
+        "content_identifier": "Glasgow Hall",
+        "relation": "architect of",
+        "hops": 2,
+        "difficulty": 3,
+        "engine": "offline",
+        "model": "offline-extractive",
+        "status": "accepted",
         "source": {"document_id": "d1", "title": "Glasgow Halls", "chunk_id": "d1:0", "start": 44, "end": 58},
         "parents": ["p0"],
         "trajectory": [
             {"type": "human", "content": "Who designed the hall?", "tool": None, "args": None, "observation": None},
-            {"type": "ai", "content": "I will search the corpus.", "tool": "search_corpus",
-             "args": {"query": "Who designed the hall?", "k": 3}, "observation": None},
-            {"type": "tool", "content": "", "tool": "search_corpus", "args": {"query": "Who designed the hall?", "k": 3},
-             "observation": "... the answer is Alasdair Munro ..."},
+            {
+                "type": "ai",
+                "content": "I will search the corpus.",
+                "tool": "search_corpus",
+                "args": {"query": "Who designed the hall?", "k": 3},
+                "observation": None,
+            },
+            {
+                "type": "tool",
+                "content": "",
+                "tool": "search_corpus",
+                "args": {"query": "Who designed the hall?", "k": 3},
+                "observation": "... the answer is Alasdair Munro ...",
+            },
             {"type": "ai", "content": "The answer is Alasdair Munro.", "tool": None, "args": None, "observation": None},
         ],
-        "verification": {"model_alone_answer": "I do not know", "model_alone_score": 0,
-                         "agent_answer": "Alasdair Munro", "agent_score": 2},
+        "verification": {
+            "model_alone_answer": "I do not know",
+            "model_alone_score": 0,
+            "agent_answer": "Alasdair Munro",
+            "agent_score": 2,
+        },
     }
 
 
@@ -104,13 +126,15 @@ def test_exports_sharing_a_folder_each_keep_their_own_manifest(workspace: Worksp
 
 
 def width_and_depth(workspace: Workspace) -> None:
-    width = make_task("w1", "Who designed the hall and how deep is the lake?", ["Alasdair Munro", "312 m"], kind="width")
+    width = make_task("w1", "Who designed the hall and how deep is the lake?", ["Alasdair Munro", "312 m"],
+                      kind="width")
     depth = make_task("d1", "Who designed the hall in the city on the Clyde?", "Alasdair Munro", kind="depth",
                       trajectory=[
                           TrajectoryStep(position=0, type="human", content="Which city lies on the Clyde?", hop=0),
                           TrajectoryStep(position=1, type="ai", content="Two searches.", tool="search_corpus",
                                          args={"query": "Clyde"}, hop=0),
-                          TrajectoryStep(position=2, type="ai", tool="read_document", args={"document_id": "d1"}, hop=0),
+                          TrajectoryStep(position=2, type="ai", tool="read_document", args={"document_id": "d1"},
+                                         hop=0),
                           TrajectoryStep(position=3, type="tool", tool="search_corpus", args={"query": "Clyde"},
                                          observation="Glasgow lies on the Clyde.", hop=0),
                           TrajectoryStep(position=4, type="tool", tool="read_document", args={"document_id": "d1"},
@@ -179,7 +203,8 @@ def test_parquet_csv_and_hf_dataset_read_back(workspace: Workspace, tmp_path: Pa
     assert depth_row["trajectory"][3]["observation"] == "Glasgow lies on the Clyde."
     for entry in manifest.files:
         file = tmp_path / "h" / entry["path"]
-        assert hashlib.sha256(file.read_bytes()).hexdigest() == entry["sha256"] and file.stat().st_size == entry["bytes"]
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == entry["sha256"]
+        assert file.stat().st_size == entry["bytes"]
     assert any(entry["path"].endswith(".arrow") for entry in manifest.files)
 
 

@@ -4,34 +4,29 @@ one candidate only) and the shared rules: acceptance, difficulty, depth checks, 
 from __future__ import annotations
 
 import pytest
-from generation_corpus import GUIDE, LIGHTHOUSE, NO_FACTS, add_document
-from scripted_model import ScriptedChatModel, call, reply, structured
 
 from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
 from taskcraft_core.generate.context import AcceptanceRule, GenerationContext
-from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.depth import extend_depth, superset_problem
 from taskcraft_core.generate.difficulty import difficulty
+from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.llm.engine import LLMEngine
-from taskcraft_core.generate.protocol import Superset
+from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.generate.prompts import PROMPT_VERSION
+from taskcraft_core.generate.protocol import Superset
 from taskcraft_core.generate.verify import verify
 from taskcraft_core.generate.width import decomposition_problem, extend_width, group_for_width
-from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.schema import Task
 from taskcraft_core.settings import Settings
-from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace
+from tests.generation_corpus import GUIDE, LIGHTHOUSE, NO_FACTS, add_document
+from tests.scripted_model import ScriptedChatModel, call, reply, structured
 
 FIRST_LIT = "It was first lit on 14 March 1871."
 BAD_JSON = "{'question': oops"
 
 
-@pytest.fixture
-def workspace(settings: Settings, store: Store, index: VectorIndex) -> Workspace:
-    return Workspace(settings, store, index)
 
 
 def llm_context(workspace: Workspace, generation: list, solver: list, judge: list, votes: int = 1) -> GenerationContext:
@@ -51,15 +46,27 @@ def test_llm_atomic_counts_calls_and_a_malformed_candidate_costs_only_itself(wor
     ctx = llm_context(
         workspace,
         generation=[
-            structured(conclusions(("14 March 1871", "the date the Brenna Light was first lit", FIRST_LIT),
-                                   ("Jonas Vell", "the first keeper of the Brenna Light", "Its first keeper was Jonas Vell"))),
-            structured({"question": question}), structured({"answer": "1871-03-14"}),
-            reply(BAD_JSON), reply(BAD_JSON),
+            structured(
+                conclusions(
+                    ("14 March 1871", "the date the Brenna Light was first lit", FIRST_LIT),
+                    ("Jonas Vell", "the first keeper of the Brenna Light", "Its first keeper was Jonas Vell"),
+                )
+            ),
+            structured({"question": question}),
+            structured({"answer": "1871-03-14"}),
+            reply(BAD_JSON),
+            reply(BAD_JSON),
         ],
-        solver=[reply("I don't know."), call("search_corpus", {"query": "Brenna Light first lit"}),
-                reply("It was first lit on 14 March 1871, in the evening.", tokens=30)],
-        judge=[structured({"score": 1, "rationale": "adds the evening"}),
-               structured({"score": 2, "rationale": "same date"}), structured({"score": 1, "rationale": "extra"})],
+        solver=[
+            reply("I don't know."),
+            call("search_corpus", {"query": "Brenna Light first lit"}),
+            reply("It was first lit on 14 March 1871, in the evening.", tokens=30),
+        ],
+        judge=[
+            structured({"score": 1, "rationale": "adds the evening"}),
+            structured({"score": 2, "rationale": "same date"}),
+            structured({"score": 1, "rationale": "extra"}),
+        ],
         votes=3,
     )
     first, second = generate_atomic(document, chunk, ctx)
@@ -79,13 +86,15 @@ def test_llm_atomic_counts_calls_and_a_malformed_candidate_costs_only_itself(wor
 def test_ungrounded_conclusions_fail_and_malformed_extraction_names_the_chunk(workspace: Workspace) -> None:
     document = add_document(workspace, "brenna.md", LIGHTHOUSE)
     chunk = workspace.store.get_chunks(document.id)[0]
-    ctx = llm_context(workspace, [structured(conclusions(("1869", "the year building began", "Building began in 1869.")))],
+    building = conclusions(("1869", "the year building began", "Building began in 1869."))
+    ctx = llm_context(workspace, [structured(building)],
                       [], [])
     [task] = generate_atomic(document, chunk, ctx)
     assert task.status == "failed_verification" and task.span_start is None
     assert task.failure_reason == "the answer “1869” is not written in the chunk (not grounded)"
     broken = llm_context(workspace, [reply("not json"), reply("")], [], [])
-    with pytest.raises(NoCandidatesError, match="chunk 0 of “Brenna Light”: the conclusion extractor's output was malformed"):
+    malformed = "chunk 0 of “Brenna Light”: the conclusion extractor's output was malformed"
+    with pytest.raises(NoCandidatesError, match=malformed):
         generate_atomic(document, chunk, broken)
     assert broken.usage.calls == 2
 
@@ -182,7 +191,8 @@ def test_width_refuses_groups_that_give_answers_away_and_distorted_merges(worksp
     seen = next(t for t in atomic if t.golden_answer == "22 nautical miles")
     assert "38 metres" in seen.question  # the same sentence: one question holds the other's answer
     assert group_for_width([tall, seen], ctx) == []
-    assert decomposition_problem(["When was it lit?"], ["a?", "b?"]) == "the merged question splits into 1 questions, not 2"
+    problem = decomposition_problem(["When was it lit?"], ["a?", "b?"])
+    assert problem == "the merged question splits into 1 questions, not 2"
     assert decomposition_problem(["When was the Brenna Light first lit?", "Who sank?"],
                                  ["When was the Brenna Light first lit?", "Who was the first keeper of the light?"]
                                  ).startswith("sub-question 2 is distorted")
@@ -196,9 +206,13 @@ def test_make_engine_picks_offline_without_an_endpoint_and_llm_with_one(settings
     assert len(PROMPT_VERSION) == 12 and int(PROMPT_VERSION, 16) >= 0
 
 
-SUPERSET = {"found": True, "superset": "Coast Guide", "relation": "the lighthouse that guards the Skerry Sound",
-            "aux_question": "Which lighthouse guards the entrance of the Skerry Sound, according to the Coast Guide?",
-            "description": "the lighthouse that the Coast Guide says guards the entrance of the Skerry Sound"}
+SUPERSET = {
+    "found": True,
+    "superset": "Coast Guide",
+    "relation": "the lighthouse that guards the Skerry Sound",
+    "aux_question": "Which lighthouse guards the entrance of the Skerry Sound, according to the Coast Guide?",
+    "description": "the lighthouse that the Coast Guide says guards the entrance of the Skerry Sound",
+}
 MERGED = ("According to the article on the lighthouse that the Coast Guide says guards the entrance of the "
           "Skerry Sound, on what date was it first lit?")
 
@@ -209,9 +223,11 @@ def llm_depth(workspace: Workspace, superset_ok: bool) -> tuple[Task, list[Task]
     ctx = llm_context(
         workspace,
         generation=[structured(SUPERSET), structured({"question": MERGED})],
-        solver=[reply("I don't know."), call("search_corpus", {"query": "lighthouse Skerry Sound"}), reply("Brenna Light"),
+        solver=[reply("I don't know."), call("search_corpus", {"query": "lighthouse Skerry Sound"}),
+                reply("Brenna Light"),
                 reply("I don't know."), reply("14 March 1871")],
-        judge=[structured({"ok": superset_ok, "reason": "fits only the Brenna Light" if superset_ok else "many lights"}),
+        judge=[structured({"ok": superset_ok,
+                           "reason": "fits only the Brenna Light" if superset_ok else "many lights"}),
                structured({"ok": True, "reason": "same answer"})],
     )
     return dated, extend_depth(dated, ctx), ctx

@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from curation_factory import make_task, question_tasks, workspace  # noqa: F401
 
-from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.curate.export import export_tasks
 from taskcraft_core.curate.importers import import_tasks
+from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import Chunk, Document, content_id
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests.curation_factory import make_task, question_tasks
 
 ALL = TaskFilter()
 
@@ -119,10 +119,9 @@ def test_a_review_that_is_not_a_decision_is_a_bad_line(workspace: Workspace, tmp
 
 
 def test_the_import_benchmark_leaves_no_folders_behind(tmp_path: Path) -> None:
-    bench = Path(__file__).parent.parent / "bench" / "bench_import.py"
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, str(bench), "--n", "30"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-m", "bench.bench_import", "--n", "30"], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stderr
     assert "import jsonl, database only: 30 added, 0 errors" in done.stdout
     assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from taskcraft_core.curate import insights
 from taskcraft_core.schema import Chunk, Document, Review, Task, TrajectoryStep
@@ -71,7 +71,7 @@ def test_agreement_counts_standing_decisions_after_undo(store: Store) -> None:
 
 
 def test_throughput_per_reviewer_and_day_excludes_undo() -> None:
-    day = datetime(2026, 3, 4, 10, tzinfo=timezone.utc)
+    day = datetime(2026, 3, 4, 10, tzinfo=UTC)
     reviews = [Review(id=i, task_id=f"t{i}", reviewer=name, decision=decision, created_at=day)
                for i, (name, decision) in enumerate([("ana", "accept"), ("ana", "reject"), ("ana", "undo"),
                                                      ("ben", "accept")], start=1)]
@@ -85,10 +85,10 @@ def test_throughput_per_reviewer_and_day_excludes_undo() -> None:
 def test_figures_draw_the_distributions(store: Store) -> None:
     tasks = insights.task_table(seeded(store))
     by_status = insights.difficulty_figure(tasks, "status")
-    bars = {trace.name: dict(zip(trace.x, trace.y)) for trace in by_status.data}
+    bars = {trace.name: dict(zip(trace.x, trace.y, strict=False)) for trace in by_status.data}
     assert bars == {"accepted": {2: 1}, "failed_verification": {1: 1}, "pending": {2: 1, 3: 1}}
     hops = insights.histogram_figure(tasks, "hops")
-    assert dict(zip(hops.data[0].x, hops.data[0].y)) == {1: 3, 2: 1}
+    assert dict(zip(hops.data[0].x, hops.data[0].y, strict=False)) == {1: 3, 2: 1}
     funnel = insights.funnel_figure(insights.funnel_counts(insights.status_counts(tasks)))
     assert list(funnel.data[0].x) == [4, 3, 1]
 

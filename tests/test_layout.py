@@ -20,7 +20,9 @@ def imports_of(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module:
-            found += [node.module] if node.module != "taskcraft_core" else [f"taskcraft_core.{a.name}" for a in node.names]
+            found += (
+                [node.module] if node.module != "taskcraft_core" else [f"taskcraft_core.{a.name}" for a in node.names]
+            )
         elif isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
     return found

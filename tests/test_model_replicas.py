@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
-from stub_openai import StubOpenAI, answer_with, closed_port_url, error_reply, text_reply
 
 from taskcraft_core.errors import ModelUnavailableError
 from taskcraft_core.models.chat import ReplicatedChatOpenAI, invoke_structured, invoke_text, make_chat_model
 from taskcraft_core.settings import Settings
+from tests.stub_openai import StubOpenAI, answer_with, closed_port_url, error_reply, text_reply
 
 KEY = "sk-fleet-0123456789"
 

@@ -10,14 +10,13 @@ import pytest
 
 from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
 from taskcraft_core.generate.context import GenerationContext
-from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.depth import extend_depth
-from taskcraft_core.generate.text import contains_answer
+from taskcraft_core.generate.factory import make_engine
+from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL, cloze_question, extract_answer, parse_cloze
+from taskcraft_core.generate.text import contains_answer, fact_spans
 from taskcraft_core.generate.width import extend_width, group_for_width
 from taskcraft_core.ingest.pipeline import load_sample_corpus
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL, cloze_question, extract_answer, parse_cloze
-from taskcraft_core.generate.text import fact_spans
 from taskcraft_core.schema import Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace
@@ -83,7 +82,7 @@ def test_every_accepted_width_task_is_grounded_through_its_parents(generated: di
     for task in [t for t in generated["width"] if t.status == "pending"]:
         parents = store.get_tasks(task.parent_ids)
         assert task.golden_answer == [p.golden_answer for p in parents]
-        for answer, parent in zip(task.golden_answer, parents):
+        for answer, parent in zip(task.golden_answer, parents, strict=False):
             span = store.get_document(parent.document_id).text[parent.span_start:parent.span_end]
             assert contains_answer(answer, span)
             assert any(contains_answer(answer, s.observation) for s in task.trajectory if s.type == "tool")
@@ -120,7 +119,9 @@ def test_questions_read_as_questions_and_the_policy_reads_their_answers_back() -
     sentence = "The tower is 38 metres tall and was first lit on 14 March 1871."
     spans = {s.kind: s for s in fact_spans(sentence, "Brenna Light")}
     question = cloze_question("Brenna Light", sentence, spans["quantity"])
-    assert question == "According to “Brenna Light”, the tower is how many metres tall and was first lit on 14 March 1871?"
+    assert (
+        question == "According to “Brenna Light”, the tower is how many metres tall and was first lit on 14 March 1871?"
+    )
     dated = cloze_question("Brenna Light", sentence, spans["date"])
     assert dated == "According to “Brenna Light”, the tower is 38 metres tall and was first lit on what date?"
     assert extract_answer(f"Intro. {sentence} More.", parse_cloze(question)) == "38 metres"

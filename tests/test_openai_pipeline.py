@@ -9,8 +9,6 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from prompt_following import PromptFollowingModel, message_text
-from stub_openai import RecordedRequest, Reply, StubOpenAI, closed_port_url, error_reply, text_reply, tool_call_reply
 
 from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
 from taskcraft_core.runs.executor import UNAVAILABLE_ABORT_AFTER
@@ -19,6 +17,16 @@ from taskcraft_core.schema import Chunk, GenerationRun, Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests.prompt_following import PromptFollowingModel, message_text
+from tests.stub_openai import (
+    RecordedRequest,
+    Reply,
+    StubOpenAI,
+    closed_port_url,
+    error_reply,
+    text_reply,
+    tool_call_reply,
+)
 
 # A fault sees each chat request and answers it instead of the model, or lets it through (None).
 Fault = Callable[[RecordedRequest], Reply | None]

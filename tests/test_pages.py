@@ -310,7 +310,9 @@ def test_insights_draw_the_dataset(home: Path, db: Store) -> None:
     db.record_review("task0", "ben", "accept", check_conflict=False)
     at = open_page("insights")
     assert [m.value for m in at.metric] == ["3", "3", "1"]
-    assert len(at.get("plotly_chart")) == 10  # funnel, 2x difficulty, hops, width, 2x tools, yield, throughput, agreement
+    assert (
+        len(at.get("plotly_chart")) == 10
+    )  # funnel, 2x difficulty, hops, width, 2x tools, yield, throughput, agreement
     assert table_with(at, "agreement").to_dict("records") == [
         {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 1, "agreed": 1, "agreement": 1.0}]
 
@@ -337,7 +339,7 @@ def test_settings_change_the_engine_banner_and_keep_the_key_in_session_only(home
 
 
 def test_settings_test_connection_reports_the_endpoint(home: Path) -> None:
-    from stub_openai import StubOpenAI, closed_port_url
+    from tests.stub_openai import StubOpenAI, closed_port_url
 
     with StubOpenAI(models=["local-model"]) as stub:
         at = open_page("settings")

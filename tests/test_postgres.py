@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from servers import postgres_server
-from test_store import make_task
 
 from taskcraft_core.errors import ReviewConflict
 from taskcraft_core.store import Store, TaskFilter
+from tests.servers import postgres_server
+from tests.test_store import make_task
 
 pytestmark = pytest.mark.slow
 

@@ -15,20 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prompt_following import PromptFollowingModel
-from servers import (
-    REPO,
-    chroma_server,
-    fresh_database,
-    postgres_server,
-    start_worker,
-    stop,
-    studio_env,
-    wait_until,
-)
 from sqlalchemy import text
 from streamlit.testing.v1 import AppTest
-from stub_openai import StubOpenAI
 
 from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
 from taskcraft_core.runs import queue
@@ -45,6 +33,18 @@ from taskcraft_core.schema import GenerationRun
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
+from tests.prompt_following import PromptFollowingModel
+from tests.servers import (
+    REPO,
+    chroma_server,
+    fresh_database,
+    postgres_server,
+    start_worker,
+    stop,
+    studio_env,
+    wait_until,
+)
+from tests.stub_openai import StubOpenAI
 
 pytestmark = pytest.mark.slow
 

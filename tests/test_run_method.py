@@ -43,7 +43,9 @@ def sample_workspace(home: Path) -> Workspace:
     return workspace
 
 
-def wait_for(workspace: Workspace, run_id: str, done: Callable[[GenerationRun], bool], timeout: float = 90) -> GenerationRun:
+def wait_for(
+    workspace: Workspace, run_id: str, done: Callable[[GenerationRun], bool], timeout: float = 90
+) -> GenerationRun:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = workspace.store.get_run(run_id)
@@ -156,7 +158,7 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
     cancelled = execute_run(workspace, run.id, pipeline=cancelled_mid_exploration)
     # all or nothing: the explore unit was cut short, so it is undone and none of its tasks is stored
     assert (cancelled.status, cancelled.done_units, workspace.store.count_tasks()) == ("cancelled", [], 0)
-    assert (cancelled.counts.model_dump()["stage"], cancelled.counts.model_dump()["done"], cancelled.counts.model_dump()["total"]) == ("explore", 0, 1)
+    assert (cancelled.counts.stage, cancelled.counts.done, cancelled.counts.total) == ("explore", 0, 1)
 
     resumed = execute_run(workspace, run.id)
     assert (resumed.status, resumed.error) == ("completed", None)
@@ -172,7 +174,8 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
 
     reference = sample_workspace(tmp_path / "reference")
     uninterrupted = execute_run(reference, create_run(reference, request).id)
-    assert {i: t.status for i, t in tasks.items()} == {i: t.status for i, t in run_tasks(reference, uninterrupted).items()}
+    expected = run_tasks(reference, uninterrupted)
+    assert {i: t.status for i, t in tasks.items()} == {i: t.status for i, t in expected.items()}
     # The offline explorer costs no calls; each verification counts its (offline) calls on its task.
     # The cut-short attempt had verified the retrieval tasks: what it spent stays counted on the run.
     assert uninterrupted.model_calls == sum(t.model_calls for t in tasks.values()) > 0
@@ -202,8 +205,10 @@ def test_the_real_gate_catches_a_restated_document_in_an_offline_run(tmp_path: P
     assert verified == len(first_tasks) > 20 and not set(first_tasks) & set(second_tasks)
     assert run_summary(first).model_dump()["by_kind"]["atomic"]["duplicates"] == 0
     twins = {(t.question, t.golden_answer): t.id for t in first_tasks.values()}
-    prefix, status = ("possible near-duplicate of ", "pending") if action == "flag" else ("near-duplicate of ", "duplicate")
-    expected = {t.id: (status, prefix + twins[(t.question.replace("a little seabird", "a small seabird"), t.golden_answer)])
+    prefix, status = (("possible near-duplicate of ", "pending") if action == "flag"
+                      else ("near-duplicate of ", "duplicate"))
+    expected = {t.id: (status, prefix + twins[(t.question.replace("a little seabird", "a small seabird"),
+                                                t.golden_answer)])
                 for t in second_tasks.values()}
     assert {t.id: (t.status, t.failure_reason) for t in second_tasks.values()} == expected
     assert sum("a little seabird" in t.question for t in second_tasks.values()) == 1  # the changed sentence too

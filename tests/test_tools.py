@@ -4,19 +4,14 @@ observations instead of crashes, fetch_url and web_search only when enabled."""
 from __future__ import annotations
 
 import pytest
-from generation_corpus import LIGHTHOUSE, add_document
-from local_http import local_server
 
+from taskcraft_core.agent.tools import READ_LIMIT, make_tools, parse_passages
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
-from taskcraft_core.agent.tools import READ_LIMIT, make_tools, parse_passages
 from taskcraft_core.workspace import Workspace
-
-
-@pytest.fixture
-def workspace(settings: Settings, store: Store, index: VectorIndex) -> Workspace:
-    return Workspace(settings, store, index)
+from tests.generation_corpus import LIGHTHOUSE, add_document
+from tests.local_http import local_server
 
 
 def tools_of(workspace: Workspace, **options: object) -> dict:

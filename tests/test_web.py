@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from local_http import PAGE, closed_port, local_server
 
-from taskcraft_core.ingest import web
 from taskcraft_core.errors import IngestError, UnsafeURLError
-from taskcraft_core.settings import Settings
+from taskcraft_core.ingest import web
 from taskcraft_core.ingest.web import check_url, fetch_url, human_size
+from taskcraft_core.settings import Settings
+from tests.local_http import PAGE, closed_port, local_server
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,9 @@ def test_the_request_goes_to_the_checked_address_with_the_host_name_kept(
     # harbour.test cannot resolve (.test is reserved), so only the checked address can be reached;
     # the guard is told 127.0.0.1 is public, as a rebinding name would look when first resolved.
     resolved: list[str] = []
-    monkeypatch.setattr(web, "_resolve", lambda host, port: resolved.append(host) or [ipaddress.ip_address("127.0.0.1")])
+    monkeypatch.setattr(
+        web, "_resolve", lambda host, port: resolved.append(host) or [ipaddress.ip_address("127.0.0.1")]
+    )
     monkeypatch.setattr(web, "_address_kind", lambda address: None)
     server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHost)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -211,7 +211,7 @@ def parse_passages(observation: str) -> list[PassageRef]:
     return [
         PassageRef(document_id=h["document_id"], title=h["title"], start=int(h["start"]), end=int(h["end"]),
                    text=observation[h.end() + 1 : bound].rstrip("\n"))
-        for h, bound in zip(headers, bounds)
+        for h, bound in zip(headers, bounds, strict=False)
     ]
 
 

@@ -152,8 +152,14 @@ def run_list(args: argparse.Namespace, workspace: Workspace) -> int:
     interrupted_runs(workspace)  # marks runs of dead processes, so their status reads true
     runs = workspace.store.list_runs(limit=args.limit)
     if args.json:
-        print(json.dumps([run_summary(run).model_dump() | {"status": run.status, "started_at": run.started_at.isoformat()}
-                          for run in runs]))
+        print(
+            json.dumps(
+                [
+                    run_summary(run).model_dump() | {"status": run.status, "started_at": run.started_at.isoformat()}
+                    for run in runs
+                ]
+            )
+        )
         return 0
     for run in runs:
         progress, summary = run_progress(run), run_summary(run)

@@ -112,7 +112,7 @@ def cosine_pairs(vectors: np.ndarray, threshold: float, block_rows: int = BLOCK_
         block[np.tril_indices(block.shape[0], k=0, m=block.shape[1])] = -2.0
         rows, cols = np.nonzero(block >= threshold)
         pairs.extend(
-            (start + int(r), start + int(c), float(block[r, c])) for r, c in zip(rows, cols)
+            (start + int(r), start + int(c), float(block[r, c])) for r, c in zip(rows, cols, strict=False)
         )
     return pairs
 

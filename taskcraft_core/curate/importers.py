@@ -22,8 +22,10 @@ dataset on the Hugging Face Hub) -> our Task:
 | model_id                                          | model ("unknown" when absent)                    |
 | valid_hop                                         | hops (and difficulty: the reference grades by hops) |
 | agent_trajectory [{name, value, think, obs}]      | trajectory: facts/plan/reflection -> ai steps;   |
-|                                                   | action -> a tool step (name/arguments parsed from the action when it is JSON) |
-| trajectory [{sub_query, sub_answer, sub_trajectory}] (depth) | trajectory, one hop per sub-query (human step, then its steps) |
+|                                                   | action -> a tool step (name/arguments parsed from the |
+|                                                   | action when it is JSON)                          |
+| trajectory [{sub_query, sub_answer,               | trajectory, one hop per sub-query (human step,   |
+|   sub_trajectory}] (depth)                        | then its steps)                                  |
 | agent_result, agent_score, agent_step_number      | verification.agent_answer, agent_score (rounded), agent_steps |
 | llm_result, llm_score                             | verification.model_alone_answer, model_alone_score (rounded) |
 | original_questions, index, qa_index, tool, domain, anything else | difficulty_inputs["imported"] (kept verbatim) |

@@ -91,7 +91,7 @@ def decomposition_problem(parts: Sequence[str], questions: Sequence[str]) -> str
     """None when the merged question splits back into the originals, in order."""
     if len(parts) != len(questions):
         return f"the merged question splits into {len(parts)} questions, not {len(questions)}"
-    for number, (part, original) in enumerate(zip(parts, questions), start=1):
+    for number, (part, original) in enumerate(zip(parts, questions, strict=False), start=1):
         similarity = fuzz.token_set_ratio(part.lower(), original.lower())
         if similarity < DECOMPOSE_SIMILARITY:
             return f"sub-question {number} is distorted (similarity {similarity:.0f} < {DECOMPOSE_SIMILARITY})"

@@ -39,7 +39,7 @@ def index_tasks(workspace: IndexedStore, tasks: Sequence[Task]) -> None:
 
 def _store_vectors(workspace: IndexedStore, tasks: Sequence[Task], texts: Sequence[str], vectors: np.ndarray) -> None:
     metadatas = [{"kind": task.kind, "status": task.status, "text_hash": text_hash(text)}
-                 for task, text in zip(tasks, texts)]
+                 for task, text in zip(tasks, texts, strict=False)]
     workspace.index.upsert_task_vectors([task.id for task in tasks], vectors, metadatas)
 
 
@@ -71,7 +71,7 @@ def task_vectors(workspace: IndexedStore, tasks: Sequence[Task]) -> np.ndarray:
     ids, stored, metadatas = workspace.index.task_vectors([task.id for task in tasks])
     row_of = {task_id: row for row, task_id in enumerate(ids)}
     fresh_rows = {
-        i: row_of[task.id] for i, (task, text) in enumerate(zip(tasks, texts))
+        i: row_of[task.id] for i, (task, text) in enumerate(zip(tasks, texts, strict=False))
         if task.id in row_of and metadatas[row_of[task.id]].get("text_hash") == text_hash(text)
     }
     stale = [i for i in range(len(tasks)) if i not in fresh_rows]

@@ -162,7 +162,7 @@ class VectorIndex:
             Passage(chunk_id=chunk_id, document_id=meta["document_id"], title=meta["title"], text=text,
                     start=meta["start"], end=meta["end"], page=meta["page"], score=1.0 - distance)
             for chunk_id, text, meta, distance in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=False
             )
         ]
 
@@ -244,7 +244,10 @@ class VectorIndex:
             return []
         result = collection.query(query_embeddings=[vector], n_results=min(k, count), where=where,
                                   include=["distances"])
-        return [(task_id, 1.0 - distance) for task_id, distance in zip(result["ids"][0], result["distances"][0])]
+        return [
+            (task_id, 1.0 - distance)
+            for task_id, distance in zip(result["ids"][0], result["distances"][0], strict=False)
+        ]
 
     def clear_tasks(self) -> None:
         """Drop the task collection (before refilling it)."""

@@ -81,7 +81,8 @@ def check_url(url: str, allow_private: bool = False) -> IPAddress | None:
         kind = _address_kind(address)
         if kind:
             raise UnsafeURLError(
-                f"the host {parts.hostname} resolves to {address}, {'an' if kind[0] in 'aeiou' else 'a'} {kind} address; "
+                f"the host {parts.hostname} resolves to {address}, "
+                f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} address; "
                 "loopback, private and link-local addresses are refused",
                 hint=PRIVATE_HINT,
             )
@@ -92,7 +93,9 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
-        raise IngestError(f"could not resolve the host {host} ({error})", hint="check the URL and the network") from None
+        raise IngestError(
+            f"could not resolve the host {host} ({error})", hint="check the URL and the network"
+        ) from None
     # Scope ids ("fe80::1%eth0") are not part of the address itself.
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 

@@ -191,7 +191,9 @@ def invoke_structured(
         # A changed conversation also keeps a cached bad answer from being replayed.
         conversation = [*messages, HumanMessage(_retry_instruction(failure))]
     raise ModelOutputError(
-        _scrub(model, f"No valid {schema.__name__} from model {_model_name(model)} after {attempts} attempts: {failure}"),
+        _scrub(
+            model, f"No valid {schema.__name__} from model {_model_name(model)} after {attempts} attempts: {failure}"
+        ),
         hint="The model may be too small for structured answers; try a stronger model or more attempts.",
     )
 
@@ -387,12 +389,14 @@ def _raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
         hint = "Check OPENAI_API_KEY (or the key on the Settings page) for this endpoint."
     elif isinstance(error, openai.NotFoundError):
         message = f"The endpoint {endpoint} does not serve model {_model_name(model)} (HTTP 404): {error.message}"
-        hint = "Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; 'test connection' lists the models."
+        hint = ("Check the model name (TASKCRAFT_MODEL) and that the base URL ends in /v1; "
+                "'test connection' lists the models.")
     elif isinstance(error, openai.RateLimitError):
         message = f"The model endpoint {endpoint} kept rate-limiting requests (HTTP 429, {retries} retries)"
         hint = "Lower the concurrency or raise max_retries; the provider's quota may be exhausted."
     elif isinstance(error, openai.APIStatusError):
-        message = f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: {error.message}"
+        message = (f"The model endpoint {endpoint} failed with HTTP {error.status_code} after {retries} retries: "
+                   f"{error.message}")
         hint = "The server is failing; check its logs or try again later."
     elif isinstance(error, json.JSONDecodeError):
         message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(error.doc)}"

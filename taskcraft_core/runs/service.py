@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from pydantic import BaseModel
 
@@ -309,7 +309,7 @@ def _looks_dead(run: GenerationRun) -> bool:
     beat = run.counts.heartbeat
     last_sign = beat or run.started_at
     # SQLite hands datetimes back without their zone; they were written in UTC.
-    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or timezone.utc) > STALE_AFTER:
+    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or UTC) > STALE_AFTER:
         return True
     pid = run.counts.pid
     return pid is not None and run.counts.host == socket.gethostname() and not _process_alive(pid)

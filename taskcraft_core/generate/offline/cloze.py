@@ -268,5 +268,5 @@ def judge_answers(golden: Golden, answer: str) -> Judgement:
     parts = [text for _number, text in WIDTH_LINE.findall(answer)]
     if len(parts) != len(golden):
         return Judgement(score=0, rationale=f"expected {len(golden)} numbered answers, got {len(parts)}")
-    scores = [match_score(g, a) for g, a in zip(golden, parts)]
+    scores = [match_score(g, a) for g, a in zip(golden, parts, strict=False)]
     return Judgement(score=min(scores), rationale=f"part scores {scores}")

@@ -87,9 +87,18 @@ def page_facts(page: ObservedPage) -> list[Fact]:
     for sentence in sentences(page.text, offset=page.start):
         for span in fact_spans(sentence.text, page.title):
             blanked = quoted(sentence.text[: span.start] + "___" + sentence.text[span.end:])
-            facts.append(Fact(document_id=page.document_id, answer=span.text,
-                              relation=f"the {span.kind} in “{blanked}”", kind=span.kind, evidence=sentence.text, span_start=sentence.start + span.start,
-                              span_end=sentence.start + span.end, evidence_start=sentence.start))
+            facts.append(
+                Fact(
+                    document_id=page.document_id,
+                    answer=span.text,
+                    relation=f"the {span.kind} in “{blanked}”",
+                    kind=span.kind,
+                    evidence=sentence.text,
+                    span_start=sentence.start + span.start,
+                    span_end=sentence.start + span.end,
+                    evidence_start=sentence.start,
+                )
+            )
     return facts
 
 

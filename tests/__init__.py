@@ -1,0 +1,1 @@
+"""Test suite: tests/test_*.py, with the test doubles beside them (stub OpenAI server, scripted models)."""
