@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).parent.parent
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-SAMPLE = ROOT / "taskcraft_core" / "sample_corpus" / "rv_storm_petrel.md"
+SAMPLE = ROOT / "taskcraft_core" / "ingest" / "sample_corpus" / "rv_storm_petrel.md"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 PAGES = ["home", "corpus", "generate", "review", "insights", "duplicates", "export", "settings"]
