@@ -19,7 +19,7 @@ from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import TASK_KINDS, TASK_STATUSES
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
-from taskcraft_core.workspace import Workspace, settings_from_environment
+from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
 
 SETTINGS_OVERRIDES = "settings_overrides"
 REVIEWER = "reviewer"
@@ -45,18 +45,28 @@ def current_settings() -> Settings:
     return base.with_changes(**changes) if changes else base
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Opening the data home (the vector index is checked against the database)…")
 def _open_workspace(storage_key: tuple[str, str, str, str], _settings: Settings) -> Workspace:
     # Keyed by what the database and the index depend on: changing a model or key reuses them.
-    return Workspace.open(_settings)
+    return open_workspace(_settings)
 
 
 def workspace() -> Workspace:
-    """The workspace for the current settings; database and Chroma clients are shared singletons."""
+    """The workspace for the current settings; database and Chroma clients are shared singletons.
+    When the data home cannot be opened (a damaged database, a read-only folder, a full disk) the
+    page shows what failed and what to do, and stops."""
     settings = current_settings()
     index = settings.chroma_url or str(settings.chroma_path.resolve())
     key = (settings.resolved_database_url, index, settings.embeddings, settings.embedding_model)
-    return dataclasses.replace(_open_workspace(key, settings), settings=settings)
+    try:
+        opened = _open_workspace(key, settings)
+    except Exception as error:
+        failure = environment_failure_of(error, settings)
+        if failure is None:
+            raise
+        show_error(failure)
+        st.stop()
+    return dataclasses.replace(opened, settings=settings)
 
 
 def engine_label(settings: Settings) -> str:
@@ -78,9 +88,18 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except TaskCraftError as error:
-        st.error(escape_markdown(error.message))  # messages quote ids, names, paths and URLs
-        if error.hint:
-            st.info(escape_markdown(error.hint))
+        show_error(error)
+    except Exception as error:
+        failure = environment_failure_of(error, current_settings())
+        if failure is None:
+            raise
+        show_error(failure)
+
+
+def show_error(error: TaskCraftError) -> None:
+    st.error(escape_markdown(error.message))  # messages quote ids, names, paths and URLs
+    if error.hint:
+        st.info(escape_markdown(error.hint))
 
 
 def reviewer_identity() -> str | None:

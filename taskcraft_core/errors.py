@@ -33,3 +33,14 @@ class ModelOutputError(TaskCraftError):
 
 class ModelUnavailableError(TaskCraftError):
     """The model endpoint could not be reached or kept failing."""
+
+
+class EnvironmentFailure(TaskCraftError):
+    """The machine failed the studio, not the input: a damaged database file, a read-only data home,
+    a full disk, a broken index. `path` names the file or folder concerned; `kind` is one of
+    "damaged", "missing", "read_only", "disk_full", "index"."""
+
+    def __init__(self, message: str, hint: str = "", path: str = "", kind: str = "") -> None:
+        super().__init__(message, hint)
+        self.path = path
+        self.kind = kind

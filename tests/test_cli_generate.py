@@ -18,7 +18,8 @@ from taskcraft_core.workspace import Workspace
 from tests.test_run_method import sample_workspace
 
 REPO = Path(__file__).resolve().parents[1]
-SUMMARY_KEYS = {"run_id", "candidates", "accepted", "rejected", "by_kind", "model_calls", "errors"}
+SUMMARY_KEYS = {"run_id", "candidates", "accepted", "rejected", "already_present", "by_kind", "model_calls",
+                "errors"}
 
 
 def document_ids(workspace: Workspace, *titles: str) -> list[str]:
@@ -61,7 +62,8 @@ def test_generate_explore_reports_the_kind_in_json(home: Path, capsys: pytest.Ca
     summary = json.loads(out)
     assert code == 0 and set(summary) == SUMMARY_KEYS
     # limit 2 over four guideline families: one candidate each, all verified
-    assert summary["by_kind"] == {"explore": {"candidates": 4, "accepted": 4, "rejected": 0, "duplicates": 0}}
+    assert summary["by_kind"] == {
+        "explore": {"candidates": 4, "accepted": 4, "rejected": 0, "duplicates": 0, "present": 0}}
     run = workspace.store.get_run(summary["run_id"])
     assert run is not None and run.done_units == [f"explore:{ada}"] and summary == run_summary(run).model_dump()
     assert {(t.kind, t.engine, t.status) for t in workspace.store.list_tasks(limit=None)} == {

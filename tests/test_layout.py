@@ -8,8 +8,8 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parent.parent / "taskcraft_core"
 # Lowest first: a module may import its own stage and the ones before it.
-STAGES = ["errors", "settings", "schema", "store", "index", "workspace", "ingest", "models", "agent", "generate",
-          "curate", "runs", "cli", "__main__"]
+STAGES = ["errors", "environment", "settings", "schema", "store", "index", "workspace", "ingest", "models", "agent",
+          "generate", "curate", "runs", "cli", "__main__"]
 
 
 def stage_of(module: str) -> str:

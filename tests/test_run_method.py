@@ -164,7 +164,7 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
     assert (resumed.status, resumed.error) == ("completed", None)
     assert resumed.done_units == [f"explore:{ada}"]  # one start page: the one most pages are reachable from
     assert run_summary(resumed).model_dump()["by_kind"] == {
-        "explore": {"candidates": 20, "accepted": 19, "rejected": 1, "duplicates": 0}}
+        "explore": {"candidates": 20, "accepted": 19, "rejected": 1, "duplicates": 0, "present": 0}}
     tasks = run_tasks(workspace, resumed)
     assert {(t.kind, t.engine, t.model, t.run_id) for t in tasks.values()} == {
         ("explore", "offline", OFFLINE_MODEL, run.id)}
@@ -214,4 +214,5 @@ def test_the_real_gate_catches_a_restated_document_in_an_offline_run(tmp_path: P
     assert sum("a little seabird" in t.question for t in second_tasks.values()) == 1  # the changed sentence too
     accepted = verified if action == "flag" else 0
     assert run_summary(second).model_dump()["by_kind"] == {"atomic": {
-        "candidates": verified, "accepted": accepted, "rejected": verified - accepted, "duplicates": verified}}
+        "candidates": verified, "accepted": accepted, "rejected": verified - accepted, "duplicates": verified,
+        "present": 0}}

@@ -183,10 +183,11 @@ def test_stages_run_in_order_and_everything_is_counted(workspace: Workspace) -> 
     assert finished.status == "completed" and finished.finished_at is not None
     assert run_summary(finished).model_dump() == {
         "run_id": run.id, "candidates": 12 + 6 + 3 + 2, "accepted": 6 + 6 + 3 + 1, "rejected": 6 + 1,
-        "by_kind": {"atomic": {"candidates": 12, "accepted": 6, "rejected": 6, "duplicates": 0},
-                    "depth": {"candidates": 6, "accepted": 6, "rejected": 0, "duplicates": 0},
-                    "width": {"candidates": 3, "accepted": 3, "rejected": 0, "duplicates": 0},
-                    "explore": {"candidates": 2, "accepted": 1, "rejected": 1, "duplicates": 0}},
+        "already_present": 0,
+        "by_kind": {"atomic": {"candidates": 12, "accepted": 6, "rejected": 6, "duplicates": 0, "present": 0},
+                    "depth": {"candidates": 6, "accepted": 6, "rejected": 0, "duplicates": 0, "present": 0},
+                    "width": {"candidates": 3, "accepted": 3, "rejected": 0, "duplicates": 0, "present": 0},
+                    "explore": {"candidates": 2, "accepted": 1, "rejected": 1, "duplicates": 0, "present": 0}},
         "model_calls": 6 * 2 + 6 * 3 + 1 + 3 * 4 + 5, "errors": [],
     }
     assert finished.tokens == 6 * 10 + 6 * 30 + 1 + 3 * 40 + 50

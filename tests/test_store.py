@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
 from taskcraft_core.schema import Chunk, Document, Review, Task, TrajectoryStep, Verification
 from taskcraft_core.store import Store, TaskFilter
+from taskcraft_core.store.connection import migration_config
 
 
 def make_task(i: int, **changes: object) -> Task:
@@ -30,7 +32,8 @@ def test_schema_is_created_by_the_migration_and_versioned(store: Store) -> None:
     assert {"documents", "chunks", "tasks", "trajectory_steps", "verifications", "reviews", "runs",
             "alembic_version"} <= names
     with store.engine.connect() as c:
-        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        head = ScriptDirectory.from_config(migration_config()).get_current_head()
+        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
@@ -46,6 +49,20 @@ def test_same_document_content_is_stored_once(store: Store) -> None:
     assert store.add_document(doc.model_copy(update={"id": "d2", "source": "b.txt"}), [chunk]) is False
     assert [d.chunk_count for d in store.list_documents()] == [1]
     assert store.delete_document("d1") and store.list_documents() == []
+
+
+def test_a_document_is_present_only_once_ready_and_an_unfinished_copy_is_replaced(store: Store) -> None:
+    doc = Document(id="d1", source="a.txt", content_hash="abc", title="A", doc_type="text", text="hello")
+    chunks = [Chunk(id="d1:0", document_id="d1", position=0, text="hello", start=0, end=5)]
+    assert store.add_document(doc, chunks, indexing=True) is True
+    assert store.list_documents() == [] and store.ready_chunk_count() == 0
+    assert [(d.id, [c.id for c in cs]) for d, cs in store.unfinished_documents()] == [("d1", ["d1:0"])]
+    # An ingest of the same content after a failed one starts over instead of skipping it as present.
+    assert store.add_document(doc.model_copy(update={"source": "again.txt"}), chunks, indexing=True) is True
+    store.mark_document_ready("d1")
+    assert [(d.source, d.chunk_count) for d in store.list_documents()] == [("again.txt", 1)]
+    assert store.unfinished_documents() == [] and store.ready_chunk_count() == 1
+    assert store.remove_unfinished_document("d1") is False  # a ready document is left alone
 
 
 def test_tasks_round_trip_with_trajectory_and_verification(store: Store) -> None:

@@ -1,7 +1,8 @@
 """`python -m taskcraft_core COMMAND ...`: headless access to everything the studio does.
 
 Each module in this package registers its subcommands; a handler returns the exit code
-(0 success, 2 some inputs failed, 1 misuse).
+(0 success, 2 some inputs failed, 1 misuse). Exit code 3 means the environment failed (a damaged
+database file, a read-only data home, a full disk): one message names the file and what to do.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.workspace import Workspace, settings_from_environment
+from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
+from taskcraft_core.settings import Settings
+from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
 
 COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "worker"]
+EXIT_ENVIRONMENT = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +35,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return 0 if exit_.code == 0 else 1
+    settings = settings_from_environment()
     try:
-        workspace = Workspace.open(settings_from_environment())
-        return int(args.handler(args, workspace))
+        return run_command(args, settings)
+    except EnvironmentFailure as failure:
+        return report_environment_failure(failure)
     except TaskCraftError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except Exception as error:
+        named = environment_failure_of(error, settings)
+        if named is None:
+            raise
+        return report_environment_failure(named)
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command's handler. A command that only reads (`reads_only`) and meets a read-only data
+    home runs again on the home opened read-only; the others get the index checked (and rebuilt if
+    needed) before they start."""
+    try:
+        workspace = open_workspace(settings, print_index_progress) if getattr(args, "searches", True) else \
+            Workspace.open(settings)
+        return int(args.handler(args, workspace))
+    except Exception as error:
+        failure = environment_failure_of(error, settings)
+        if not getattr(args, "reads_only", False) or failure is None or failure.kind != "read_only":
+            raise
+    print(f"note: {failure.path} is read-only; reading it without changing anything", file=sys.stderr)
+    return int(args.handler(args, Workspace.open(settings, read_only=True)))
+
+
+def print_index_progress(what: str, done: int, total: int) -> None:
+    print(f"the vector index did not match the database; re-indexing {what}: {done}/{total}", file=sys.stderr,
+          flush=True)
+
+
+def report_environment_failure(failure: EnvironmentFailure) -> int:
+    print(f"error: {failure.message}", file=sys.stderr)
+    if failure.hint:
+        print(f"what to do: {failure.hint}", file=sys.stderr)
+    return EXIT_ENVIRONMENT

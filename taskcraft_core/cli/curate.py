@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     export.add_argument("--drop-duplicates", action="store_true",
                         help="Leave out tasks marked duplicate and all but one of each near-duplicate cluster.")
     export.add_argument("--json", action="store_true", help="Print the manifest as JSON.")
-    export.set_defaults(handler=run_export)
+    export.set_defaults(handler=run_export, reads_only=True, searches=False)
 
     imported = subparsers.add_parser("import", help="Import tasks from our JSONL or the reference TaskCraft output.")
     imported.add_argument("path", type=Path)

@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
     runs = subparsers.add_parser("runs", help="List generation runs (newest first).")
     runs.add_argument("--limit", type=int, default=20, help="How many runs to list.")
     runs.add_argument("--json", action="store_true", help="Print a JSON list of run summaries.")
-    runs.set_defaults(handler=run_list)
+    runs.set_defaults(handler=run_list, reads_only=True, searches=False)
 
 
 def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
@@ -133,11 +133,12 @@ class ProgressBar:
 
 
 def _print_summary(run: GenerationRun, summary: RunSummary) -> None:
-    print(f"run {run.id} {run.status}: {summary.candidates} candidates, {summary.accepted} verified, "
-          f"{summary.rejected} rejected; {run.model_calls} model calls, {run.tokens} tokens")
+    print(f"run {run.id} {run.status}: {summary.candidates} candidates stored, {summary.accepted} verified, "
+          f"{summary.rejected} rejected, {summary.already_present} already present; "
+          f"{run.model_calls} model calls, {run.tokens} tokens")
     for kind, counts in summary.by_kind.items():
         print(f"  {kind:<7} {counts.candidates} candidates, {counts.accepted} verified, "
-              f"{counts.rejected} rejected, {counts.duplicates} near-duplicates")
+              f"{counts.rejected} rejected, {counts.duplicates} near-duplicates, {counts.present} already present")
     for error in summary.errors:
         print(f"  failed unit {error.unit}: {error.error}")
 
@@ -149,7 +150,8 @@ def run_cancel(args: argparse.Namespace, workspace: Workspace) -> int:
 
 
 def run_list(args: argparse.Namespace, workspace: Workspace) -> int:
-    interrupted_runs(workspace)  # marks runs of dead processes, so their status reads true
+    if not workspace.read_only:
+        interrupted_runs(workspace)  # marks runs of dead processes, so their status reads true
     runs = workspace.store.list_runs(limit=args.limit)
     if args.json:
         print(

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     )
     ingest.set_defaults(handler=run_ingest)
     rebuild = subparsers.add_parser("reindex", help="Rebuild the vector index from the database.")
-    rebuild.set_defaults(handler=run_reindex)
+    rebuild.set_defaults(handler=run_reindex, searches=False)
 
 
 def run_ingest(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -128,6 +128,12 @@ class VectorIndex:
     def open(cls, settings: Settings) -> VectorIndex:
         return cls(chroma_client(settings), make_embedding_function(settings))
 
+    @classmethod
+    def in_memory(cls, settings: Settings) -> VectorIndex:
+        """An index in memory, empty at first: for reading a data home whose folder is read-only."""
+        return cls(chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False)),
+                   make_embedding_function(settings))
+
     def collection(self, name: str) -> Any:
         return self.client.get_or_create_collection(
             # Chroma types the parameter for any embeddable (text or images); ours embed text.

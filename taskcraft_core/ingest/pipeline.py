@@ -20,13 +20,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from taskcraft_core.errors import IngestError
+from taskcraft_core.errors import EnvironmentFailure, IngestError
+from taskcraft_core.index.consistency import finish_unfinished_documents
 from taskcraft_core.index.task_vectors import rebuild_task_index
 from taskcraft_core.ingest.chunking import chunk_document
 from taskcraft_core.ingest.loaders import doc_type_for, load_document
 from taskcraft_core.ingest.web import CONTENT_TYPES, fetch_url, human_size
 from taskcraft_core.settings import Settings
-from taskcraft_core.workspace import Workspace
+from taskcraft_core.workspace import Workspace, environment_failure_of
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,9 @@ def delete_document(workspace: Workspace, document_id: str) -> bool:
 
 
 def reindex(workspace: Workspace) -> int:
-    """Rebuild the chunk and task collections from the database; returns the number of chunks indexed."""
+    """Rebuild the chunk and task collections from the database (documents an ingest left unfinished
+    included); returns the number of chunks indexed."""
+    finish_unfinished_documents(workspace)
     chunks = workspace.index.rebuild_chunks(workspace.store)
     rebuild_task_index(workspace)
     return chunks
@@ -153,7 +156,7 @@ def reindex(workspace: Workspace) -> int:
 
 
 def _ingest_source(source: Source, workspace: Workspace, report: IngestReport) -> None:
-    with _failure_reported(report, source.name):
+    with _failure_reported(report, source.name, workspace.settings):
         raw = _raw_input(source, workspace.settings)
         _keep_upload(raw, workspace.settings)
         items = _zip_members(raw, workspace.settings) if raw.doc_type == "zip" else iter([raw])
@@ -161,18 +164,24 @@ def _ingest_source(source: Source, workspace: Workspace, report: IngestReport) -
             if isinstance(item, IngestFailure):
                 report.errors.append(item)
             else:
-                with _failure_reported(report, item.name):
+                with _failure_reported(report, item.name, workspace.settings):
                     _ingest_item(item, workspace, report)
 
 
 @contextmanager
-def _failure_reported(report: IngestReport, name: str) -> Iterator[None]:
-    """Turn the failure of one source or member into a report entry, so the batch goes on."""
+def _failure_reported(report: IngestReport, name: str, settings: Settings) -> Iterator[None]:
+    """Turn the failure of one source or member into a report entry, so the batch goes on; a failure
+    of the environment stops the batch instead."""
     try:
         yield
     except IngestError as error:
         report.fail(name, error)
+    except EnvironmentFailure:
+        raise  # a full disk or a read-only home fails every source after this one too
     except Exception as error:  # a bug in a loader must not cost the rest of the batch; it is logged
+        failure = environment_failure_of(error, settings)
+        if failure is not None:
+            raise failure from error
         logger.exception("unexpected error while ingesting %s", name)
         report.fail(name, IngestError(f"unexpected error ({type(error).__name__}: {error})"))
 
@@ -213,19 +222,33 @@ def _keep_upload(raw: RawInput, settings: Settings) -> None:
 def _ingest_item(item: RawInput, workspace: Workspace, report: IngestReport) -> None:
     document = load_document(item.name, item.data, item.doc_type, item.base_url)
     chunks = chunk_document(document, workspace.settings.chunk_size, workspace.settings.chunk_overlap)
-    if not workspace.store.add_document(document, chunks):
+    if not workspace.store.add_document(document, chunks, indexing=True):
         report.documents_skipped += 1
         report.document_ids.append(document.id)
         return
+    # The rows are stored "indexing": until marked ready the document is not present, and the next
+    # open finishes it if this process stops here (killed, or the cleanup below fails too).
     try:
         workspace.index.add_chunks(document, chunks)
     except Exception:
-        # The database and the index must agree: without its vectors the document is not ingested.
-        workspace.store.delete_document(document.id)
+        _abandon(workspace, document.id)
         raise
+    workspace.store.mark_document_ready(document.id)
     report.documents_added += 1
     report.chunks_added += len(chunks)
     report.document_ids.append(document.id)
+
+
+def _abandon(workspace: Workspace, document_id: str) -> None:
+    """Remove what a failed ingest of one document wrote. When the removal fails as well (a full
+    disk), the document stays "indexing": never listed, and finished on the next open."""
+    try:
+        # Rows first: if another process finished the document meanwhile, its vectors stay.
+        if workspace.store.remove_unfinished_document(document_id):
+            workspace.index.delete_document(document_id)
+    except Exception as error:
+        logger.warning("could not remove the incomplete document %s (%s); it will be finished on the next open",
+                       document_id, error)
 
 
 # ---- locations ------------------------------------------------------------------------------

@@ -42,7 +42,9 @@ from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
 STAGES: tuple[str, ...] = TASK_KINDS  # executed in this order
-OUTCOMES: tuple[str, ...] = ("candidates", "accepted", "rejected", "duplicates")
+# Per kind: candidates stored (accepted + rejected), near-duplicates among them, and candidates the run
+# met already stored (not stored again, not counted as candidates).
+OUTCOMES: tuple[str, ...] = ("candidates", "accepted", "rejected", "duplicates", "present")
 # How often the coordinator writes a heartbeat and looks for a cancel, in seconds.
 HEARTBEAT_INTERVAL_S = 1.0
 # Consecutive units failing with ModelUnavailableError before the run gives up.
@@ -237,7 +239,15 @@ class Executor:
         state.unavailable_streak = 0
         state.errors.pop(unit.id, None)
         state.funnel["unit_errors"] = len(state.errors)
-        tasks = self.gate(tasks)
+        # What the run counts is what it stores; a candidate stored before is only noted as present.
+        present = self.store.present_task_ids(tasks) if tasks else set()
+        new: dict[str, Task] = {}
+        for task in tasks:
+            if task.id in present or task.id in new:
+                state.funnel[f"{task.kind}_present"] = state.funnel.get(f"{task.kind}_present", 0) + 1
+            else:
+                new[task.id] = task
+        tasks = self.gate(list(new.values()))
         for task in tasks:
             self.count(task)
         state.done.add(unit.id)
@@ -253,9 +263,7 @@ class Executor:
         candidate is compared with every task stored before it (including this run's)."""
         if self.pipeline.gate is None:
             return tasks
-        stored = {task.id for task in self.store.get_tasks([t.id for t in tasks], with_trajectory=False)}
-        return [self.gate_one(task) if task.status == "pending" and task.id not in stored else task
-                for task in tasks]
+        return [self.gate_one(task) if task.status == "pending" else task for task in tasks]
 
     def gate_one(self, task: Task) -> Task:
         assert self.pipeline.gate is not None

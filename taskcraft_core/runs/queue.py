@@ -36,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.index.consistency import ensure_index
 from taskcraft_core.runs.executor import Executor, snapshot_workspace
 from taskcraft_core.runs.planning import PipelineFactory, RunPlanner, WorkUnit
 from taskcraft_core.schema import GenerationRun, Task, utcnow
@@ -165,6 +166,7 @@ class QueueRunner:
         if run is None:
             return
         planner = self.executor(run)
+        ensure_index(planner.workspace)  # as inline: a run never verifies against an index missing documents
         calls, tokens = run.model_calls, run.tokens
         units = self.planner(planner).plan(stage)  # width and explore planning may call the model
         calls, tokens = run.model_calls - calls, run.tokens - tokens  # counted on `run` by the planner

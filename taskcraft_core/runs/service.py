@@ -18,6 +18,7 @@ the limit (and, as candidates can fail, sometimes fewer).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -29,8 +30,9 @@ from datetime import UTC, timedelta
 
 from pydantic import BaseModel
 
-from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
+from taskcraft_core.index.consistency import ensure_index
 from taskcraft_core.runs import queue
 from taskcraft_core.runs.executor import (
     OUTCOMES,
@@ -44,7 +46,7 @@ from taskcraft_core.runs.planning import Pipeline, PipelineFactory
 from taskcraft_core.schema import Document, GenerationRun, RunConfig, RunRequest, Task, UnitError, utcnow
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
-from taskcraft_core.workspace import Workspace
+from taskcraft_core.workspace import Workspace, environment_failure_of
 
 __all__ = [
     "STAGES", "RunProgress", "RunRequest", "RunSummary", "cancel_run", "create_run", "execute_run", "interrupted_runs",
@@ -200,17 +202,25 @@ def _execute_claimed(workspace: Workspace, run: GenerationRun, progress: Progres
         workspace.store.update_run(run.id, status="running", error=None, finished_at=None)
         executor = Executor(snapshot_workspace(workspace, run), run, pipeline, progress)
         try:
+            ensure_index(workspace)  # a run never verifies against an index that misses documents
             executor.execute()
         except (KeyboardInterrupt, SystemExit):
             workspace.store.update_run(run.id, status="interrupted", counts=executor.state.counts())
             raise
-        except TaskCraftError as error:
-            executor.state.failure = str(error)
         except Exception as error:
-            # A bug: recorded on the run so it is not left "running", then surfaced.
-            workspace.store.update_run(run.id, status="failed", error=f"{type(error).__name__}: {error}",
-                                       finished_at=utcnow())
-            raise
+            failure = environment_failure_of(error, workspace.settings)
+            if failure is None and isinstance(error, TaskCraftError):
+                executor.state.failure = str(error)
+            else:
+                # The environment failed (a full disk, a read-only index) or a bug: recorded on the run
+                # while the database still takes a write, so it is not left "running", then surfaced.
+                message = str(failure) if failure else f"{type(error).__name__}: {error}"
+                with contextlib.suppress(EnvironmentFailure):
+                    workspace.store.update_run(run.id, status="failed", error=message, finished_at=utcnow(),
+                                               counts=executor.state.counts())
+                if failure is None or failure is error:
+                    raise
+                raise failure from error
         state = executor.state
         status = "failed" if state.failure else "cancelled" if state.user_cancelled else "completed"
         workspace.store.update_run(run.id, status=status, error=state.failure, finished_at=utcnow(),
@@ -343,23 +353,27 @@ def run_progress(run: GenerationRun) -> RunProgress:
 
 
 class KindSummary(BaseModel):
-    """The yield of one kind: candidates = accepted + rejected; duplicates were gated among them."""
+    """The yield of one kind: candidates = accepted + rejected, as stored; duplicates were gated among
+    them; present ones were met already stored (by an earlier run or an import) and left as they were."""
 
     candidates: int = 0
     accepted: int = 0
     rejected: int = 0
     duplicates: int = 0
+    present: int = 0
 
 
 class RunSummary(BaseModel):
-    """The run's yield: candidates = accepted (verified, awaiting review) + rejected (failed
-    verification or skipped as a near-duplicate); `by_kind` also counts gated near-duplicates.
+    """The run's yield, counting what it stored: candidates = accepted (verified, awaiting review) +
+    rejected (failed verification or skipped as a near-duplicate); `already_present` counts candidates
+    it found stored before and left as they were. `by_kind` also counts gated near-duplicates.
     Its JSON is what `generate --json` prints."""
 
     run_id: str
     candidates: int
     accepted: int
     rejected: int
+    already_present: int
     by_kind: dict[str, KindSummary]
     model_calls: int
     errors: list[UnitError]
@@ -374,4 +388,5 @@ def run_summary(run: GenerationRun) -> RunSummary:
         candidates=sum(counts.candidates for counts in by_kind.values()),
         accepted=sum(counts.accepted for counts in by_kind.values()),
         rejected=sum(counts.rejected for counts in by_kind.values()),
+        already_present=sum(counts.present for counts in by_kind.values()),
     )

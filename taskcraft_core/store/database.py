@@ -7,27 +7,21 @@ upgraded with Alembic on open.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 
+from taskcraft_core.store.connection import connect, require_current_schema
+from taskcraft_core.store.document_state import DocumentStateStore
 from taskcraft_core.store.documents import DocumentStore
 from taskcraft_core.store.reviews import ReviewStore
 from taskcraft_core.store.run_locks import RunLockStore
 from taskcraft_core.store.runs import RunStore
+from taskcraft_core.store.task_outcomes import TaskOutcomeStore
 from taskcraft_core.store.tasks import TaskStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
 
 
 def upgrade_schema(engine: Engine) -> None:
@@ -39,14 +33,17 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store(DocumentStore, TaskStore, ReviewStore, RunStore, RunLockStore):
-    """All reads and writes of the studio's records, one mixin per record family."""
+class Store(DocumentStore, DocumentStateStore, TaskStore, TaskOutcomeStore, ReviewStore, RunStore,
+            RunLockStore):
+    """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
+    the database without writing anything (reading commands on a read-only data home); it must then
+    be at the newest schema."""
 
-    def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, url: str, read_only: bool = False) -> None:
         self.url = url
-        self.engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _enable_sqlite_wal)
-        upgrade_schema(self.engine)
+        self.read_only = read_only
+        self.engine = connect(url, read_only)
+        if read_only:
+            require_current_schema(self.engine, url)
+        else:
+            upgrade_schema(self.engine)

@@ -12,6 +12,7 @@ from taskcraft_core.schema import (
     Document,
 )
 from taskcraft_core.store import tables as t
+from taskcraft_core.store.document_state import INDEXING, READY
 
 
 class DocumentSummary(BaseModel):
@@ -31,17 +32,24 @@ class DocumentStore:
 
     engine: Engine
 
-    def add_document(self, document: Document, chunks: Sequence[Chunk]) -> bool:
-        """Store a document with its chunks; False when the same content is already stored."""
+    def add_document(self, document: Document, chunks: Sequence[Chunk], *, indexing: bool = False) -> bool:
+        """Store a document with its chunks; False when the same content is stored and ready (a copy
+        a failed ingest left "indexing" is replaced). With `indexing` (ingest, which writes the
+        vectors next) it is stored "indexing", not present until `mark_document_ready`."""
         with self.engine.begin() as c:
-            if c.scalar(select(t.documents.c.id).where(t.documents.c.content_hash == document.content_hash)):
+            same = t.documents.c.content_hash == document.content_hash
+            stale = select(t.documents.c.id).where(same, t.documents.c.state == INDEXING).scalar_subquery()
+            c.execute(delete(t.chunks).where(t.chunks.c.document_id == stale))
+            c.execute(delete(t.documents).where(same, t.documents.c.state == INDEXING))
+            if c.scalar(select(t.documents.c.id).where(same)):
                 return False
-            c.execute(insert(t.documents), [document.model_dump()])
+            c.execute(insert(t.documents), [document.model_dump() | {"state": INDEXING if indexing else READY}])
             if chunks:
                 c.execute(insert(t.chunks), [chunk.model_dump() for chunk in chunks])
         return True
 
     def list_documents(self) -> list[DocumentSummary]:
+        """Ready documents (one whose ingest has not finished is not present)."""
         counts = (
             select(t.chunks.c.document_id, func.count().label("n")).group_by(t.chunks.c.document_id).subquery()
         )
@@ -56,6 +64,7 @@ class DocumentStore:
                 func.length(t.documents.c.text).label("characters"),
             )
             .outerjoin(counts, counts.c.document_id == t.documents.c.id)
+            .where(t.documents.c.state == READY)
             .order_by(t.documents.c.created_at, t.documents.c.id)
         )
         with self.engine.connect() as c:
@@ -82,10 +91,12 @@ class DocumentStore:
         return Chunk(**row._mapping) if row else None
 
     def iter_chunks(self, batch_size: int = 1000) -> Iterator[list[Chunk]]:
-        """All chunks in batches, for rebuilding the vector index."""
+        """All chunks of ready documents in batches, for rebuilding the vector index."""
+        ready = select(t.documents.c.id).where(t.documents.c.state == READY)
         with self.engine.connect() as c:
             result = c.execution_options(stream_results=True).execute(
-                select(t.chunks).order_by(t.chunks.c.document_id, t.chunks.c.position)
+                select(t.chunks).where(t.chunks.c.document_id.in_(ready))
+                .order_by(t.chunks.c.document_id, t.chunks.c.position)
             )
             for rows in result.partitions(batch_size):
                 yield [Chunk(**row._mapping) for row in rows]

@@ -14,6 +14,7 @@ from taskcraft_core.schema import (
     Task,
 )
 from taskcraft_core.store import tables as t
+from taskcraft_core.store.task_outcomes import drop_superseded_failures
 from taskcraft_core.store.tasks import insert_new_tasks
 
 
@@ -40,15 +41,19 @@ class RunStore:
             return [GenerationRun(**row._mapping) for row in c.execute(query)]
 
     def update_run(self, run_id: str, tasks: Sequence[Task] = (), **values: Any) -> int:
-        """Change only the given columns of a run and store tasks (existing ids skipped), in one
-        transaction: a finished work unit's tasks and its mark in `done_units` land together or not
-        at all, and a cancel written by someone else is never overwritten. Returns tasks added."""
+        """Change only the given columns of a run and store tasks (existing ids skipped, except failed
+        verifications the tasks supersede: see store/task_outcomes.py), in one transaction: a finished
+        work unit's tasks and its mark in `done_units` land together or not at all, and a cancel
+        written by someone else is never overwritten. Returns tasks added."""
         with self.engine.begin() as c:
             # The write comes first so the transaction holds the write lock before it reads.
             values = values | _json_columns(**{k: v for k, v in values.items() if isinstance(v, BaseModel)})
             if c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values)).rowcount == 0:
                 raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
-            return insert_new_tasks(c, tasks) if tasks else 0
+            if not tasks:
+                return 0
+            drop_superseded_failures(c, tasks)
+            return insert_new_tasks(c, tasks)
 
 
 def _json_columns(**records: BaseModel) -> dict[str, Any]:

@@ -31,6 +31,9 @@ documents = Table(
     Column("page_offsets", JSON, nullable=False),
     Column("links", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # "indexing" from the moment the rows are written until the chunk vectors are in the index,
+    # then "ready"; only ready documents count as present (see store/document_state.py).
+    Column("state", String(16), nullable=False, server_default="ready"),
 )
 
 chunks = Table(

@@ -1,0 +1,141 @@
+"""The index kept in step with the database, checked whenever a workspace opens and before a run.
+
+The database owns the data; the Chroma collections are derived from it. An index that does not match
+(deleted, emptied, restored from another backup, half-written by a failed ingest) is detected by
+counts per collection plus a sample of ids from both ends of the database, and brought back in step
+before anything searches it. Documents an ingest left "indexing" are finished first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from taskcraft_core.index.task_vectors import TEXT_BATCH, IndexedStore, index_tasks
+from taskcraft_core.index.vectors import CHUNKS, TASKS
+
+logger = logging.getLogger(__name__)
+
+IndexProgress = Callable[[str, int, int], None]  # (what is being indexed, done, total)
+# Collection ids are listed in pages of this size (below SQLite's limit on query variables).
+ID_PAGE = 5000
+
+
+class CollectionCheck(BaseModel):
+    """One collection against the database: how many entries each holds, and sampled ids missing."""
+
+    name: str
+    expected: int
+    indexed: int
+    missing_samples: int
+
+    @property
+    def in_step(self) -> bool:
+        return self.expected == self.indexed and self.missing_samples == 0
+
+
+class IndexRepair(BaseModel):
+    """What bringing the index in step did (all zero when it already was)."""
+
+    documents_finished: int = 0
+    chunks_indexed: int = 0
+    chunks_removed: int = 0
+    tasks_indexed: int = 0
+    tasks_removed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(self.model_dump().values())
+
+
+def check_index(workspace: IndexedStore) -> list[CollectionCheck]:
+    """The chunk and task collections against the database (cheap: counts and a few ids)."""
+    store, index = workspace.store, workspace.index
+    return [
+        CollectionCheck(name=CHUNKS, expected=store.ready_chunk_count(), indexed=index.collection(CHUNKS).count(),
+                        missing_samples=_missing(workspace, CHUNKS, store.sample_chunk_ids())),
+        CollectionCheck(name=TASKS, expected=store.count_tasks(), indexed=index.collection(TASKS).count(),
+                        missing_samples=_missing(workspace, TASKS, store.sample_task_ids())),
+    ]
+
+
+def ensure_index(workspace: IndexedStore, progress: IndexProgress | None = None) -> IndexRepair:
+    """Finish documents left "indexing", then bring each collection that does not match the
+    database back in step: missing entries embedded and added, entries of nothing removed."""
+    repair = IndexRepair(documents_finished=finish_unfinished_documents(workspace))
+    for check in check_index(workspace):
+        if check.in_step:
+            continue
+        logger.warning("the %s index does not match the database (%d of %d entries, %d sampled ids missing); "
+                       "bringing it in step", check.name, check.indexed, check.expected, check.missing_samples)
+        if check.name == CHUNKS:
+            repair.chunks_indexed, repair.chunks_removed = _sync_chunks(workspace, progress)
+        else:
+            repair.tasks_indexed, repair.tasks_removed = _sync_tasks(workspace, progress)
+    return repair
+
+
+def finish_unfinished_documents(workspace: IndexedStore) -> int:
+    """Index the chunks of documents whose ingest stopped after their rows were written, and mark them
+    ready (their rows were written in one transaction, so they are whole); returns how many."""
+    unfinished = workspace.store.unfinished_documents()
+    for document, chunks in unfinished:
+        workspace.index.add_chunks(document, chunks)  # an upsert: vectors written before are replaced
+        workspace.store.mark_document_ready(document.id)
+        logger.warning("finished indexing %s (%s), left incomplete by an earlier ingest", document.id, document.source)
+    return len(unfinished)
+
+
+def _missing(workspace: IndexedStore, collection: str, ids: list[str]) -> int:
+    if not ids:
+        return 0
+    found = workspace.index.collection(collection).get(ids=list(dict.fromkeys(ids)), include=[])["ids"]
+    return len(set(ids) - set(found))
+
+
+def _collection_ids(workspace: IndexedStore, name: str) -> set[str]:
+    collection = workspace.index.collection(name)
+    return {entry for start in range(0, collection.count(), ID_PAGE)
+            for entry in collection.get(limit=ID_PAGE, offset=start, include=[])["ids"]}
+
+
+def _remove(workspace: IndexedStore, name: str, ids: set[str]) -> int:
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), ID_PAGE):
+        workspace.index.collection(name).delete(ids=ordered[start : start + ID_PAGE])
+    return len(ordered)
+
+
+def _sync_chunks(workspace: IndexedStore, progress: IndexProgress | None) -> tuple[int, int]:
+    """Add the chunks of ready documents the collection lacks and remove entries of no chunk (the
+    vectors of a document another process is ingesting right now are left alone)."""
+    expected, indexed = workspace.store.ready_chunk_ids(), _collection_ids(workspace, CHUNKS)
+    in_flight = {chunk.id for _, chunks in workspace.store.unfinished_documents() for chunk in chunks}
+    removed = _remove(workspace, CHUNKS, indexed - expected - in_flight)
+    missing = expected - indexed
+    if not missing:
+        return 0, removed
+    total, done = len(missing), 0
+    for summary in workspace.store.list_documents():
+        chunks = [chunk for chunk in workspace.store.get_chunks(summary.id) if chunk.id in missing]
+        document = workspace.store.get_document(summary.id) if chunks else None
+        if document is not None:
+            workspace.index.add_chunks(document, chunks)
+            done += len(chunks)
+            if progress:
+                progress("chunks", done, total)
+    return done, removed
+
+
+def _sync_tasks(workspace: IndexedStore, progress: IndexProgress | None) -> tuple[int, int]:
+    """Embed the stored tasks the collection lacks and remove vectors of tasks no longer stored."""
+    expected, indexed = set(workspace.store.list_task_ids()), _collection_ids(workspace, TASKS)
+    removed = _remove(workspace, TASKS, indexed - expected)
+    missing = sorted(expected - indexed)
+    for start in range(0, len(missing), TEXT_BATCH):
+        index_tasks(workspace, workspace.store.get_tasks(missing[start : start + TEXT_BATCH], with_trajectory=False))
+        if progress:
+            progress("tasks", min(start + TEXT_BATCH, len(missing)), len(missing))
+    return len(missing), removed
