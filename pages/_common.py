@@ -124,13 +124,29 @@ def reviewer_input() -> str:
 @st.cache_data(ttl=OPTIONS_TTL_S, show_spinner=False)
 def _filter_choices(database_url: str, _ws: Workspace) -> tuple[review_queue.FilterOptions, dict[str, str]]:
     # DISTINCT scans take ~70 ms at 36k tasks; options a few seconds stale are fine, decisions are not slowed.
-    return review_queue.filter_options(_ws.store), {doc.id: doc.title for doc in _ws.store.list_documents()}
+    return review_queue.filter_options(_ws.store), _ws.store.document_titles()
 
 
-def filter_widgets(prefix: str, ws: Workspace, default_statuses: list[str]) -> TaskFilter:
-    """The task filters shared by Review and Export, with keys prefixed per page."""
+def _filter_in_state(prefix: str, default_statuses: list[str]) -> TaskFilter:
+    """The filter the widgets hold now (before they are drawn), for the collapsed summary."""
+    state = st.session_state
+    return review_queue.build_filter(
+        statuses=state.get(f"{prefix}_status", default_statuses), kinds=state.get(f"{prefix}_kind", []),
+        difficulty=state.get(f"{prefix}_difficulty", (1, review_queue.MAX_DIFFICULTY)),
+        hops=state.get(f"{prefix}_hops", []), document_ids=state.get(f"{prefix}_document", []),
+        run_ids=state.get(f"{prefix}_run", []), engines=state.get(f"{prefix}_engine", []),
+        reviewers=state.get(f"{prefix}_reviewer", []), text=state.get(f"{prefix}_text", ""),
+        sort=state.get(f"{prefix}_sort", "oldest"),
+    )
+
+
+def filter_widgets(prefix: str, ws: Workspace, default_statuses: list[str], expanded: bool = True) -> TaskFilter:
+    """The task filters shared by Review and Export, with keys prefixed per page. The expander's
+    label says in one line what is filtered, so the panel can stay collapsed."""
     options, documents = _filter_choices(ws.settings.resolved_database_url, ws)
-    with st.expander("Filters", expanded=True):
+    summary = review_queue.describe_filter(_filter_in_state(prefix, default_statuses), documents)
+    with st.expander(f"Filters: {escape_markdown(summary)}", expanded=expanded, key=f"{prefix}_filters",
+                     icon=":material/filter_list:"):
         first, second, third = st.columns(3)
         statuses = first.multiselect("Status", TASK_STATUSES, default=default_statuses, key=f"{prefix}_status")
         kinds = first.multiselect("Kind", TASK_KINDS, key=f"{prefix}_kind")

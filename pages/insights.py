@@ -17,13 +17,16 @@ def dataset_views(database_url: str, version: tuple[int, int, int], _ws: Workspa
     store = _ws.store
     tasks = insights.task_table(store)
     reviews = store.all_reviews()
+    votes = store.all_votes()
     usage = insights.tool_usage(store.tool_step_counts(), list(tasks["id"]))
     titles = {doc.id: doc.title for doc in store.list_documents()}
     funnel = insights.funnel_counts(insights.status_counts(tasks))
     return {
         "funnel": funnel,
         "yield": insights.yield_per_document(tasks, titles),
-        "agreement": insights.reviewer_agreement(store.standing_reviews()),
+        "agreement": insights.reviewer_agreement(votes),
+        "alpha": insights.overall_agreement(votes),
+        "reviewers": insights.reviewer_table(votes, reviews),
         "throughput": insights.reviewer_throughput(reviews),
         "figures": {
             "funnel": insights.funnel_figure(funnel),
@@ -65,9 +68,15 @@ st.subheader("Reviewers")
 if views["throughput"].empty:
     st.caption("No reviews yet.")
 else:
+    st.dataframe(views["reviewers"], hide_index=True, column_config={
+        "accept_rate": st.column_config.NumberColumn("accept rate", format="percent"),
+        "median_seconds_per_decision": st.column_config.NumberColumn("median s per decision", format="%.1f")})
     st.plotly_chart(insights.throughput_figure(views["throughput"]), key="chart_throughput")
+alpha, shared = views["alpha"]
 if views["agreement"].empty:
     st.caption("Agreement appears once two reviewers have decided the same task.")
 else:
+    shown = "undefined (one decision only, or fewer than two shared tasks)" if alpha is None else f"{alpha:.3f}"
+    st.metric(f"Krippendorff's alpha (nominal) over {shared} tasks decided by two or more reviewers", shown)
     st.plotly_chart(insights.agreement_figure(views["agreement"]), key="chart_agreement")
     st.dataframe(views["agreement"], hide_index=True)

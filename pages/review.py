@@ -1,25 +1,37 @@
-"""Review: step through the queue one task at a time and decide.
+"""Review: step through a queue one task at a time and decide.
+
+Layout, top to bottom: who reviews and which queue, the filters (collapsed to a one-line summary),
+then the card: the question, the golden answer and the decision bar first (above the fold at
+1400x1000), the trajectory stepper right below, then details (verification, evidence, lineage),
+similar tasks and the history. Each part is one `show_*` function; add to the card in its section.
 
 Only the card reruns on a decision (`st.fragment`); decisions are callbacks, so the next task
 renders in the same run. Ids, positions and notices live in session state, never task objects; the
 history holds (task id, review id) of this session's decisions, so Undo takes back exactly the
 decision this session made, and only while nobody decided that task after it.
+
+With `reviews_per_task` > 1 each reviewer works through their own queue (tasks they have not
+decided); deciding a task again changes their own vote. Disputed tasks wait on the Adjudicate
+queue, which adjudicators see. `?task=ID` opens that task directly (shareable, bookmarkable).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
-from taskcraft_core.curate import dedup
 from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import ReviewConflict, TaskCraftError
+from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 
-POSITION, PINNED, HISTORY, EDITING, NOTICE, SIMILAR, FILTER = (
+POSITION, PINNED, HISTORY, EDITING, NOTICE, SIMILAR, FILTER, LINKED = (
     "review_position", "review_pinned", "review_history", "review_editing", "review_notice", "review_similar",
-    "review_filter",
+    "review_filter", "review_linked",
 )
+QUEUES: dict[rq.Queue, str] = {"review": "Review", "adjudicate": "Adjudicate"}
 
 
 def init_state(task_filter: TaskFilter) -> None:
@@ -32,6 +44,19 @@ def init_state(task_filter: TaskFilter) -> None:
     st.session_state[FILTER] = fingerprint
     if requested := st.session_state.pop(OPEN_IN_REVIEW, None):
         open_task(requested)
+    linked = st.query_params.get("task")
+    if linked and linked != st.session_state.get(LINKED):  # a link opens its task once per session
+        st.session_state[LINKED] = linked
+        open_task(linked)
+
+
+def choose_queue(settings: Settings, reviewer: str) -> rq.Queue:
+    """Adjudicators choose between their review queue and the disputed tasks; others review."""
+    if not rq.may_adjudicate(settings, reviewer):
+        return "review"
+    chosen = st.segmented_control("Queue", list(QUEUES), format_func=lambda queue: QUEUES[queue], default="review",
+                                  key="review_queue", label_visibility="collapsed")
+    return chosen or "review"
 
 
 # ---- actions (callbacks: they run before the card renders again) -----------------------------
@@ -45,36 +70,42 @@ def open_task(task_id: str) -> None:
     st.session_state.update({PINNED: task_id, EDITING: False, NOTICE: None, SIMILAR: None})
 
 
-def record(card: rq.Card, task_filter: TaskFilter, reviewer: str, decision: str, **details: object) -> None:
-    store = workspace().store
+def record(card: rq.Card, queue_filter: TaskFilter, reviewer: str, decision: str, override: bool = False,
+           **details: Any) -> None:
+    ws = workspace()
+    adjudication = queue_filter.disputed is True
     try:
-        review = rq.decide(store, card, reviewer, decision, **details)  # type: ignore[arg-type]
+        review = rq.decide(ws.store, ws.settings, card, reviewer, decision, override=override,  # type: ignore[arg-type]
+                           adjudication=adjudication, **details)
     except ReviewConflict as conflict:
-        st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint)
+        # Keep the task on screen, now with its newest state, and offer to record the same decision
+        # anyway, as a deliberate override (it may have left the queue meanwhile).
+        open_task(card.task.id)
+        st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint, (card.task.id, decision, details))
         return
     except TaskCraftError as error:
-        st.session_state[NOTICE] = ("error", error.message, error.hint)
+        st.session_state[NOTICE] = ("error", error.message, error.hint, None)
         return
     st.session_state[HISTORY] = [*st.session_state[HISTORY], (card.task.id, review.id)]
     if decision == "edit":  # an edit keeps the task on screen so it can be decided next
-        st.session_state.update({EDITING: False, NOTICE: ("success", "Edit saved; the original is kept.", "")})
+        st.session_state.update({EDITING: False, NOTICE: ("success", "Edit saved; the original is kept.", "", None)})
     elif card.position is None:
         st.session_state.update({PINNED: None, NOTICE: None})
     else:
-        go_to(rq.position_after_decision(store, task_filter, card.task.id, card.position))
+        go_to(rq.position_after_decision(ws.store, queue_filter, card.task.id, card.position))
 
 
-def reject(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
+def reject(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None:
     reason = rq.reject_reason(st.session_state["reject_reason"], st.session_state.get("reject_details", ""))
-    record(card, task_filter, reviewer, "reject", reason=reason)
+    record(card, queue_filter, reviewer, "reject", reason=reason)
 
 
-def save_edit(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
+def save_edit(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None:
     edits = rq.edits_from_form(card.task, st.session_state["edit_question"], st.session_state["edit_answer"])
     if not edits:
-        st.session_state[NOTICE] = ("info", "Nothing changed.", "")
+        st.session_state[NOTICE] = ("info", "Nothing changed.", "", None)
         return
-    record(card, task_filter, reviewer, "edit", edits=edits)
+    record(card, queue_filter, reviewer, "edit", edits=edits)
 
 
 def undo_last(reviewer: str) -> None:
@@ -83,60 +114,151 @@ def undo_last(reviewer: str) -> None:
     history (it can no longer be taken back from here)."""
     history = list(st.session_state[HISTORY])
     task_id, review_id = history.pop()
+    ws = workspace()
     try:
-        rq.undo(workspace().store, review_id, reviewer)
+        rq.undo(ws.store, ws.settings, review_id, reviewer)
     except ReviewConflict as conflict:
         st.session_state[HISTORY] = history
         open_task(task_id)
-        st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint)
+        st.session_state[NOTICE] = ("conflict", conflict.message, conflict.hint, None)
         return
     except TaskCraftError as error:
-        st.session_state[NOTICE] = ("error", error.message, error.hint)
+        st.session_state[NOTICE] = ("error", error.message, error.hint, None)
         return
     st.session_state[HISTORY] = history
     open_task(task_id)
 
 
-# ---- the card ----------------------------------------------------------------------------------
+# ---- the card: header and notices --------------------------------------------------------------
 
 
-def show_notice() -> None:
+def show_notice(card: rq.Card | None, queue_filter: TaskFilter, reviewer: str) -> None:
     notice = st.session_state[NOTICE]
     if not notice:
         return
-    kind, message, hint = notice
+    kind, message, hint, pending = notice
     text = escape_markdown(f"{message} {hint}".strip())  # messages name tasks and reviewers
-    if kind == "conflict":
-        st.warning(text)
-        st.button("Reload task", key="review_reload", on_click=st.session_state.update, args=({NOTICE: None},))
-    else:
+    if kind != "conflict":
         {"error": st.error, "info": st.info, "success": st.success}[kind](text)
+        return
+    st.warning(text)
+    reload, override = st.columns([1, 3])
+    reload.button("Reload task", key="review_reload", on_click=st.session_state.update, args=({NOTICE: None},))
+    if pending and card is not None and card.task.id == pending[0]:
+        _, decision, details = pending
+        override.button(f"Record my {decision} anyway (override)", key="review_override", on_click=record,
+                        args=(card, queue_filter, reviewer, decision, True), kwargs=details)
 
 
 def show_progress(card: rq.Card) -> None:
     decided = len(st.session_state[HISTORY])
     if card.position is None:
-        st.caption(f"Opened directly · {card.total} in the queue · {decided} decided this session")
-        st.button("Back to the queue", key="review_back", on_click=go_to, args=(st.session_state[POSITION],))
-        return
-    st.progress((card.position + 1) / card.total,
-                text=f"Task {card.position + 1} of {card.total} · {decided} decided this session")
-
-
-def show_task(card: rq.Card) -> None:
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(f"Opened directly · {card.total} in the queue · {decided} decided this session")
+        right.button("Back to the queue", key="review_back", on_click=go_to, args=(st.session_state[POSITION],))
+    else:
+        st.progress((card.position + 1) / card.total,
+                    text=f"Task {card.position + 1} of {card.total} · {decided} decided this session")
     task = card.task
     st.caption(f"{escape_markdown(task.id)} · {task.kind} · **{task.status}** · difficulty {task.difficulty} · "
                f"hops {task.hops} · width {task.width} · "
                f"{escape_markdown(task.engine)} / {escape_markdown(task.model)}")
-    st.markdown("**Question**  \n" + escape_markdown(task.question))
+
+
+def show_question(card: rq.Card) -> None:
+    task = card.task
+    with st.container(key="review_question"):
+        st.markdown("**Question**  \n" + escape_markdown(task.question))
     answer = task.golden_answer
     lines = [f"{n}\\. {escape_markdown(part)}" for n, part in enumerate(answer, 1)] if isinstance(answer, list) \
         else [escape_markdown(answer)]
     st.markdown("**Golden answer**  \n" + "  \n".join(lines))
+
+
+def show_votes(card: rq.Card, reviewer: str, settings: Settings, adjudicating: bool) -> None:
+    """Decisions so far when several reviewers decide a task; side by side for an adjudicator."""
+    if settings.reviews_per_task <= 1 and not adjudicating:
+        return
+    votes = card.votes
+    if adjudicating and votes:
+        columns = st.columns(len(votes))
+        for column, vote in zip(columns, votes, strict=True):
+            column.markdown(f"**{escape_markdown(vote.reviewer)}**: {vote.decision}  \n"
+                            + escape_markdown(vote.reason or "—"))
+        return
+    own = card.own_vote(reviewer)
+    summary = f"{len(votes)} of {settings.reviews_per_task} decisions in"
+    if own:
+        summary += f" · yours: **{own.decision}** (decide again to change it)"
+    st.caption(summary + (" · disputed, waiting for an adjudicator" if card.disputed else ""))
+
+
+# ---- the card: the decision bar ----------------------------------------------------------------
+
+
+def show_actions(card: rq.Card, queue_filter: TaskFilter, reviewer: str) -> None:
+    blocked = not reviewer
+    args = (card, queue_filter, reviewer)
+    final = " (final)" if queue_filter.disputed else ""
+    buttons = st.columns(7)
+    buttons[0].button("Accept" + final, key="review_accept", type="primary", shortcut="A", disabled=blocked,
+                      on_click=record, args=(*args, "accept"))
+    buttons[1].button("Reject" + final, key="review_reject", shortcut="X", disabled=blocked, on_click=reject,
+                      args=args)
+    buttons[2].button("Edit", key="review_edit", shortcut="E", disabled=blocked,
+                      on_click=st.session_state.update, args=({EDITING: not st.session_state[EDITING]},))
+    position = card.position if card.position is not None else st.session_state[POSITION]
+    buttons[3].button("Skip", key="review_skip", shortcut="S", on_click=go_to, args=(position + 1,))
+    buttons[4].button("Undo", key="review_undo", shortcut="Z", on_click=undo_last, args=(reviewer,),
+                      disabled=blocked or not st.session_state[HISTORY])
+    buttons[5].button("Previous", key="review_previous", shortcut="P", on_click=go_to, args=(position - 1,),
+                      disabled=card.position == 0)
+    buttons[6].button("Next", key="review_next", shortcut="N", on_click=go_to, args=(position + 1,))
+    reason, details = st.columns([1, 2])
+    reason.selectbox("Reject reason", rq.REJECT_REASONS, key="reject_reason", label_visibility="collapsed")
+    details.text_input("Reject details", key="reject_details", placeholder="Reject details, optional, in your own "
+                       "words", label_visibility="collapsed")
+    if blocked:
+        st.caption("Enter your name above to accept, reject or edit.")
+    if st.session_state[EDITING] and not blocked:
+        with st.form("edit_form"):
+            st.text_area("Question", value=card.task.question, key="edit_question")
+            st.text_area("Golden answer (one line per part for width tasks)",
+                         value=rq.answer_as_text(card.task.golden_answer), key="edit_answer")
+            st.form_submit_button("Save edit", on_click=save_edit, args=args)
+
+
+# ---- the card: trajectory, details, similar, history ------------------------------------------
+
+
+def show_trajectory(card: rq.Card) -> None:
+    """A stepper: one step shown at a time (the first by default), the others one click away, so a
+    long trajectory costs the first paint one step, not all of them."""
+    st.markdown(f"**Trajectory** · {len(card.steps)} steps")
+    if not card.steps:
+        return
+    chosen = st.segmented_control(
+        "Step", list(range(len(card.steps))), default=0, key=f"review_step_{card.task.id}",
+        format_func=lambda i: f"{card.steps[i].number} {card.steps[i].action}", label_visibility="collapsed")
+    step = card.steps[chosen or 0]
+    st.caption(escape_markdown(step.title))
+    if step.thought:
+        st.markdown(escape_markdown(step.thought))
+    if step.args:
+        st.code(step.args, language="json", wrap_lines=True)
+    if step.observation:
+        st.code(step.observation, language=None, wrap_lines=True)
+    if step.truncated:
+        st.caption("Long text cut for display; the export carries it whole.")
+
+
+def show_details(card: rq.Card) -> None:
+    task = card.task
     st.markdown(f"**Identifier** {escape_markdown(task.content_identifier)}  \n"
                 f"**Relation** {escape_markdown(task.relation or '—')}")
     if task.failure_reason:
         st.warning("Failed verification: " + escape_markdown(task.failure_reason))
+    show_verification(card)
     show_lineage(card)
     if card.evidence:
         st.markdown(f"**Evidence** (page {card.evidence.page})")
@@ -167,57 +289,15 @@ def show_verification(card: rq.Card) -> None:
             st.markdown(escape_markdown(check.judge_rationale))
 
 
-def show_trajectory(card: rq.Card) -> None:
-    st.markdown(f"**Trajectory** · {len(card.steps)} steps")
-    for step in card.steps:
-        with st.expander(escape_markdown(step.title)):
-            if step.thought:
-                st.markdown(escape_markdown(step.thought))
-            if step.args:
-                st.code(step.args, language="json", wrap_lines=True)
-            if step.observation:
-                st.code(step.observation, language=None, wrap_lines=True)
-            if step.truncated:
-                st.caption("Long text cut for display; the export carries it whole.")
-
-
-def show_actions(card: rq.Card, task_filter: TaskFilter, reviewer: str) -> None:
-    blocked = not reviewer
-    reason, details = st.columns([1, 2])
-    reason.selectbox("Reject reason", rq.REJECT_REASONS, key="reject_reason")
-    details.text_input("Reject details", key="reject_details", placeholder="Optional, in your own words")
-    args = (card, task_filter, reviewer)
-    buttons = st.columns(7)
-    buttons[0].button("Accept", key="review_accept", type="primary", shortcut="A", disabled=blocked,
-                      on_click=record, args=(*args, "accept"))
-    buttons[1].button("Reject", key="review_reject", shortcut="X", disabled=blocked, on_click=reject, args=args)
-    buttons[2].button("Edit", key="review_edit", shortcut="E", disabled=blocked,
-                      on_click=st.session_state.update, args=({EDITING: not st.session_state[EDITING]},))
-    position = card.position if card.position is not None else st.session_state[POSITION]
-    buttons[3].button("Skip", key="review_skip", shortcut="S", on_click=go_to, args=(position + 1,))
-    buttons[4].button("Undo", key="review_undo", shortcut="Z", on_click=undo_last, args=(reviewer,),
-                      disabled=blocked or not st.session_state[HISTORY])
-    buttons[5].button("Previous", key="review_previous", shortcut="P", on_click=go_to, args=(position - 1,),
-                      disabled=card.position == 0)
-    buttons[6].button("Next", key="review_next", shortcut="N", on_click=go_to, args=(position + 1,))
-    if blocked:
-        st.caption("Enter your name above to accept, reject or edit.")
-    if st.session_state[EDITING] and not blocked:
-        with st.form("edit_form"):
-            st.text_area("Question", value=card.task.question, key="edit_question")
-            st.text_area("Golden answer (one line per part for width tasks)",
-                         value=rq.answer_as_text(card.task.golden_answer), key="edit_answer")
-            st.form_submit_button("Save edit", on_click=save_edit, args=args)
-
-
 def show_similar(card: rq.Card) -> None:
-    ws = workspace()
     if st.button("Find similar", key="review_find_similar"):
         st.session_state[SIMILAR] = card.task.id
     if st.session_state[SIMILAR] != card.task.id:
         return
+    from taskcraft_core.curate import dedup  # loads the vector index: only when asked, never on first paint
+
     with user_errors():
-        similar = dedup.find_similar(ws, card.task.id, k=5)
+        similar = dedup.find_similar(workspace(), card.task.id, k=5)
         if not similar:
             st.caption("No similar tasks.")
         for task, score in similar:
@@ -226,28 +306,44 @@ def show_similar(card: rq.Card) -> None:
             right.button("Open", key=f"similar_{task.id}", on_click=open_task, args=(task.id,))
 
 
+def show_history(card: rq.Card) -> None:
+    with st.expander(f"Review history · {len(card.history)} decisions"):
+        for review in card.history:
+            flags = "".join(f" · {flag}" for flag in ("override", "adjudication") if getattr(review, flag))
+            st.text(f"{review.created_at:%Y-%m-%d %H:%M} · {review.reviewer} · {review.decision}{flags} · "
+                    f"{review.reason}")
+
+
 @st.fragment
-def review_card(task_filter: TaskFilter, reviewer: str) -> None:
+def review_card(queue_filter: TaskFilter, reviewer: str) -> None:
     ws = workspace()
-    card = rq.load_card(ws.store, task_filter, st.session_state[POSITION], st.session_state[PINNED])
-    show_notice()
+    card = rq.load_card(ws.store, queue_filter, st.session_state[POSITION], st.session_state[PINNED], reviewer)
+    show_notice(card, queue_filter, reviewer)
     if card is None:
-        st.info("No tasks match these filters. Generate some, or widen the filters.")
+        if st.session_state[PINNED]:
+            st.error(f"No task with id {escape_markdown(st.session_state[PINNED])}.")
+            st.button("Back to the queue", key="review_back", on_click=go_to, args=(st.session_state[POSITION],))
+        else:
+            st.info("No tasks match these filters. Generate some, or widen the filters.")
         return
     show_progress(card)
-    show_actions(card, task_filter, reviewer)
-    show_task(card)
-    show_verification(card)
+    show_question(card)
+    show_votes(card, reviewer, ws.settings, adjudicating=queue_filter.disputed is True)
+    show_actions(card, queue_filter, reviewer)
     show_trajectory(card)
+    show_details(card)
     show_similar(card)
-    with st.expander("Review history"):
-        for review in ws.store.reviews_for(card.task.id):
-            st.text(f"{review.created_at:%Y-%m-%d %H:%M} · {review.reviewer} · {review.decision} · {review.reason}")
+    show_history(card)
 
 
 st.title("Review")
 ws = workspace()
-reviewer = reviewer_input()
-task_filter = filter_widgets("review", ws, default_statuses=["pending"])
-init_state(task_filter)
-review_card(task_filter, reviewer)
+who, which = st.columns([3, 2], vertical_alignment="bottom")
+with who:
+    reviewer = reviewer_input()
+with which:
+    queue = choose_queue(ws.settings, reviewer)
+task_filter = filter_widgets("review", ws, default_statuses=["pending"], expanded=False)
+queue_filter = rq.queue_filter(task_filter, queue, reviewer, ws.settings.reviews_per_task)
+init_state(queue_filter)
+review_card(queue_filter, reviewer)

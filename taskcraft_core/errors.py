@@ -24,7 +24,15 @@ class UnsafeURLError(IngestError):
 
 
 class ReviewConflict(TaskCraftError):
-    """Someone else decided the task since this reviewer loaded it."""
+    """The task's review state changed since the one a decision was made on (someone decided since)."""
+
+    def __init__(self, message: str, hint: str = "", current_review_id: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.current_review_id = current_review_id  # the state now, to decide on top of it knowingly
+
+
+class PermissionDenied(TaskCraftError):
+    """The acting reviewer may not do this (e.g. adjudicate without being an adjudicator)."""
 
 
 class ModelOutputError(TaskCraftError):

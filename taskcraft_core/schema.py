@@ -124,6 +124,11 @@ class Review(BaseModel):
     reason: str = ""
     edits: dict[str, Any] = Field(default_factory=dict)
     supersedes_id: int | None = None
+    seen_review_id: int | None = Field(
+        None, description="The review the decision was made on (the state the reviewer saw; None: undecided)."
+    )
+    override: bool = Field(False, description="Recorded knowingly over a state that had changed since it was seen.")
+    adjudication: bool = Field(False, description="An adjudicator's final decision on a disputed task.")
     created_at: datetime = Field(default_factory=utcnow)
 
 

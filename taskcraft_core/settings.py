@@ -32,6 +32,7 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_WEB_SEARCH_URL": "web_search_url",
     "TASKCRAFT_DUPLICATE_THRESHOLD": "duplicate_threshold",
     "TASKCRAFT_DUPLICATE_ACTION": "duplicate_action",
+    "TASKCRAFT_REVIEWS_PER_TASK": "reviews_per_task",
     "TASKCRAFT_WORKERS": "workers",
     "TASKCRAFT_CHROMA_URL": "chroma_url",
 }
@@ -113,6 +114,14 @@ class Settings(BaseModel):
     name_match_ratio: float = Field(
         85.0, ge=0.0, le=100.0, description="rapidfuzz score (0-100) from which two names in questions are "
         "spellings of one name; similar questions naming different things are not duplicates."
+    )
+    reviews_per_task: int = Field(
+        1, ge=1, le=10, description="Decisions by different reviewers a task needs; with more than one, a task "
+        "is final when that many agree, and disagreeing decisions go to adjudication (1: the first decision counts)."
+    )
+    adjudicators: list[str] = Field(
+        default_factory=list, description="Reviewers (names or signed-in emails) who may settle disputed tasks "
+        "on the Adjudicate queue, besides admins."
     )
 
     workers: Literal["inline", "queue"] = Field(

@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from taskcraft_core.settings import ENV_FIELDS
 from taskcraft_core.store import Store, TaskFilter
+from tests.studio_server import CHROMIUM_ARGS, ROOT, chromium_path, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).parent.parent
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 SAMPLE = ROOT / "taskcraft_core" / "ingest" / "sample_corpus" / "rv_storm_petrel.md"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 PAGES = ["home", "corpus", "generate", "review", "insights", "duplicates", "export", "settings"]
 
 
 def _chromium() -> str:
-    found = shutil.which("chromium")
+    found = chromium_path()
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is not installed; .ci/run installs it")
@@ -43,43 +35,12 @@ def _chromium() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError("streamlit did not become healthy")
-
-
 @pytest.fixture
 def studio(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A studio server on a free local port with its own data home."""
-    home, port = tmp_path / "home", _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_FIELDS} | {"TASKCRAFT_HOME": str(home)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server)
+    home = tmp_path / "home"
+    with streamlit_server(ROOT / "app.py", home) as url:
         yield url, home
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _open(page, url: str, name: str) -> None:  # noqa: ANN001 (playwright's Page)
@@ -183,4 +144,39 @@ def test_upload_generate_decide_export_in_a_real_browser(studio: tuple[str, Path
             _open(page, url, name)
             page.wait_for_timeout(1500)  # plotly draws after the script run ends
             page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        browser.close()
+
+
+def test_review_shows_the_task_above_the_fold_and_a_link_opens_one_task(tmp_path: Path) -> None:
+    """At 1400x1000 the question, the golden answer and the decision buttons are visible without
+    scrolling; `/review?task=ID` (here the first request to a fresh server) opens that task."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.curation_factory import question_tasks
+
+    home = tmp_path / "home"
+    Store(f"sqlite:///{(home / 'taskcraft.sqlite').resolve()}").add_tasks(question_tasks())
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with streamlit_server(ROOT / "app.py", home) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        page.goto(f"{url}/review?task=t7")
+        expect(page.locator(".st-key-review_question")).to_contain_text("How deep is Lake Vostrov", timeout=60_000)
+        expect(page.get_by_text("Opened directly")).to_be_visible()
+        expect(page.get_by_role("button", name="Accept")).to_be_visible()
+        _settle(page)
+        page.screenshot(path=str(SCREENSHOTS / "review-link.png"))
+
+        _open(page, url, "review")
+        question = page.locator(".st-key-review_question")
+        expect(question).to_contain_text("Which architect designed the Kelvingrove Concert Hall")
+        filters = page.get_by_text("Filters: status pending · oldest first")
+        above_the_fold = [question, page.get_by_text("Golden answer"), filters,
+                          page.get_by_role("button", name="Accept"), page.get_by_role("button", name="Reject")]
+        for element in above_the_fold:
+            box = element.first.bounding_box()
+            assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 1000, (element, box)
+        expect(page.get_by_label("Status")).to_be_hidden()  # the filter panel starts collapsed
+        page.screenshot(path=str(SCREENSHOTS / "review-fold.png"))
         browser.close()

@@ -34,8 +34,11 @@ def test_review_then_export_accepted_as_json(
     home: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["review", "t7", "--accept", "--reviewer", "ann", "--json"], capsys)
-    assert code == 0 and json.loads(out) | {"review_id": 0} == {"task_id": "t7", "decision": "accept",
-                                                                 "status": "accepted", "review_id": 0}
+    printed = json.loads(out)
+    assert code == 0 and {key: printed[key] for key in ("task_id", "decision", "status", "override")} == {
+        "task_id": "t7", "decision": "accept", "status": "accepted", "override": False}
+    assert [(r["reviewer"], r["decision"]) for r in printed["reviews"]] == [("ann", "accept")]
+    assert printed["review"] == printed["reviews"][0]
     code, out, _ = run(["review", "t8", "--reject", "--reviewer", "ann", "--reason", "ambiguous"], capsys)
     assert code == 0 and out.strip() == "task t8: rejected by ann"
     code, out, _ = run(["export", "--format", "jsonl", "--out", str(tmp_path / "x" / "a.jsonl"), "--json"], capsys)
@@ -85,3 +88,29 @@ def test_dedup_piped_into_a_reader_that_stops_early_ends_quietly(home: Workspace
     process.stdout.close()
     errors = process.stderr.read().decode()
     assert process.wait(timeout=120) == 0 and errors == ""
+
+
+def test_review_names_the_state_it_decides_on_conflicts_exit_2_and_override_is_recorded(
+        home: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["review", "t1", "--accept", "--reviewer", "ann"], capsys)[0] == 0
+    [ann] = home.store.reviews_for("t1")
+    code, out, err = run(["review", "t1", "--reject", "--reviewer", "bob", "--json"], capsys)  # made on "none"
+    assert code == 2 and json.loads(out)["current_review_id"] == ann.id
+    assert err.startswith("conflict: Task t1 changed since the state this decision was made on (no decision): "
+                          f"ann recorded accept (review {ann.id}).")
+    assert f"--expect {ann.id}" in err and home.store.get_task("t1").status == "accepted"
+    code, out, _ = run(["review", "t1", "--reject", "--reviewer", "bob", "--expect", str(ann.id)], capsys)
+    assert code == 0 and out.strip() == "task t1: rejected by bob"
+    code, out, _ = run(["review", "t1", "--accept", "--reviewer", "cleo", "--override", "--json"], capsys)
+    assert code == 0 and json.loads(out)["override"] is True
+    code, out, _ = run(["review", "t1"], capsys)  # no decision: the history, newest review id first line
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == f"task t1: accepted; latest review {ann.id + 2}"
+    assert [line.split()[3:] for line in lines[1:]] == [["ann:", "accept"], ["bob:", "reject"],
+                                                        ["cleo:", "accept", "[override]"]]
+    assert run(["review", "t1", "--accept", "--reviewer", "dan", "--expect", "soon"], capsys)[0] == 1
+
+
+def test_review_adjudicate_needs_an_adjudicator(home: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["review", "t2", "--accept", "--reviewer", "ann", "--adjudicate"], capsys)
+    assert code == 1 and "ann may not adjudicate" in err and home.store.reviews_for("t2") == []

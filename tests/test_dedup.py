@@ -77,7 +77,7 @@ def test_a_rebuilt_index_gives_the_same_clusters(workspace: Workspace) -> None:
 def test_an_edited_task_is_compared_by_what_it_says_now(workspace: Workspace) -> None:
     find_near_duplicates(stored(workspace), THRESHOLD)
     workspace.store.record_review("t3", "ann", "edit", edits={"question": "When was the Glasgow Hall demolished?"},
-                                  check_conflict=False)
+                                  override=True)
     clusters = find_near_duplicates(workspace, THRESHOLD)
     assert [c.task_ids for c in clusters] == [["t1", "t2"], ["t5", "t6"]]
 
@@ -148,7 +148,7 @@ def test_the_gate_flags_a_candidate_like_a_pending_or_accepted_task_only(workspa
     other_year = make_task("new2", "How many goals did Mirela Dragan score for the national team during the "
                                    "2021 European qualifiers?", "11")
     assert gate_candidate(workspace, other_year, THRESHOLD) is None
-    workspace.store.record_review("t7", "ann", "reject", reason="vague", check_conflict=False)
+    workspace.store.record_review("t7", "ann", "reject", reason="vague", override=True)
     assert gate_candidate(workspace, paraphrase, THRESHOLD) is None
 
 

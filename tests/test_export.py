@@ -44,15 +44,20 @@ def test_the_record_is_the_contract_with_the_edited_text_and_the_decision_in_for
     edit = store.record_review("t1", "ann", "edit", edits={"question": "Who was the hall's architect?"},
                                expected_latest=first.id)
     store.record_review("t1", "bob", "undo", expected_latest=edit.id)
-    store.record_review("t1", "bob", "edit", edits={"golden_answer": "A. Munro"}, check_conflict=False)
+    store.record_review("t1", "bob", "edit", edits={"golden_answer": "A. Munro"}, override=True)
     record = task_record(store.get_task("t1"), store)
     assert list(record) == ["id", "kind", "question", "golden_answer", "content_identifier", "relation", "hops",
                             "difficulty", "engine", "model", "status", "source", "parents", "trajectory",
-                            "verification", "review"]
+                            "verification", "review", "reviews"]
     review = record.pop("review")
-    assert (review["reviewer"], review["decision"], review["edits"], review["reason"]) == (
-        "bob", "edit", {"golden_answer": "A. Munro"}, "")
+    assert (review["reviewer"], review["decision"], review["edits"], review["reason"], review["override"]) == (
+        "bob", "edit", {"golden_answer": "A. Munro"}, "", True)
     assert review["time"].startswith("20")
+    history = record.pop("reviews")  # every decision, in order, undo included
+    assert [(r["reviewer"], r["decision"], r["override"], r["adjudication"]) for r in history] == [
+        ("ann", "accept", False, False), ("ann", "edit", False, False), ("bob", "undo", False, False),
+        ("bob", "edit", True, False)]
+    assert history[-1] == review
     assert record == {
         "id": "t1",
         "kind": "depth",
@@ -98,7 +103,7 @@ def test_jsonl_export_holds_the_filtered_tasks_and_a_manifest_with_checksums(wor
                                                                              tmp_path: Path) -> None:
     workspace.store.add_tasks(question_tasks())
     for task_id in ("t2", "t7"):
-        workspace.store.record_review(task_id, "ann", "accept", check_conflict=False)
+        workspace.store.record_review(task_id, "ann", "accept", override=True)
     out = tmp_path / "out" / "tasks.jsonl"
     manifest = export_tasks(workspace, "jsonl", TaskFilter(statuses=["accepted"]), out)
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -221,8 +226,8 @@ def test_downloads_are_the_file_or_a_zip_of_the_folder(workspace: Workspace) -> 
 def test_drop_duplicates_leaves_out_marked_tasks_and_all_but_one_per_cluster(workspace: Workspace,
                                                                              tmp_path: Path) -> None:
     workspace.store.add_tasks(question_tasks())
-    workspace.store.record_review("t2", "ann", "accept", check_conflict=False)
-    workspace.store.record_review("t8", "ann", "duplicate", reason="duplicate of t7", check_conflict=False)
+    workspace.store.record_review("t2", "ann", "accept", override=True)
+    workspace.store.record_review("t8", "ann", "duplicate", reason="duplicate of t7", override=True)
     workspace = Workspace(workspace.settings.with_changes(duplicate_threshold=0.85), workspace.store, workspace.index)
     manifest = export_tasks(workspace, "jsonl", ALL, tmp_path / "all.jsonl", drop_duplicates=True)
     ids = [json.loads(line)["id"] for line in (tmp_path / "all.jsonl").read_text().splitlines()]

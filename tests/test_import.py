@@ -36,11 +36,11 @@ def test_export_import_export_gives_the_same_records_reviews_included(workspace:
     tasks.append(make_task("w1", "Who designed the hall and how deep is the lake?", ["Alasdair Munro", "312 m"],
                            kind="width", parent_ids=["t1", "t7"], status="failed_verification", verification=None))
     workspace.store.add_tasks(tasks)
-    workspace.store.record_review("t2", "ann", "accept", check_conflict=False)
-    workspace.store.record_review("t3", "ann", "edit", edits={"question": "Edited?"}, check_conflict=False)
-    workspace.store.record_review("t4", "bob", "reject", reason="Answer is wrong: 1932", check_conflict=False)
-    workspace.store.record_review("t4", "cleo", "edit", edits={"golden_answer": "M. Reid"}, check_conflict=False)
-    undone = workspace.store.record_review("t5", "bob", "accept", check_conflict=False)
+    workspace.store.record_review("t2", "ann", "accept", override=True)
+    workspace.store.record_review("t3", "ann", "edit", edits={"question": "Edited?"}, override=True)
+    workspace.store.record_review("t4", "bob", "reject", reason="Answer is wrong: 1932", override=True)
+    workspace.store.record_review("t4", "cleo", "edit", edits={"golden_answer": "M. Reid"}, override=True)
+    undone = workspace.store.record_review("t5", "bob", "accept", override=True)
     workspace.store.undo_review(undone.id, "bob")
     first = tmp_path / "first" / "tasks.jsonl"
     export_tasks(workspace, "jsonl", ALL, first)

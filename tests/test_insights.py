@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from taskcraft_core.curate import insights
 from taskcraft_core.schema import Chunk, Document, Review, Task, TrajectoryStep
@@ -57,17 +59,65 @@ def test_tool_usage_counts_each_tool_per_task(store: Store) -> None:
 
 def test_agreement_counts_standing_decisions_after_undo(store: Store) -> None:
     seeded(store)
-    store.record_review("t2", "ana", "accept", check_conflict=False)
-    store.record_review("t2", "ben", "accept", check_conflict=False)
-    store.record_review("t4", "ana", "accept", check_conflict=False)
-    store.record_review("t4", "ben", "accept", check_conflict=False)
-    store.record_review("t4", "ben", "undo", check_conflict=False)  # takes back ben's accept
-    store.record_review("t4", "ben", "reject", reason="wrong", check_conflict=False)
-    store.record_review("t1", "cleo", "accept", check_conflict=False)
-    table = insights.reviewer_agreement(store.standing_reviews())
+    store.record_review("t2", "ana", "accept", override=True)
+    store.record_review("t2", "ben", "accept", override=True)
+    store.record_review("t4", "ana", "accept", override=True)
+    store.record_review("t4", "ben", "accept", override=True)
+    store.record_review("t4", "ben", "undo", override=True)  # takes back ben's accept
+    store.record_review("t4", "ben", "reject", reason="wrong", override=True)
+    store.record_review("t1", "cleo", "accept", override=True)
+    table = insights.reviewer_agreement(store.all_votes())
     assert table.to_dict("records") == [
-        {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 2, "agreed": 1, "agreement": 0.5},
+        {"reviewer_a": "ana", "reviewer_b": "ben", "shared_tasks": 2, "agreed": 1, "agreement": 0.5, "kappa": 0.0},
     ]
+
+
+# Three reviewers, six tasks (A accept, R reject, - not decided), computed by hand:
+#   task:  1 2 3 4 5 6     a&b: 5 shared, 4 agreed, p_e = .8*.6 + .2*.4 = .56, kappa = .24/.44 = 6/11
+#   a:     A A R A R A     a&c: 4 shared, 3 agreed, p_e = .5*.25 + .5*.75 = .5, kappa = .25/.5 = 1/2
+#   b:     A R R A - A     b&c: 3 shared, 2 agreed, p_e = 2/9 + 2/9 = 4/9,     kappa = (2/9)/(5/9) = 2/5
+#   c:     A - R R R -     alpha: coincidences o_AA 6, o_RR 5, o_AR = o_RA = 2, n = 15 (n_A 8, n_R 7);
+#                          D_o = 4/15, D_e = 2*8*7/(15*14) = 8/15, alpha = 1 - 1/2 = 1/2
+HAND_VOTES = {
+    "1": {"a": "accept", "b": "accept", "c": "accept"}, "2": {"a": "accept", "b": "reject"},
+    "3": {"a": "reject", "b": "reject", "c": "reject"}, "4": {"a": "accept", "b": "accept", "c": "reject"},
+    "5": {"a": "reject", "c": "reject"}, "6": {"a": "accept", "b": "accept"},
+}
+
+
+def test_kappa_per_pair_and_alpha_overall_match_a_hand_computed_example() -> None:
+    table = insights.reviewer_agreement(HAND_VOTES)
+    assert table[["reviewer_a", "reviewer_b", "shared_tasks", "agreed"]].to_dict("records") == [
+        {"reviewer_a": "a", "reviewer_b": "b", "shared_tasks": 5, "agreed": 4},
+        {"reviewer_a": "a", "reviewer_b": "c", "shared_tasks": 4, "agreed": 3},
+        {"reviewer_a": "b", "reviewer_b": "c", "shared_tasks": 3, "agreed": 2},
+    ]
+    assert list(table["kappa"]) == pytest.approx([6 / 11, 1 / 2, 2 / 5])
+    alpha, shared = insights.overall_agreement(HAND_VOTES)
+    assert (alpha, shared) == (pytest.approx(0.5), 6)
+
+
+def test_agreement_is_undefined_not_a_number_when_everyone_chose_the_same() -> None:
+    same = {"1": {"a": "accept", "b": "accept"}, "2": {"a": "accept", "b": "accept"}}
+    assert insights.reviewer_agreement(same)["kappa"].tolist() == [None]
+    assert insights.overall_agreement(same) == (None, 2)
+    assert insights.overall_agreement({}) == (None, 0)
+
+
+def test_reviewer_table_gives_accept_rate_and_median_speed_without_breaks() -> None:
+    start = datetime(2026, 3, 4, 10, tzinfo=UTC)
+    at = [0, 30, 50, 50 + 3600, 50 + 3600 + 40]  # a one-hour break after the third decision
+    reviews = [Review(id=i, task_id=str(i), reviewer="a", decision="accept", created_at=start + timedelta(seconds=s))
+               for i, s in enumerate(at)]
+    reviews.append(Review(id=9, task_id="1", reviewer="b", decision="undo", created_at=start))
+    table = insights.reviewer_table(HAND_VOTES, reviews)
+    assert table[["reviewer", "tasks_decided", "accept_rate"]].to_dict("records") == [
+        {"reviewer": "a", "tasks_decided": 6, "accept_rate": 4 / 6},
+        {"reviewer": "b", "tasks_decided": 5, "accept_rate": 3 / 5},
+        {"reviewer": "c", "tasks_decided": 4, "accept_rate": 1 / 4},
+    ]
+    speed = table["median_seconds_per_decision"]
+    assert speed[0] == 30.0 and speed[1:].isna().all()  # gaps 30, 20, 40 s; b only undid, c has no times
 
 
 def test_throughput_per_reviewer_and_day_excludes_undo() -> None:
@@ -97,7 +147,7 @@ def test_empty_store_gives_empty_tables(store: Store) -> None:
     tasks = insights.task_table(store)
     assert insights.funnel_counts(insights.status_counts(tasks)) == {"candidates": 0, "verified": 0, "accepted": 0}
     assert insights.yield_per_document(tasks, {}).empty
-    assert insights.reviewer_agreement(store.standing_reviews()).empty and insights.reviewer_throughput([]).empty
+    assert insights.reviewer_agreement(store.all_votes()).empty and insights.reviewer_throughput([]).empty
     assert insights.tool_usage({}, []).empty
 
 
@@ -105,7 +155,7 @@ def test_data_version_changes_with_tasks_and_reviews(store: Store) -> None:
     before = store.data_version()
     seeded(store)
     added = store.data_version()
-    store.record_review("t1", "ana", "reject", check_conflict=False)
+    store.record_review("t1", "ana", "reject", override=True)
     assert before == (0, 0, 0) and added == (4, 0, 0) and store.data_version()[1] == 1
 
 

@@ -7,8 +7,10 @@ import pytest
 from taskcraft_core.curate import review_queue as rq
 from taskcraft_core.errors import ReviewConflict
 from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep
+from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 
+ONE_REVIEW = Settings()  # reviews_per_task = 1
 TEXT = "Intro line. The observatory opened in 1931 on <Gull Point>. Closing words."
 
 
@@ -64,7 +66,7 @@ def test_decided_task_leaving_the_queue_keeps_the_position(store: Store) -> None
     seed(store)
     pending = rq.build_filter(statuses=["pending"])
     card = rq.load_card(store, pending, 1)
-    rq.decide(store, card, "ana", "accept")
+    rq.decide(store, ONE_REVIEW, card, "ana", "accept")
     assert rq.position_after_decision(store, pending, "t1", 1) == 1
     assert rq.load_card(store, pending, 1).task.id == "t2"
     everything = rq.build_filter()
@@ -76,19 +78,19 @@ def test_stale_card_raises_conflict_and_undo_takes_back(store: Store) -> None:
     card = rq.load_card(store, rq.build_filter(), 0)
     ben = store.record_review("t0", "ben", "reject", reason="wrong", expected_latest=None)
     with pytest.raises(ReviewConflict):
-        rq.decide(store, card, "ana", "accept")
+        rq.decide(store, ONE_REVIEW, card, "ana", "accept")
     assert store.get_task("t0").status == "rejected"
-    rq.undo(store, ben.id, "ben")
+    rq.undo(store, ONE_REVIEW, ben.id, "ben")
     assert store.get_task("t0").status == "pending"
 
 
 def test_undo_after_someone_else_decided_is_a_conflict_and_their_decision_stands(store: Store) -> None:
     seed(store)
-    alice = rq.decide(store, rq.load_card(store, rq.build_filter(), 0), "alice", "accept")
+    alice = rq.decide(store, ONE_REVIEW, rq.load_card(store, rq.build_filter(), 0), "alice", "accept")
     bobs_card = rq.load_card(store, rq.build_filter(), 0)
-    rq.decide(store, bobs_card, "bob", "reject", reason="Answer is wrong")
+    rq.decide(store, ONE_REVIEW, bobs_card, "bob", "reject", reason="Answer is wrong")
     with pytest.raises(ReviewConflict, match="decided by bob"):
-        rq.undo(store, alice.id, "alice")
+        rq.undo(store, ONE_REVIEW, alice.id, "alice")
     task = store.get_task("t0")
     assert (task.status, [r.decision for r in store.reviews_for("t0")]) == ("rejected", ["accept", "reject"])
 

@@ -37,6 +37,13 @@ def test_schema_is_created_by_the_migration_and_versioned(store: Store) -> None:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
+def test_document_titles_map_ids_to_titles_oldest_first(store: Store) -> None:
+    for i, title in enumerate(["Zeta report", "Alpha notes"]):
+        store.add_document(Document(id=f"d{i}", source=f"{i}.txt", content_hash=f"h{i}", title=title,
+                                    doc_type="text", text="x" * 10_000), [])
+    assert list(store.document_titles().items()) == [("d0", "Zeta report"), ("d1", "Alpha notes")]
+
+
 def test_reopening_an_existing_database_keeps_its_data(store: Store) -> None:
     store.add_tasks([make_task(1)])
     assert Store(store.url).count_tasks() == 1

@@ -17,6 +17,8 @@ from taskcraft_core.workspace import Workspace, environment_failure_of, open_wor
 
 COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "worker"]
 EXIT_ENVIRONMENT = 3
+# Re-indexing fewer entries than this takes a moment and shows no progress.
+PROGRESS_FROM = 500
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +69,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def print_index_progress(what: str, done: int, total: int) -> None:
+    if total < PROGRESS_FROM:
+        return
     print(f"the vector index did not match the database; re-indexing {what}: {done}/{total}", file=sys.stderr,
           flush=True)
 

@@ -11,6 +11,9 @@ from typing import Any
 from taskcraft_core.curate.export import export_tasks
 from taskcraft_core.curate.formats import EXPORT_FORMATS
 from taskcraft_core.curate.importers import READERS, import_tasks
+from taskcraft_core.curate.records import task_record
+from taskcraft_core.curate.review_queue import may_adjudicate
+from taskcraft_core.errors import PermissionDenied, ReviewConflict, TaskCraftError
 from taskcraft_core.schema import TASK_STATUSES
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
@@ -33,14 +36,24 @@ def register(subparsers: Any) -> None:
     imported.add_argument("--json", action="store_true", help="Print {added, skipped, errors} as JSON.")
     imported.set_defaults(handler=run_import)
 
-    review = subparsers.add_parser("review", help="Accept or reject one task.")
+    review = subparsers.add_parser(
+        "review", help="Accept or reject one task, or (without a decision) show its decisions.",
+        description="A decision names the state it was made on: the review it follows (--expect ID; default "
+        "none, an undecided task; with reviews_per_task > 1, your own newest review of the task). If the task "
+        "changed since, nothing is recorded and the exit code is 2, unless --override.")
     review.add_argument("task_id")
-    decision = review.add_mutually_exclusive_group(required=True)
+    decision = review.add_mutually_exclusive_group()
     decision.add_argument("--accept", action="store_const", const="accept", dest="decision")
     decision.add_argument("--reject", action="store_const", const="reject", dest="decision")
-    review.add_argument("--reviewer", required=True)
+    review.add_argument("--reviewer", help="Who decides (required with --accept or --reject).")
     review.add_argument("--reason", default="")
-    review.add_argument("--json", action="store_true", help="Print the decision as JSON.")
+    review.add_argument("--expect", type=_review_state, default=None, metavar="REVIEW_ID|none",
+                        help="The review this decision was made on (default: none).")
+    review.add_argument("--override", action="store_true",
+                        help="Record the decision even if the task changed since; it is marked as an override.")
+    review.add_argument("--adjudicate", action="store_true",
+                        help="Settle a disputed task as an adjudicator (settings: adjudicators).")
+    review.add_argument("--json", action="store_true", help="Print the decision (or the decisions) as JSON.")
     review.set_defaults(handler=run_review)
 
 
@@ -67,15 +80,63 @@ def run_import(args: argparse.Namespace, workspace: Workspace) -> int:
     return 2 if report.errors else 0
 
 
+def _review_state(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a review id or 'none', got {text!r}")
+    return int(text)
+
+
 def run_review(args: argparse.Namespace, workspace: Workspace) -> int:
-    # A script decides on what it just read, so there is no earlier view to conflict with.
-    review = workspace.store.record_review(args.task_id, args.reviewer, args.decision, reason=args.reason,
-                                           check_conflict=False)
-    task = workspace.store.get_task(args.task_id)
+    store = workspace.store
+    if args.decision is None:
+        return _show_reviews(args, workspace)
+    if not args.reviewer:
+        raise TaskCraftError("A decision needs --reviewer.", "Add --reviewer NAME.")
+    if args.adjudicate and not may_adjudicate(workspace.settings, args.reviewer.strip()):
+        raise PermissionDenied(f"{args.reviewer} may not adjudicate.", "Add the name to the adjudicators setting.")
+    try:
+        review = store.record_review(
+            args.task_id, args.reviewer, args.decision, reason=args.reason, expected_latest=args.expect,
+            override=args.override, adjudication=args.adjudicate,
+            reviews_per_task=workspace.settings.reviews_per_task)
+    except ReviewConflict as conflict:
+        now = "none" if conflict.current_review_id is None else conflict.current_review_id
+        if args.json:
+            print(json.dumps({"task_id": args.task_id, "conflict": conflict.message, "current_review_id":
+                              conflict.current_review_id}))
+        print(f"conflict: {conflict.message} Look at it with `review {args.task_id}`, then decide with "
+              f"--expect {now}, or record it anyway with --override.", file=sys.stderr)
+        return 2
+    task = store.get_task(args.task_id)
     status = task.status if task else "?"
     if args.json:
+        record = task_record(task, store) if task else {}
         print(json.dumps({"task_id": args.task_id, "decision": review.decision, "status": status,
-                          "review_id": review.id}))
+                          "review_id": review.id, "override": review.override,
+                          "review": record.get("review"), "reviews": record.get("reviews", [])}))
     else:
-        print(f"task {args.task_id}: {status} by {review.reviewer}")
+        marked = " (override)" if review.override else ""
+        print(f"task {args.task_id}: {status} by {review.reviewer}{marked}")
+    return 0
+
+
+def _show_reviews(args: argparse.Namespace, workspace: Workspace) -> int:
+    """Every decision on one task and the final one: what a later decision names with --expect."""
+    task = workspace.store.get_task(args.task_id)
+    if task is None:
+        raise TaskCraftError(f"No task with id {args.task_id}.")
+    record = task_record(task, workspace.store)
+    history = workspace.store.reviews_for(task.id)
+    latest = history[-1].id if history else None
+    if args.json:
+        print(json.dumps({"task_id": task.id, "status": task.status, "latest_review_id": latest,
+                          "review": record["review"], "reviews": record["reviews"]}))
+        return 0
+    print(f"task {task.id}: {task.status}; latest review {latest if latest is not None else 'none'}")
+    for review in history:
+        flags = "".join(f" [{flag}]" for flag in ("override", "adjudication") if getattr(review, flag))
+        print(f"  {review.id} {review.created_at:%Y-%m-%d %H:%M} {review.reviewer}: {review.decision}{flags}"
+              + (f" — {review.reason}" if review.reason else ""))
     return 0

@@ -192,18 +192,23 @@ _STEP = pa.struct([("type", pa.string()), ("content", pa.string()), ("tool", pa.
 _CHECK = pa.struct([("model_alone_answer", pa.string()), ("model_alone_score", pa.int64()),
                     ("agent_answer", pa.string()), ("agent_score", pa.int64())])
 _REVIEW = pa.struct([("reviewer", pa.string()), ("decision", pa.string()), ("reason", pa.string()),
-                     ("edits", pa.string()), ("time", pa.string())])
+                     ("edits", pa.string()), ("time", pa.string()), ("override", pa.bool_()),
+                     ("adjudication", pa.bool_())])
 TABLE_SCHEMA = pa.schema([
     ("id", pa.string()), ("kind", pa.string()), ("question", pa.string()), ("golden_answer", pa.list_(pa.string())),
     ("content_identifier", pa.string()), ("relation", pa.string()), ("hops", pa.int64()),
     ("difficulty", pa.int64()), ("engine", pa.string()), ("model", pa.string()), ("status", pa.string()),
     ("source", _SOURCE), ("parents", pa.list_(pa.string())), ("trajectory", pa.list_(_STEP)),
-    ("verification", _CHECK), ("review", _REVIEW),
+    ("verification", _CHECK), ("review", _REVIEW), ("reviews", pa.list_(_REVIEW)),
 ])
 
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _review_row(review: Record) -> Record:
+    return review | {"edits": json.dumps(review["edits"], ensure_ascii=False)}
 
 
 def table_row(record: Record) -> Record:
@@ -213,7 +218,8 @@ def table_row(record: Record) -> Record:
     return record | {
         "golden_answer": [answer] if isinstance(answer, str) else list(answer),
         "trajectory": [step | {"args": _json_or_none(step["args"])} for step in record["trajectory"]],
-        "review": None if review is None else review | {"edits": json.dumps(review["edits"], ensure_ascii=False)},
+        "review": None if review is None else _review_row(review),
+        "reviews": [_review_row(entry) for entry in record["reviews"]],
     }
 
 
@@ -235,7 +241,7 @@ class ParquetExporter:
 
 class CsvExporter:
     name, extension, description = "csv", ".csv", "CSV, nested fields as JSON strings."
-    nested = ("source", "parents", "trajectory", "verification", "review")
+    nested = ("source", "parents", "trajectory", "verification", "review", "reviews")
 
     def write(self, records: Iterable[Record], out: Path) -> list[Path]:
         with out.open("w", encoding="utf-8", newline="") as handle:

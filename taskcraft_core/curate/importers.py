@@ -3,10 +3,12 @@
 A bad line is reported with its line number and the rest of the file still imports; tasks whose id
 is already stored are skipped, so re-importing a file is a no-op.
 
-Our own records round-trip: the decision in force (`review`: reviewer, decision, reason, edits,
-time) is appended as the imported task's one review, so status, reviewer and edits come back and
-export again unchanged. A task that carries an accept, reject or duplicate decision starts from
-"pending" (its status before the person decided); one with an edit keeps the record's status.
+Our own records round-trip: every decision (`reviews`: reviewer, decision, reason, edits, time,
+override, adjudication) is appended in order as the imported task's history, or, in records without
+`reviews`, the decision in force (`review`) as its one review; so status, votes, reviewer and edits
+come back and export again unchanged. A task that carries an accept, reject or duplicate decision
+starts from "pending" (its status before the people decided); one with only edits keeps the
+record's status.
 An id that is not a plain identifier (`TASK_ID`: letters, digits, `_ . : -`, at most 32 characters,
 the width of the id column) is replaced by a content id derived from it, parent links alike, and
 the original is kept in difficulty_inputs["imported"]["id"].
@@ -39,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -58,6 +60,7 @@ IMPORT_BATCH = 1000
 MAX_REPORTED_ERRORS = 1000
 TASK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 IMPORTED_DECISIONS = ("accept", "reject", "edit", "duplicate")  # an undo is never the decision in force
+HISTORY_DECISIONS = (*IMPORTED_DECISIONS, "undo")
 
 
 class ImportReport(BaseModel):
@@ -73,10 +76,10 @@ class BadRecord(ValueError):
 
 
 class ImportedTask(NamedTuple):
-    """A task read from one record, with the decision in force the record carries, if any."""
+    """A task read from one record, with the decisions the record carries, oldest first."""
 
     task: Task
-    review: Review | None = None
+    reviews: Sequence[Review] = ()
 
 
 # ---- our own records ----------------------------------------------------------------------------
@@ -94,16 +97,26 @@ def safe_task_id(raw: Any) -> str:
     return text if TASK_ID.fullmatch(text) else content_id("imported-id", text)
 
 
-def _imported_review(task_id: str, review: Any) -> Review | None:
-    if review is None:
-        return None
-    if not isinstance(review, dict) or review.get("decision") not in IMPORTED_DECISIONS:
-        raise BadRecord(f"review must be an object with a decision among {', '.join(IMPORTED_DECISIONS)}")
+def _imported_review(task_id: str, review: Any, decisions: Sequence[str] = IMPORTED_DECISIONS) -> Review:
+    if not isinstance(review, dict) or review.get("decision") not in decisions:
+        raise BadRecord(f"review must be an object with a decision among {', '.join(decisions)}")
     values = {"task_id": task_id, "reviewer": review.get("reviewer") or "", "decision": review["decision"],
-              "reason": review.get("reason") or "", "edits": review.get("edits") or {}}
+              "reason": review.get("reason") or "", "edits": review.get("edits") or {},
+              "override": bool(review.get("override")), "adjudication": bool(review.get("adjudication"))}
     if not str(values["reviewer"]).strip():
         raise BadRecord("review has no reviewer")
     return Review(**values, **({"created_at": review["time"]} if review.get("time") else {}))
+
+
+def _imported_reviews(task_id: str, record: dict[str, Any]) -> list[Review]:
+    """The whole history when the record has one (undos included), else its decision in force."""
+    history = record.get("reviews")
+    if history is not None:
+        if not isinstance(history, list):
+            raise BadRecord("reviews must be a list of decisions")
+        return [_imported_review(task_id, review, HISTORY_DECISIONS) for review in history]
+    review = record.get("review")
+    return [] if review is None else [_imported_review(task_id, review)]
 
 
 def task_from_record(record: dict[str, Any]) -> ImportedTask:
@@ -120,7 +133,7 @@ def task_from_record(record: dict[str, Any]) -> ImportedTask:
         imported["source_title"] = source["title"]
     if task_id != record["id"]:
         imported["id"] = record["id"]
-    review = _imported_review(task_id, record.get("review"))
+    reviews = _imported_reviews(task_id, record)
     status = record.get("status", "pending")
     task = Task(
         id=task_id, kind=record["kind"], question=record["question"], golden_answer=answer,
@@ -128,7 +141,7 @@ def task_from_record(record: dict[str, Any]) -> ImportedTask:
         hops=record.get("hops", 1), width=len(answer) if isinstance(answer, list) else 1,
         difficulty=record.get("difficulty", 1), engine=record.get("engine") or "import",
         model=record.get("model") or "unknown",
-        status="pending" if review and review.decision in DECISION_STATUS else status,
+        status="pending" if any(review.decision in DECISION_STATUS for review in reviews) else status,
         document_id=source.get("document_id"), chunk_id=source.get("chunk_id"),
         span_start=source.get("start"), span_end=source.get("end"),
         parent_ids=[safe_task_id(parent) for parent in record.get("parents") or []],
@@ -136,7 +149,7 @@ def task_from_record(record: dict[str, Any]) -> ImportedTask:
         trajectory=[_our_step(i, step) for i, step in enumerate(record.get("trajectory") or [])],
         verification=Verification(**check) if check else None,
     )
-    return ImportedTask(task, review)
+    return ImportedTask(task, reviews)
 
 
 # ---- reference TaskCraft records ----------------------------------------------------------------
@@ -306,7 +319,8 @@ def _store(workspace: Workspace, batch: list[ImportedTask], report: ImportReport
         if item.task.id not in stored:
             first.setdefault(item.task.id, item)
     new = [item.task for item in first.values()]
-    added = workspace.store.add_tasks(new, [item.review for item in first.values() if item.review])
+    added = workspace.store.add_tasks(new, [review for item in first.values() for review in item.reviews],
+                                      reviews_per_task=workspace.settings.reviews_per_task)
     report.added += added
     report.skipped += len(batch) - added
     if index and new:

@@ -1,12 +1,16 @@
 """Distributions of a dataset as tables and plotly figures, from cheap store queries.
 
 The tables (pandas) are what tests check; the figures only draw them. Reads are column-only
-(`task_columns`, `tool_step_counts`, `all_reviews`, `standing_reviews`), so a 36,000-task store
-stays quick.
+(`task_columns`, `tool_step_counts`, `all_reviews`, `all_votes`), so a 36,000-task store stays
+quick. Agreement between reviewers comes from well-kept libraries: Cohen's kappa per pair from
+scikit-learn, Krippendorff's alpha (nominal) overall from `krippendorff`.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from itertools import combinations
@@ -20,7 +24,7 @@ from taskcraft_core.store import Store, TaskFilter
 
 TASK_COLUMNS = ["id", "status", "kind", "difficulty", "hops", "width", "document_id"]
 FUNNEL_STAGES = ("candidates", "verified", "accepted")
-FINAL_DECISIONS = {"accept", "reject", "duplicate"}
+SESSION_BREAK_S = 15 * 60  # a longer pause between two decisions is a break, not reviewing time
 
 
 def task_table(store: Store, task_filter: TaskFilter | None = None) -> pd.DataFrame:
@@ -84,18 +88,67 @@ def tool_usage(counts: dict[str, dict[str, int]], task_ids: Sequence[str]) -> pd
     return table
 
 
-def reviewer_agreement(standing: Mapping[str, Sequence[Review]]) -> pd.DataFrame:
-    """Per pair of reviewers who both decided the same tasks: shared tasks and how often they agreed.
-    `standing` is `store.standing_reviews()`: each task's decisions still in force after undos."""
-    pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for in_force in standing.values():
-        decisions = {r.reviewer: r.decision for r in in_force if r.decision in FINAL_DECISIONS}
+def reviewer_agreement(votes: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+    """Per pair of reviewers who decided the same tasks: shared tasks, how often they agreed, and
+    Cohen's kappa (scikit-learn; None when undefined, e.g. both always chose the same decision).
+    `votes` is `store.all_votes()`: task -> reviewer -> their decision in force."""
+    from sklearn.metrics import cohen_kappa_score  # scikit-learn loads in ~1 s: only where agreement is shown
+
+    pairs: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for decisions in votes.values():
         for a, b in combinations(sorted(decisions), 2):
-            pairs[(a, b)][0] += 1
-            pairs[(a, b)][1] += decisions[a] == decisions[b]
-    rows = [{"reviewer_a": a, "reviewer_b": b, "shared_tasks": n, "agreed": agreed, "agreement": agreed / n}
-            for (a, b), (n, agreed) in sorted(pairs.items())]
-    return pd.DataFrame(rows, columns=["reviewer_a", "reviewer_b", "shared_tasks", "agreed", "agreement"])
+            pairs[(a, b)][0].append(decisions[a])
+            pairs[(a, b)][1].append(decisions[b])
+    rows = []
+    for (a, b), (first, second) in sorted(pairs.items()):
+        agreed = sum(x == y for x, y in zip(first, second, strict=True))
+        with warnings.catch_warnings():  # an undefined kappa is reported as None, not warned about
+            warnings.simplefilter("ignore")
+            kappa = float(cohen_kappa_score(first, second))
+        rows.append({"reviewer_a": a, "reviewer_b": b, "shared_tasks": len(first), "agreed": agreed,
+                     "agreement": agreed / len(first), "kappa": None if math.isnan(kappa) else kappa})
+    return pd.DataFrame(rows, columns=["reviewer_a", "reviewer_b", "shared_tasks", "agreed", "agreement", "kappa"])
+
+
+def overall_agreement(votes: Mapping[str, Mapping[str, str]]) -> tuple[float | None, int]:
+    """Krippendorff's alpha (nominal) over every task two or more reviewers decided, and how many
+    such tasks there are; alpha is None when it is undefined (fewer than two tasks, one decision only)."""
+    import krippendorff
+    import numpy as np
+
+    shared = {task_id: decisions for task_id, decisions in votes.items() if len(decisions) >= 2}
+    reviewers = sorted({reviewer for decisions in shared.values() for reviewer in decisions})
+    codes = {decision: code for code, decision in enumerate(sorted({d for ds in shared.values() for d in ds.values()}))}
+    if len(shared) < 2 or len(codes) < 2:
+        return None, len(shared)
+    data = np.full((len(reviewers), len(shared)), np.nan)
+    for column, decisions in enumerate(shared.values()):
+        for reviewer, decision in decisions.items():
+            data[reviewers.index(reviewer), column] = codes[decision]
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")), len(shared)
+
+
+def reviewer_table(votes: Mapping[str, Mapping[str, str]], reviews: Sequence[Review],
+                   break_s: float = SESSION_BREAK_S) -> pd.DataFrame:
+    """Per reviewer: tasks decided (decisions in force), accept rate among them, and speed: the median
+    time between their consecutive decisions, pauses longer than `break_s` left out."""
+    columns = ["reviewer", "tasks_decided", "accept_rate", "median_seconds_per_decision"]
+    decided: dict[str, list[str]] = defaultdict(list)
+    for decisions in votes.values():
+        for reviewer, decision in decisions.items():
+            decided[reviewer].append(decision)
+    times: dict[str, list[float]] = defaultdict(list)
+    for review in sorted(reviews, key=lambda r: r.created_at):
+        if review.decision != "undo":
+            times[review.reviewer].append(review.created_at.timestamp())
+    rows = []
+    for reviewer in sorted(decided.keys() | times.keys()):
+        gaps = [b - a for a, b in zip(times[reviewer], times[reviewer][1:], strict=False) if b - a <= break_s]
+        mine = decided[reviewer]
+        rows.append({"reviewer": reviewer, "tasks_decided": len(mine),
+                     "accept_rate": mine.count("accept") / len(mine) if mine else None,
+                     "median_seconds_per_decision": statistics.median(gaps) if gaps else None})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def reviewer_throughput(reviews: Sequence[Review]) -> pd.DataFrame:
@@ -147,5 +200,5 @@ def throughput_figure(table: pd.DataFrame) -> go.Figure:
 
 def agreement_figure(table: pd.DataFrame) -> go.Figure:
     labels = table["reviewer_a"] + " & " + table["reviewer_b"]
-    return px.bar(table.assign(pair=labels), x="pair", y="agreement", hover_data=["shared_tasks", "agreed"],
-                  range_y=[0, 1], title="Agreement between reviewers")
+    return px.bar(table.assign(pair=labels), x="pair", y="kappa", hover_data=["shared_tasks", "agreed", "agreement"],
+                  range_y=[-1, 1], title="Agreement between reviewers (Cohen's kappa)")

@@ -1,5 +1,6 @@
-"""The JSONL record contract: one task, its source, trajectory, verification and decision in force,
-as one JSON object. Every export format is built from these records."""
+"""The JSONL record contract: one task, its source, trajectory, verification, its final decision
+(`review`) and every decision made on it (`reviews`), as one JSON object. Every export format is
+built from these records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from taskcraft_core.schema import Review, Task
 from taskcraft_core.store import Store
+from taskcraft_core.store.review_history import DECISION_STATUS, standing
 
 IMPORTED_KEY = "imported"  # difficulty_inputs entry holding what an import could not map elsewhere
 EXPORT_BATCH = 1000
@@ -15,16 +17,23 @@ EXPORT_BATCH = 1000
 Record = dict[str, Any]
 
 
-def decisions_in_force(store: Store, task_ids: Sequence[str]) -> dict[str, Review]:
-    """The decision in force (the newest standing review) of each task that has one."""
-    return {task_id: in_force[-1] for task_id, in_force in store.standing_reviews(task_ids).items() if in_force}
+def final_review(history: Sequence[Review], status: str) -> Review | None:
+    """The decision in force: an adjudicator's if one stands, else the newest standing review; None
+    while votes are in but the task is not decided yet (several reviews per task, no agreement)."""
+    in_force = standing(history)
+    adjudications = [review for review in in_force if review.adjudication]
+    if adjudications:
+        return adjudications[-1]
+    waiting = status not in DECISION_STATUS.values() and any(r.decision in DECISION_STATUS for r in in_force)
+    return in_force[-1] if in_force and not waiting else None
 
 
 def _review_record(review: Review | None) -> Record | None:
     if review is None:
         return None
     return {"reviewer": review.reviewer, "decision": review.decision, "reason": review.reason,
-            "edits": review.edits, "time": review.created_at.isoformat()}
+            "edits": review.edits, "time": review.created_at.isoformat(), "override": review.override,
+            "adjudication": review.adjudication}
 
 
 def _source_title(task: Task, titles: dict[str, str]) -> str | None:
@@ -33,8 +42,8 @@ def _source_title(task: Task, titles: dict[str, str]) -> str | None:
     return task.difficulty_inputs.get(IMPORTED_KEY, {}).get("source_title")
 
 
-def build_record(task: Task, titles: dict[str, str], review: Review | None) -> Record:
-    """The contract record of one task, from the task, the document titles and its decision."""
+def build_record(task: Task, titles: dict[str, str], history: Sequence[Review]) -> Record:
+    """The contract record of one task, from the task, the document titles and its review history."""
     check = task.verification
     return {
         "id": task.id, "kind": task.kind, "question": task.question, "golden_answer": task.golden_answer,
@@ -48,7 +57,8 @@ def build_record(task: Task, titles: dict[str, str], review: Review | None) -> R
         "verification": None if check is None else {
             "model_alone_answer": check.model_alone_answer, "model_alone_score": check.model_alone_score,
             "agent_answer": check.agent_answer, "agent_score": check.agent_score},
-        "review": _review_record(review),
+        "review": _review_record(final_review(history, task.status)),
+        "reviews": [_review_record(review) for review in history],
     }
 
 
@@ -56,14 +66,14 @@ def task_record(task: Task, store: Store) -> Record:
     """The JSONL contract record of one task (edited question and answer are what it says now)."""
     document = store.get_document(task.document_id) if task.document_id else None
     titles = {document.id: document.title} if document else {}
-    return build_record(task, titles, decisions_in_force(store, [task.id]).get(task.id))
+    return build_record(task, titles, store.reviews_for(task.id))
 
 
 def iter_records(store: Store, task_ids: Sequence[str], batch_size: int = EXPORT_BATCH) -> Iterator[Record]:
     """Records of the given tasks in order, fetched and built a batch at a time."""
-    titles = {doc.id: doc.title for doc in store.list_documents()}
+    titles = store.document_titles()
     for start in range(0, len(task_ids), batch_size):
         batch = task_ids[start : start + batch_size]
-        decisions = decisions_in_force(store, batch)
+        histories = store.review_histories(batch)
         for task in store.get_tasks(batch):
-            yield build_record(task, titles, decisions.get(task.id))
+            yield build_record(task, titles, histories.get(task.id, []))

@@ -11,15 +11,21 @@ import difflib
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from taskcraft_core.errors import PermissionDenied
 from taskcraft_core.generate.difficulty import MAX_LEVEL
 from taskcraft_core.schema import Chunk, Decision, Review, Task, TrajectoryStep
+from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store, TaskFilter
+from taskcraft_core.store.review_history import standing, votes
+from taskcraft_core.store.review_rounds import is_vote
+
+Queue = Literal["review", "adjudicate"]
 
 MAX_DIFFICULTY = MAX_LEVEL
 SORTS: dict[str, str] = {
@@ -68,6 +74,27 @@ def build_filter(
         run_ids=list(run_ids), engines=list(engines), reviewers=list(reviewers), text=text, sort=sort,
         min_difficulty=low if low > 1 else None, max_difficulty=high if high < MAX_DIFFICULTY else None,
     )
+
+
+def describe_filter(task_filter: TaskFilter, document_titles: Mapping[str, str] | None = None) -> str:
+    """What a filter keeps, in one line ("status pending · kind depth · oldest first")."""
+    f, titles = task_filter, document_titles or {}
+
+    def named(label: str, values: Sequence[Any]) -> str:
+        return f"{label} {', '.join(str(v) for v in values)}"
+
+    parts = [named(label, values) for label, values in (("status", f.statuses), ("kind", f.kinds), ("hops", f.hops),
+                                                        ("engine", f.engines), ("reviewer", f.reviewers)) if values]
+    if f.min_difficulty is not None or f.max_difficulty is not None:
+        parts.append(f"difficulty {f.min_difficulty or 1}–{f.max_difficulty or MAX_DIFFICULTY}")
+    if f.document_ids:
+        parts.append(titles.get(f.document_ids[0], f.document_ids[0]) if len(f.document_ids) == 1
+                     else f"{len(f.document_ids)} documents")
+    if f.run_ids:
+        parts.append(f"run {f.run_ids[0]}" if len(f.run_ids) == 1 else f"{len(f.run_ids)} runs")
+    if f.text.strip():
+        parts.append(f'text "{f.text.strip()}"')
+    return " · ".join([*(parts or ["all tasks"]), SORTS[f.sort].lower()])
 
 
 # ---- evidence and trajectory display -----------------------------------------------------------
@@ -128,9 +155,12 @@ class StepView:
     hop: int
 
     @property
+    def action(self) -> str:
+        return self.tool or self.type
+
+    @property
     def title(self) -> str:
-        action = f"{self.tool}" if self.tool else self.type
-        return f"Step {self.number} · hop {self.hop} · {action} · {self.latency_ms:.0f} ms · {self.tokens} tokens"
+        return f"Step {self.number} · hop {self.hop} · {self.action} · {self.latency_ms:.0f} ms · {self.tokens} tokens"
 
 
 def step_views(steps: Sequence[TrajectoryStep], limit: int = STEP_TEXT_LIMIT) -> list[StepView]:
@@ -158,6 +188,25 @@ def highlight_differences(a: str, b: str) -> tuple[str, str]:
     return "".join(marked_a), "".join(marked_b)
 
 
+# ---- queues --------------------------------------------------------------------------------------
+
+
+def may_adjudicate(settings: Settings, reviewer: str) -> bool:
+    """Whether this reviewer may settle disputed tasks (a named adjudicator)."""
+    return bool(reviewer) and reviewer in settings.adjudicators
+
+
+def queue_filter(task_filter: TaskFilter, queue: Queue, reviewer: str, reviews_per_task: int) -> TaskFilter:
+    """The tasks a queue holds. Adjudicate: the disputed tasks, whatever else is filtered on status.
+    Review with several reviews per task: the reviewer's own queue, tasks they have not decided and
+    that wait for no adjudicator. With one review per task: the filter as it is."""
+    if queue == "adjudicate":
+        return task_filter.model_copy(update={"disputed": True, "statuses": []})
+    if reviews_per_task > 1:
+        return task_filter.model_copy(update={"undecided_by": reviewer, "disputed": False})
+    return task_filter
+
+
 # ---- cards and moving through the queue -------------------------------------------------------
 
 
@@ -166,21 +215,39 @@ class Card:
     """Everything the review card shows for one task."""
 
     task: Task
-    position: int | None  # None when the task was opened directly (lineage, undo, duplicates)
+    position: int | None  # None when the task was opened directly (lineage, undo, duplicates, links)
     total: int
-    latest_review_id: int | None
+    latest_review_id: int | None  # the task's newest review: what an edit or adjudication is made on
+    own_review_id: int | None  # the reviewer's own newest review: what their vote is made on (k > 1)
     parent_ids: list[str]
     child_ids: list[str]
     evidence: Evidence | None
     steps: list[StepView] = field(default_factory=list)
+    history: list[Review] = field(default_factory=list)  # every review of the task, oldest first
+    disputed: bool = False
+
+    @property
+    def votes(self) -> list[Review]:
+        """Each reviewer's decision in force, oldest first (what an adjudicator weighs)."""
+        return sorted(votes(standing(self.history)).values(), key=lambda review: review.id or 0)
+
+    def own_vote(self, reviewer: str) -> Review | None:
+        return next((review for review in self.votes if review.reviewer == reviewer), None)
+
+    def seen(self, decision: Decision, reviews_per_task: int, adjudication: bool = False) -> int | None:
+        """The state a decision from this card is made on."""
+        vote = is_vote(decision, adjudication, reviews_per_task)
+        return self.own_review_id if vote else self.latest_review_id
 
 
 def clamp(position: int, total: int) -> int:
     return max(0, min(position, total - 1)) if total else 0
 
 
-def load_card(store: Store, task_filter: TaskFilter, position: int, pinned_id: str | None = None) -> Card | None:
-    """The pinned task if any, else the task at `position` in the queue (clamped); None when empty."""
+def load_card(store: Store, task_filter: TaskFilter, position: int, pinned_id: str | None = None,
+              reviewer: str = "") -> Card | None:
+    """The pinned task if any, else the task at `position` in the queue (clamped); None when empty.
+    `reviewer` is who looks at it: their own newest review is the state their vote is made on."""
     total = store.count_tasks(task_filter)
     if pinned_id:
         tasks = store.get_tasks([pinned_id])
@@ -191,11 +258,13 @@ def load_card(store: Store, task_filter: TaskFilter, position: int, pinned_id: s
     if not tasks:
         return None
     task = tasks[0]
-    latest = store.latest_review_ids([task.id]).get(task.id)
+    history = store.reviews_for(task.id)
+    own = [review.id for review in history if review.reviewer == reviewer]
     return Card(
-        task=task, position=position_shown, total=total, latest_review_id=latest,
-        parent_ids=list(task.parent_ids), child_ids=store.children_of(task.id), evidence=evidence_for(store, task),
-        steps=step_views(task.trajectory),
+        task=task, position=position_shown, total=total, latest_review_id=history[-1].id if history else None,
+        own_review_id=own[-1] if own else None, parent_ids=list(task.parent_ids),
+        child_ids=store.children_of(task.id), evidence=evidence_for(store, task), steps=step_views(task.trajectory),
+        history=history, disputed=store.is_disputed(task.id),
     )
 
 
@@ -209,17 +278,23 @@ def position_after_decision(store: Store, task_filter: TaskFilter, task_id: str,
     return position + 1 if still_in_queue(store, task_filter, task_id) else position
 
 
-def decide(store: Store, card: Card, reviewer: str, decision: Decision, *, reason: str = "",
-           edits: dict[str, Any] | None = None) -> Review:
-    """Record a decision on the card's task; `ReviewConflict` if someone decided since it was shown."""
+def decide(store: Store, settings: Settings, card: Card, reviewer: str, decision: Decision, *, reason: str = "",
+           edits: dict[str, Any] | None = None, override: bool = False, adjudication: bool = False) -> Review:
+    """Record a decision made on the card; `ReviewConflict` if the state it was made on changed
+    (unless `override`), `PermissionDenied` for an adjudication by someone who may not adjudicate."""
+    if adjudication and not may_adjudicate(settings, reviewer):
+        raise PermissionDenied(f"{reviewer or 'This reviewer'} may not adjudicate.",
+                               "An admin can add you to the adjudicators in the settings.")
+    k = settings.reviews_per_task
     return store.record_review(card.task.id, reviewer, decision, reason=reason, edits=edits,
-                               expected_latest=card.latest_review_id)
+                               expected_latest=card.seen(decision, k, adjudication), override=override,
+                               adjudication=adjudication, reviews_per_task=k)
 
 
-def undo(store: Store, review_id: int, reviewer: str) -> Review:
+def undo(store: Store, settings: Settings, review_id: int, reviewer: str) -> Review:
     """Take back a decision this session made (by its review id); `ReviewConflict` when someone
     decided the task after it, whose decision then stands."""
-    return store.undo_review(review_id, reviewer)
+    return store.undo_review(review_id, reviewer, reviews_per_task=settings.reviews_per_task)
 
 
 def reject_reason(choice: str, details: str) -> str:

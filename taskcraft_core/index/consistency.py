@@ -68,8 +68,11 @@ def ensure_index(workspace: IndexedStore, progress: IndexProgress | None = None)
     for check in check_index(workspace):
         if check.in_step:
             continue
-        logger.warning("the %s index does not match the database (%d of %d entries, %d sampled ids missing); "
-                       "bringing it in step", check.name, check.indexed, check.expected, check.missing_samples)
+        # Chunks are what verification searches: a mismatch there is an anomaly worth a warning. Task
+        # vectors only serve near-duplicate search, whose users also add missing ones as they go.
+        logger.log(logging.WARNING if check.name == CHUNKS else logging.INFO,
+                   "the %s index does not match the database (%d of %d entries, %d sampled ids missing); "
+                   "bringing it in step", check.name, check.indexed, check.expected, check.missing_samples)
         if check.name == CHUNKS:
             repair.chunks_indexed, repair.chunks_removed = _sync_chunks(workspace, progress)
         else:

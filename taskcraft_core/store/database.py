@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from taskcraft_core.store.connection import connect, require_current_schema
 from taskcraft_core.store.document_state import DocumentStateStore
 from taskcraft_core.store.documents import DocumentStore
+from taskcraft_core.store.review_rounds import ReviewRoundStore
 from taskcraft_core.store.reviews import ReviewStore
 from taskcraft_core.store.run_locks import RunLockStore
 from taskcraft_core.store.runs import RunStore
@@ -33,7 +34,7 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class Store(DocumentStore, DocumentStateStore, TaskStore, TaskOutcomeStore, ReviewStore, RunStore,
+class Store(DocumentStore, DocumentStateStore, TaskStore, TaskOutcomeStore, ReviewStore, ReviewRoundStore, RunStore,
             RunLockStore):
     """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
     the database without writing anything (reading commands on a read-only data home); it must then

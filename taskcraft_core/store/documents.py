@@ -70,6 +70,12 @@ class DocumentStore:
         with self.engine.connect() as c:
             return [DocumentSummary(**row._mapping) for row in c.execute(query)]
 
+    def document_titles(self) -> dict[str, str]:
+        """Id -> title of every document, oldest first: no text read, no chunks counted (filters, records)."""
+        query = select(t.documents.c.id, t.documents.c.title).order_by(t.documents.c.created_at, t.documents.c.id)
+        with self.engine.connect() as c:
+            return {document_id: title for document_id, title in c.execute(query)}
+
     def get_document(self, document_id: str) -> Document | None:
         with self.engine.connect() as c:
             row = c.execute(select(t.documents).where(t.documents.c.id == document_id)).first()

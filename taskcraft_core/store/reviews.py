@@ -16,6 +16,7 @@ from taskcraft_core.schema import (
 )
 from taskcraft_core.store import tables as t
 from taskcraft_core.store.review_history import replay, standing
+from taskcraft_core.store.review_rounds import check_basis, insert_review, lock_task, review_histories, write_votes
 
 
 class ReviewStore:
@@ -25,23 +26,26 @@ class ReviewStore:
 
     def record_review(
         self, task_id: str, reviewer: str, decision: Decision, *, reason: str = "",
-        edits: dict[str, Any] | None = None, expected_latest: int | None = None, check_conflict: bool = True,
+        edits: dict[str, Any] | None = None, expected_latest: int | None = None, override: bool = False,
+        adjudication: bool = False, reviews_per_task: int = 1,
     ) -> Review:
-        """Append a decision. With `check_conflict`, the decision applies only if nobody else
-        decided since the reviewer saw `expected_latest`; otherwise `ReviewConflict` is raised."""
+        """Append a decision made on the state `expected_latest` (the review it was made on, None for
+        an undecided task; see `review_rounds.basis`). If that state changed, `ReviewConflict` is
+        raised and nothing is written, unless `override`: then the decision is recorded as a
+        deliberate override of the state it names."""
         reviewer = _reviewer_name(reviewer)
         with self.engine.begin() as c:
+            lock_task(c, task_id)
             row = _task_for_review(c, task_id)
-            if check_conflict and row.latest_review_id != expected_latest:
-                raise ReviewConflict(
-                    f"Task {task_id} was decided by {row.last_reviewer} in the meantime.",
-                    "Reload the task to see the newest decision.",
-                )
-            return _append_review(c, row, reviewer, decision, reason, edits or {})
+            if not override:
+                check_basis(c, row, reviewer, decision, expected_latest, adjudication=adjudication,
+                            reviews_per_task=reviews_per_task)
+            return _append_review(c, row, reviewer, decision, reason, edits or {}, reviews_per_task,
+                                  seen=expected_latest, override=override, adjudication=adjudication)
 
     def record_reviews(
         self, task_ids: Sequence[str], reviewer: str, decision: Decision, *, reason: str = "",
-        expected_latest: Mapping[str, int | None],
+        expected_latest: Mapping[str, int | None], reviews_per_task: int = 1,
     ) -> list[Review]:
         """One decision on several tasks, all or none. Every task in `expected_latest` (those decided
         and any others the decision relies on) must still have the latest review it maps to;
@@ -51,15 +55,18 @@ class ReviewStore:
         if unseen:
             raise ValueError(f"No review state seen for {unseen}: the caller must say what it saw.")
         with self.engine.begin() as c:
+            for task_id in sorted(expected_latest):
+                lock_task(c, task_id)
             rows = {task_id: _task_for_review(c, task_id) for task_id in expected_latest}
             changed = [task_id for task_id, row in rows.items() if row.latest_review_id != expected_latest[task_id]]
             if changed:
                 deciders = ", ".join(f"{task_id} by {rows[task_id].last_reviewer}" for task_id in changed)
                 raise ReviewConflict(f"Decided in the meantime: {deciders}. Nothing was changed.",
                                      "Look again at the newest decisions, then decide.")
-            return [_append_review(c, rows[task_id], reviewer, decision, reason, {}) for task_id in task_ids]
+            return [_append_review(c, rows[task_id], reviewer, decision, reason, {}, reviews_per_task,
+                                   seen=expected_latest[task_id]) for task_id in task_ids]
 
-    def undo_review(self, review_id: int, reviewer: str) -> Review:
+    def undo_review(self, review_id: int, reviewer: str, reviews_per_task: int = 1) -> Review:
         """Take back one decision while it is the newest one in force on its task. If someone decided
         after it, or it was taken back already, `ReviewConflict` is raised and nothing changes."""
         reviewer = _reviewer_name(reviewer)
@@ -67,6 +74,7 @@ class ReviewStore:
             task_id = c.scalar(select(t.reviews.c.task_id).where(t.reviews.c.id == review_id))
             if task_id is None:
                 raise TaskCraftError(f"No review with id {review_id}.")
+            lock_task(c, task_id)
             row = _task_for_review(c, task_id)
             in_force = standing(_review_history(c, task_id))
             if review_id not in [review.id for review in in_force]:
@@ -78,7 +86,7 @@ class ReviewStore:
                     "undo would take back theirs, so theirs stands.",
                     "Reload the task to see the newest decision.",
                 )
-            return _append_review(c, row, reviewer, "undo", "", {})
+            return _append_review(c, row, reviewer, "undo", "", {}, reviews_per_task, seen=row.latest_review_id)
 
     def latest_review_ids(self, task_ids: Sequence[str]) -> dict[str, int | None]:
         """The newest review of each task (None when undecided): what a later decision must expect."""
@@ -145,25 +153,26 @@ def _task_for_review(c: Connection, task_id: str) -> Row:
 
 
 def _append_review(c: Connection, row: Row, reviewer: str, decision: Decision, reason: str,
-                   edits: dict[str, Any]) -> Review:
-    """Insert a review after the task's newest one and rewrite the task's state from its history;
-    `ReviewConflict` when another transaction decided the task in between."""
+                   edits: dict[str, Any], reviews_per_task: int, *, seen: int | None, override: bool = False,
+                   adjudication: bool = False) -> Review:
+    """Insert a review after the task's newest one and rewrite the task's state and votes from its
+    history; `ReviewConflict` when another transaction decided the task in between."""
     review = Review(task_id=row.id, reviewer=reviewer, decision=decision, reason=reason, edits=edits,
-                    supersedes_id=row.latest_review_id)
-    inserted = c.execute(insert(t.reviews).values(review.model_dump(exclude={"id"}))).inserted_primary_key
-    assert inserted is not None  # an insert into a table with an autoincrement key returns the key
-    review.id = inserted[0]
-    status, current_edits = replay(_review_history(c, row.id), base_status=row.generated_status)
+                    supersedes_id=row.latest_review_id, seen_review_id=seen, override=override,
+                    adjudication=adjudication)
+    review.id = insert_review(c, review)
+    outcome = replay(_review_history(c, row.id), row.generated_status, reviews_per_task)
     changed = c.execute(
         update(t.tasks)
         .where(t.tasks.c.id == row.id, _same_latest(row.latest_review_id))
-        .values(status=status, current_edits=current_edits, latest_review_id=review.id, last_reviewer=reviewer)
+        .values(status=outcome.status, current_edits=outcome.edits, disputed=outcome.disputed,
+                latest_review_id=review.id, last_reviewer=reviewer)
     ).rowcount
     if changed != 1:
         raise ReviewConflict(f"Task {row.id} was decided by someone else at the same moment.")
+    write_votes(c, {row.id: outcome})
     return review
 
 
 def _review_history(c: Connection, task_id: str) -> list[Review]:
-    query = select(t.reviews).where(t.reviews.c.task_id == task_id).order_by(t.reviews.c.id)
-    return [Review(**row._mapping) for row in c.execute(query)]
+    return review_histories(c, [task_id]).get(task_id, [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -81,10 +83,16 @@ tasks = Table(
     Column("latest_review_id", Integer),
     Column("last_reviewer", String(200)),
     Column("current_edits", JSON, nullable=False),
+    # With several reviews per task: k votes are in and disagree, so the task waits for an adjudicator.
+    Column("disputed", Boolean, nullable=False, server_default=false()),
     Index("ix_tasks_status_kind", "status", "kind"),
     Index("ix_tasks_run", "run_id"),
     Index("ix_tasks_document", "document_id"),
     Index("ix_tasks_created", "created_at"),
+    # The review queue is a status filter read in created or difficulty order, one row at an offset:
+    # these make its first card an index walk instead of a sort of every pending task.
+    Index("ix_tasks_status_created", "status", "created_at", "id"),
+    Index("ix_tasks_status_difficulty", "status", "difficulty", "created_at", "id"),
 )
 
 trajectory_steps = Table(
@@ -125,7 +133,22 @@ reviews = Table(
     Column("edits", JSON, nullable=False),
     Column("supersedes_id", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seen_review_id", Integer),
+    Column("override", Boolean, nullable=False, server_default=false()),
+    Column("adjudication", Boolean, nullable=False, server_default=false()),
     Index("ix_reviews_task", "task_id", "id"),
+)
+
+# Each reviewer's decision in force on a task (their vote), rewritten from the history with every
+# review of the task: per-reviewer queues and agreement read it without replaying histories.
+review_votes = Table(
+    "review_votes",
+    metadata,
+    Column("task_id", String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("reviewer", String(200), primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("review_id", Integer, nullable=False),
+    Index("ix_review_votes_reviewer", "reviewer", "task_id"),
 )
 
 runs = Table(

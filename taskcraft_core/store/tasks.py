@@ -17,6 +17,7 @@ from taskcraft_core.schema import (
 )
 from taskcraft_core.store import tables as t
 from taskcraft_core.store.review_history import replay
+from taskcraft_core.store.review_rounds import insert_review, review_histories, write_votes
 
 
 class TaskFilter(BaseModel):
@@ -33,6 +34,8 @@ class TaskFilter(BaseModel):
     reviewers: list[str] = []
     text: str = ""
     task_ids: list[str] = []
+    undecided_by: str | None = None  # a reviewer's own queue: tasks they have no decision in force on
+    disputed: bool | None = None  # True: the Adjudicate queue; False: tasks not waiting for adjudication
     sort: Literal["newest", "oldest", "difficulty_desc", "difficulty_asc"] = "oldest"
 
 
@@ -41,15 +44,15 @@ class TaskStore:
 
     engine: Engine
 
-    def add_tasks(self, tasks: Iterable[Task], reviews: Sequence[Review] = ()) -> int:
+    def add_tasks(self, tasks: Iterable[Task], reviews: Sequence[Review] = (), reviews_per_task: int = 1) -> int:
         """Store tasks with trajectories and verifications; tasks whose id exists are skipped.
-        `reviews` (at most one per task, e.g. decisions carried by an import) are appended to the
-        new tasks they name, with their own reviewer and time, in the same transaction."""
+        `reviews` (each task's history in order, e.g. the decisions an import carries) are appended
+        to the new tasks they name, with their own reviewer and time, in the same transaction."""
         tasks = list(tasks)
         if not tasks:
             return 0
         with self.engine.begin() as c:
-            return insert_new_tasks(c, tasks, reviews)
+            return insert_new_tasks(c, tasks, reviews, reviews_per_task)
 
     def get_task(self, task_id: str) -> Task | None:
         tasks = self.get_tasks([task_id])
@@ -147,22 +150,29 @@ class TaskStore:
             return list(c.scalars(select(t.tasks.c.id).where(cast(t.tasks.c.parent_ids, Text).like(needle))))
 
 
-def insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Review] = ()) -> int:
+def insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Review] = (),
+                     reviews_per_task: int = 1) -> int:
     """Insert the tasks whose ids are not stored yet (one row per id), and the given reviews of
-    those tasks; returns how many tasks."""
+    those tasks in order; returns how many tasks."""
     existing = set(c.scalars(select(t.tasks.c.id).where(t.tasks.c.id.in_([task.id for task in tasks]))))
     new = list({task.id: task for task in tasks if task.id not in existing}.values())
     if not new:
         return 0
-    review_of = {review.task_id: review for review in reviews}
-    if len(review_of) != len(reviews):
-        raise ValueError("At most one review per task can be stored with new tasks.")
-    c.execute(insert(t.tasks), [_task_row(task, review_of.get(task.id)) for task in new])
-    decided = [review_of[task.id] for task in new if task.id in review_of]
+    histories: dict[str, list[Review]] = {}
+    for review in reviews:
+        histories.setdefault(review.task_id, []).append(review)
+    c.execute(insert(t.tasks), [_task_row(task, histories.get(task.id, []), reviews_per_task) for task in new])
+    decided = [task.id for task in new if task.id in histories]
+    for task_id in decided:  # one review at a time, so supersedes_id chains each history
+        for review in histories[task_id]:
+            newest = c.scalar(select(func.max(t.reviews.c.id)).where(t.reviews.c.task_id == task_id))
+            insert_review(c, review.model_copy(update={"supersedes_id": newest}))
     if decided:
-        c.execute(insert(t.reviews), [review.model_dump(exclude={"id", "supersedes_id"}) for review in decided])
-        newest = select(func.max(t.reviews.c.id)).where(t.reviews.c.task_id == t.tasks.c.id).scalar_subquery()
-        c.execute(update(t.tasks).where(t.tasks.c.id.in_([r.task_id for r in decided])).values(latest_review_id=newest))
+        newest_id = select(func.max(t.reviews.c.id)).where(t.reviews.c.task_id == t.tasks.c.id).scalar_subquery()
+        c.execute(update(t.tasks).where(t.tasks.c.id.in_(decided)).values(latest_review_id=newest_id))
+        statuses = {task.id: task.status for task in new}
+        write_votes(c, {task_id: replay(history, statuses[task_id], reviews_per_task)
+                        for task_id, history in review_histories(c, decided).items()})
     steps = [step.model_dump() | {"task_id": task.id} for task in new for step in task.trajectory]
     if steps:
         c.execute(insert(t.trajectory_steps), steps)
@@ -172,19 +182,20 @@ def insert_new_tasks(c: Connection, tasks: Sequence[Task], reviews: Sequence[Rev
     return len(new)
 
 
-def _task_row(task: Task, review: Review | None = None) -> dict[str, Any]:
-    """The row of a new task; with its first review, the state that review gives (its id is set
-    once the review row exists)."""
+def _task_row(task: Task, history: Sequence[Review] = (), reviews_per_task: int = 1) -> dict[str, Any]:
+    """The row of a new task; with its reviews, the state they give (the newest review's id is set
+    once the review rows exist)."""
     row = task.model_dump(exclude={"trajectory", "verification"})
-    status, edits = replay([review], base_status=task.status) if review else (task.status, {})
-    return row | {"status": status, "generated_status": task.status, "latest_review_id": None,
-                  "last_reviewer": review.reviewer if review else None, "current_edits": edits}
+    outcome = replay(history, task.status, reviews_per_task)
+    return row | {"status": outcome.status, "generated_status": task.status, "latest_review_id": None,
+                  "last_reviewer": history[-1].reviewer if history else None, "current_edits": outcome.edits,
+                  "disputed": outcome.disputed}
 
 
 def _task_from_row(row: Row, steps: list[TrajectoryStep], check: Verification | None) -> Task:
     values = dict(row._mapping)
     edits = values.pop("current_edits") or {}
-    for key in ("generated_status", "latest_review_id", "last_reviewer"):
+    for key in ("generated_status", "latest_review_id", "last_reviewer", "disputed"):
         values.pop(key)
     task = Task(**values, trajectory=steps, verification=check)
     # The edited text is what the task now says; the original stays in the review history.
@@ -199,6 +210,12 @@ def _conditions(f: TaskFilter) -> list[Any]:
                            (c.last_reviewer, f.reviewers), (c.id, f.task_ids)):
         if values:
             conditions.append(column.in_(values))
+    if f.undecided_by is not None:
+        votes = t.review_votes.c
+        conditions.append(~select(votes.task_id).where(votes.task_id == c.id, votes.reviewer == f.undecided_by)
+                          .exists())
+    if f.disputed is not None:
+        conditions.append(c.disputed == f.disputed)
     if f.min_difficulty is not None:
         conditions.append(c.difficulty >= f.min_difficulty)
     if f.max_difficulty is not None:
