@@ -74,8 +74,8 @@ def workspace() -> Workspace:
     Chroma clients are shared singletons. When the data home cannot be opened (a damaged database, a
     read-only folder, a full disk) the page shows what failed and what to do, and stops."""
     settings = current_settings()
-    key = (settings.resolved_database_url, str(settings.chroma_path.resolve()), settings.embeddings,
-           settings.embedding_model)
+    index = settings.chroma_url or str(settings.chroma_path.resolve())
+    key = (settings.resolved_database_url, index, settings.embeddings, settings.embedding_model)
     try:
         opened = _open_workspace(key, settings)
     except Exception as error:
@@ -91,7 +91,8 @@ def engine_label(settings: Settings) -> str:
     """What the sidebar says about the engine that will generate tasks."""
     if settings.active_engine == "offline":
         return "Offline engine — deterministic, no model"
-    return f"OpenAI-compatible: {settings.model_for('generation')} @ {settings.endpoint}"
+    endpoints = " | ".join(settings.endpoints)
+    return f"OpenAI-compatible: {settings.model_for('generation')} @ {endpoints}"
 
 
 def escape_markdown(text: str) -> str:

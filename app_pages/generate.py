@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages._common import engine_label, may, user_errors, workspace
 from taskcraft_core.runs import service as runs
+from taskcraft_core.runs.queue import queue_health
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.workspace import Workspace
 
@@ -76,6 +77,21 @@ def resume_controls(ws: Workspace) -> None:
             st.rerun()
 
 
+def worker_health(ws: Workspace) -> None:
+    """With queue workers: who is alive, and how much work is waiting, in flight and failed."""
+    health = queue_health(ws.store)
+    alive = [worker for worker in health.workers if worker.alive]
+    st.subheader("Workers")
+    if not alive:
+        st.warning("No live worker: queued units wait until `python -m taskcraft_core worker` runs.")
+    st.caption(f"{len(alive)} live workers · {health.in_flight} units in flight · {health.waiting} waiting · "
+               f"{health.failed} failed")
+    if health.workers:
+        st.dataframe([{"worker": w.id, "alive": w.alive, "units in flight": w.units_in_flight,
+                       "last heartbeat (s ago)": round(w.seconds_since_heartbeat, 1)} for w in health.workers],
+                     hide_index=True)
+
+
 def history_rows(history: list[GenerationRun]) -> list[dict[str, object]]:
     rows = []
     for run in history:
@@ -108,6 +124,8 @@ if st.session_state.get(ACTIVE_RUN):
 
 history = ws.store.list_runs(limit=50)
 resume_controls(ws)
+if ws.settings.workers == "queue":
+    worker_health(ws)
 st.subheader("Run history")
 if history:
     st.dataframe(history_rows(history), hide_index=True)

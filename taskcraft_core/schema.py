@@ -191,6 +191,7 @@ class RunConfig(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description="Snapshot of the run-shaping settings.")
     resumes: list[dict[str, str]] = Field(
         default_factory=list, description="Each resume: who, when, and the endpoint used (the resumer's own).")
+    workers: Literal["inline", "queue"] = Field("inline", description="Where the run executes (settings.workers).")
 
 
 class UnitError(BaseModel):
@@ -219,6 +220,10 @@ class RunCounts(BaseModel):
     empty_units: list[EmptyUnit] = []
     calls_by_step: dict[str, int] = Field(
         default_factory=dict, description="Model calls per '<stage>.<step>' (atomic.question, depth.auxiliary.agent).")
+    # Queue execution: units of the stage handed to workers and not finished, and the endpoint
+    # failures in a row across workers (the inline executor keeps both in memory).
+    pending: list[str] = []
+    unavailable_streak: int = 0
     heartbeat: datetime | None = None
     pid: int | None = None
     host: str | None = None

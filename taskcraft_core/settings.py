@@ -23,6 +23,7 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_DATABASE_URL": "database_url",
     "OPENAI_API_KEY": "openai_api_key",
     "OPENAI_BASE_URL": "openai_base_url",
+    "TASKCRAFT_OPENAI_BASE_URLS": "openai_base_urls",
     "TASKCRAFT_MODEL": "model",
     "TASKCRAFT_GENERATION_MODEL": "generation_model",
     "TASKCRAFT_SOLVER_MODEL": "solver_model",
@@ -35,6 +36,8 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_DUPLICATE_THRESHOLD": "duplicate_threshold",
     "TASKCRAFT_DUPLICATE_ACTION": "duplicate_action",
     "TASKCRAFT_REVIEWS_PER_TASK": "reviews_per_task",
+    "TASKCRAFT_WORKERS": "workers",
+    "TASKCRAFT_CHROMA_URL": "chroma_url",
 }
 
 
@@ -50,6 +53,10 @@ class Settings(BaseModel):
     )
     openai_base_url: str | None = Field(
         None, description="Base URL of an OpenAI-compatible endpoint (vLLM, Ollama, LM Studio, ...)."
+    )
+    openai_base_urls: str | None = Field(
+        None, description="Comma-separated base URLs of replicas serving the same model (a vLLM fleet): calls "
+        "are spread over them and one that fails is skipped. Replaces openai_base_url when set."
     )
     model: str = Field("gpt-4o-mini", description="Default chat model for every role.")
     generation_model: str | None = Field(None, description="Model that writes tasks; default: model.")
@@ -146,13 +153,22 @@ class Settings(BaseModel):
     pdf_parse_memory_mb: int = Field(
         1_024, ge=64, description="Most memory the separate process reading one PDF may use, in MB."
     )
+    workers: Literal["inline", "queue"] = Field(
+        "inline", description="Where generation runs execute: inline (threads of the studio process) or queue "
+        "(work units on a PostgreSQL task queue, executed by `python -m taskcraft_core worker` processes)."
+    )
+    chroma_url: str | None = Field(
+        None, description="URL of a Chroma server (`chroma run`), e.g. http://chroma:8000; default: the "
+        "local directory chroma/ in the data home."
+    )
 
     model_config = {"frozen": True}
 
-    @field_validator("openai_base_url", "web_search_url")
+    @field_validator("openai_base_url", "openai_base_urls", "web_search_url")
     @classmethod
     def _no_credentials_in_url(cls, url: str | None) -> str | None:
-        if url and (urlsplit(url.strip()).username is not None or urlsplit(url.strip()).password is not None):
+        parts = [urlsplit(part.strip()) for part in (url or "").split(",")]  # openai_base_urls lists several
+        if any(part.username is not None or part.password is not None for part in parts):
             raise ValueError("the URL contains a user name or password; URLs are shown and stored, so give the "
                              "endpoint without them and the key in its own setting")
         return url.strip() if url else url
@@ -180,7 +196,7 @@ class Settings(BaseModel):
         """The engine that will generate tasks with these settings."""
         if self.engine != "auto":
             return self.engine
-        return "openai" if (self.openai_api_key or self.openai_base_url) else "offline"
+        return "openai" if (self.openai_api_key or self.base_urls) else "offline"
 
     @property
     def resolved_database_url(self) -> str:
@@ -198,6 +214,17 @@ class Settings(BaseModel):
     def endpoint(self) -> str:
         """The base URL requests go to (the OpenAI API when none is set)."""
         return normalised_endpoint(self.openai_base_url)
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The endpoint replicas calls go to: openai_base_urls when set, else openai_base_url (or none)."""
+        listed = [url.strip() for url in (self.openai_base_urls or "").split(",") if url.strip()]
+        return listed or ([self.openai_base_url] if self.openai_base_url else [])
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every endpoint calls may go to, normalised (the OpenAI API when none is set)."""
+        return [normalised_endpoint(url) for url in self.base_urls] or [self.endpoint]
 
     def model_for(self, role: Literal["generation", "solver", "judge"]) -> str:
         """The model name used for one role; falls back to the default model."""

@@ -19,6 +19,7 @@ from taskcraft_core.ingest import pipeline as ingest
 from taskcraft_core.models import chat as llm
 from taskcraft_core.models.endpoint import session_settings
 from taskcraft_core.runs import service as runs
+from taskcraft_core.runs.executor import snapshot_workspace
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace, settings_from_environment
@@ -177,21 +178,23 @@ def test_a_resumed_run_uses_the_endpoint_and_key_of_the_person_resuming(ws: Work
         openai_base_url="https://starter.example.org/v1", openai_api_key="sk-starter"))
     run = runs.create_run(starter, runs.RunRequest(engine="openai", kinds=["atomic"]))
     assert run.config.base_url == "https://starter.example.org/v1"
-    first = runs.execution_settings(ws.settings.with_changes(openai_base_url="https://starter.example.org/v1",
-                                                             openai_api_key="sk-starter"), run)
+    first = snapshot_workspace(starter, run).settings
     assert (first.endpoint, first.openai_api_key.get_secret_value()) == (  # type: ignore[union-attr]
         "https://starter.example.org/v1", "sk-starter")
     ws.store.update_run(run.id, status="interrupted", counts={"done": 1, "total": 9})
     interrupted = ws.store.get_run(run.id)
     assert interrupted is not None
-    resumer = ws.settings.with_changes(openai_base_url="https://resumer.example.org/v1", openai_api_key="sk-resumer")
-    resumed = runs.execution_settings(resumer, interrupted)
+    other_key = dataclasses.replace(ws, settings=ws.settings.with_changes(openai_api_key="sk-resumer"))
+    stored_endpoint = snapshot_workspace(other_key, interrupted).settings
+    assert (stored_endpoint.endpoint, stored_endpoint.openai_api_key) == ("https://starter.example.org/v1", None)
+    resuming = dataclasses.replace(ws, principal=person("cy@example.org"), settings=ws.settings.with_changes(
+        openai_base_url="https://resumer.example.org/v1", openai_api_key="sk-resumer"))
+    resumed = snapshot_workspace(resuming, runs._record_resume(resuming, interrupted)).settings  # noqa: SLF001
     assert (resumed.endpoint, resumed.openai_api_key.get_secret_value()) == (  # type: ignore[union-attr]
         "https://resumer.example.org/v1", "sk-resumer")
-    without_key = runs.execution_settings(ws.settings.with_changes(openai_api_key="sk-resumer"), interrupted)
-    assert without_key.endpoint == "https://api.openai.com/v1"  # theirs, never the stored one with their key
-    resuming = dataclasses.replace(ws, settings=resumer, principal=person("cy@example.org"))
-    note = runs._resume_note(resuming, interrupted, resumed)  # noqa: SLF001 (the wording is the point)
+    stored = ws.store.get_run(run.id)
+    assert stored is not None and stored.config.settings["openai_base_url"] == "https://resumer.example.org/v1"
+    note = stored.config.resumes[-1]
     assert note["note"] == ("resumed with the endpoint and key of the person resuming "
                             "(the run started with https://starter.example.org/v1)")
     assert (note["by"], note["endpoint"]) == ("cy@example.org", "https://resumer.example.org/v1")

@@ -1,4 +1,7 @@
-"""`generate [...] [--json]`, `generate --resume RUN_ID` and `runs`.
+"""`generate [...] [--json] [--no-wait]`, `generate --resume RUN_ID`, `cancel RUN_ID` and `runs`.
+
+With `TASKCRAFT_WORKERS=queue` the run executes on the queue workers: `generate` enqueues it and
+follows it until it ends (or, with `--no-wait`, prints `{"run_id"}` at once).
 
 A progress bar goes to stderr; stdout carries the result (one JSON object with `--json`).
 Exit code: 0 run completed without unit errors, 2 completed with some units failed, cancelled, or
@@ -18,11 +21,14 @@ from taskcraft_core.runs.service import (
     RunProgress,
     RunRequest,
     RunSummary,
+    cancel_run,
     create_run,
     execute_run,
     interrupted_runs,
+    resume_run_in_background,
     run_progress,
     run_summary,
+    wait_for_run,
 )
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.workspace import Workspace
@@ -43,7 +49,12 @@ def register(subparsers: Any) -> None:
     generate.add_argument("--concurrency", type=int, help="Work units executed at once (default 8).")
     generate.add_argument("--resume", metavar="RUN_ID", help="Continue an interrupted or cancelled run.")
     generate.add_argument("--json", action="store_true", help="Print one JSON object with the run's yield.")
+    generate.add_argument("--no-wait", action="store_true", help="With queue workers: enqueue the run, print "
+                          '{"run_id": ...} and return at once.')
     generate.set_defaults(handler=run_generate)
+    cancel = subparsers.add_parser("cancel", help="Cancel a generation run (it can be resumed later).")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.set_defaults(handler=run_cancel)
     runs = subparsers.add_parser("runs", help="List generation runs (newest first).")
     runs.add_argument("--limit", type=int, default=20, help="How many runs to list.")
     runs.add_argument("--json", action="store_true", help="Print a JSON list of run summaries.")
@@ -62,11 +73,27 @@ def run_generate(args: argparse.Namespace, workspace: Workspace) -> int:
             print(f"resuming with your endpoint and key: {workspace.settings.endpoint}", file=sys.stderr)
     else:
         run_id = create_run(workspace, _request(args)).id
+    on_queue = workspace.settings.workers == "queue"
+    if args.no_wait and not on_queue:
+        print("error: --no-wait needs queue workers (TASKCRAFT_WORKERS=queue); inline runs live in this process",
+              file=sys.stderr)
+        return 1
+    if on_queue:
+        resume_run_in_background(workspace, run_id)  # enqueues it for the workers
+        if args.no_wait:
+            print(json.dumps({"run_id": run_id}))
+            return 0
     print(f"run {run_id} (resume with: generate --resume {run_id})", file=sys.stderr, flush=True)
     try:
-        run = execute_run(workspace, run_id, ProgressBar(sys.stderr))
+        if on_queue:
+            run = wait_for_run(workspace, run_id, ProgressBar(sys.stderr))
+        else:
+            run = execute_run(workspace, run_id, ProgressBar(sys.stderr))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: generate --resume {run_id}", file=sys.stderr)
+        if on_queue:
+            print(f"\nstopped following; the run goes on in the workers (cancel {run_id} stops it)", file=sys.stderr)
+        else:
+            print(f"\ninterrupted; resume with: generate --resume {run_id}", file=sys.stderr)
         return 1
     except Exception:
         # A bug ended the run: it surfaces, but the summary of what the run stored comes first.
@@ -135,6 +162,12 @@ def _print_summary(run: GenerationRun, summary: RunSummary) -> None:
               f"by step per candidate: {steps}")
     for error in summary.errors:
         print(f"  failed unit {error.unit}: {error.error}")
+
+
+def run_cancel(args: argparse.Namespace, workspace: Workspace) -> int:
+    cancel_run(workspace, args.run_id)
+    print(f"run {args.run_id} cancelled (resume with: generate --resume {args.run_id})", file=sys.stderr)
+    return 0
 
 
 def run_list(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import chromadb
 import numpy as np
@@ -17,6 +18,7 @@ from chromadb.api.types import Documents, Embeddable, EmbeddingFunction, Embeddi
 from chromadb.config import Settings as ChromaSettings
 from pydantic import BaseModel
 
+from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.schema import Chunk, Document, Task
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
@@ -95,26 +97,42 @@ def _chunk_metadata(chunk: Chunk, title: str) -> dict[str, Any]:
             "page": chunk.page, "position": chunk.position}
 
 
-class VectorIndex:
-    """Chroma collections under the data home."""
+def chroma_client(settings: Settings) -> Any:
+    """A client of the Chroma server at `settings.chroma_url` (shared by app replicas and workers), or
+    of the local directory in the data home (the default)."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlsplit(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise TaskCraftError(f"TASKCRAFT_CHROMA_URL {settings.chroma_url!r} is not an http(s) URL.",
+                                 "Give the Chroma server's address, e.g. http://chroma:8000.")
+        try:
+            return chromadb.HttpClient(host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000),
+                                       ssl=url.scheme == "https", settings=chroma_settings)
+        except Exception as error:  # the client checks the server at once and raises plain errors
+            raise TaskCraftError(
+                f"Cannot reach the Chroma server at {settings.chroma_url}: {error}",
+                "Start it (`chroma run --path DIR --port 8000`) or unset TASKCRAFT_CHROMA_URL.") from error
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
-    def __init__(self, path: Path | None, embedding_function: EmbeddingFunction[Documents]) -> None:
-        chroma_settings = ChromaSettings(anonymized_telemetry=False)
-        if path is None:
-            self.client = chromadb.EphemeralClient(settings=chroma_settings)
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+class VectorIndex:
+    """Chroma collections: in the data home, or on a Chroma server."""
+
+    def __init__(self, client: Any, embedding_function: EmbeddingFunction[Documents]) -> None:
+        self.client = client
         self.embedding_function = embedding_function
 
     @classmethod
     def open(cls, settings: Settings) -> VectorIndex:
-        return cls(settings.chroma_path, make_embedding_function(settings))
+        return cls(chroma_client(settings), make_embedding_function(settings))
 
     @classmethod
     def in_memory(cls, settings: Settings) -> VectorIndex:
         """An index in memory, empty at first: for reading a data home whose folder is read-only."""
-        return cls(None, make_embedding_function(settings))
+        return cls(chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False)),
+                   make_embedding_function(settings))
 
     def collection(self, name: str) -> Any:
         return self.client.get_or_create_collection(

@@ -11,9 +11,10 @@ candidate as failed and goes on).
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar, cast
@@ -22,8 +23,10 @@ import openai
 from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError
 
 from taskcraft_core.errors import ModelCallFailed, ModelOutputError, ModelUnavailableError
 from taskcraft_core.models.cache import SQLiteResponseCache, is_cache_hit
@@ -114,22 +117,70 @@ def make_chat_model(settings: Settings, role: Role, *, cache_path: Path | None =
 def _chat_openai(
     settings: Settings, role: Role, cache: SQLiteResponseCache | bool, max_tokens: int | None = None
 ) -> ChatOpenAI:
-    key = settings.openai_api_key or SecretStr(KEYLESS_PLACEHOLDER)
-    base_url = settings.openai_base_url or OPENAI_DEFAULT_BASE_URL
-    return ChatOpenAI(
-        model=settings.model_for(role),
-        # Explicit so that the client never falls back to reading the environment itself.
-        base_url=base_url,
-        http_client=http_client(base_url, settings.max_retries),
-        api_key=key,
-        timeout=settings.request_timeout_s,
-        max_retries=settings.max_retries,
-        temperature=0,
-        max_tokens=max_tokens,
+    urls = settings.base_urls or [OPENAI_DEFAULT_BASE_URL]
+    options: dict[str, Any] = {
+        "model": settings.model_for(role),
+        "timeout": settings.request_timeout_s,
+        "temperature": 0,
+        "max_tokens": max_tokens,
         # One JSON response per call: token usage is always reported and answers cache whole.
-        disable_streaming=True,
-        cache=cache,
-    )
+        "disable_streaming": True,
+    }
+
+    def client(base_url: str, max_retries: int = settings.max_retries, **more: Any) -> ChatOpenAI:
+        # base_url and api_key explicit so that the client never falls back to reading the environment.
+        return ChatOpenAI(base_url=base_url, api_key=_key_for(settings, base_url), max_retries=max_retries,
+                          http_client=http_client(base_url, max_retries), **options, **more)
+
+    if len(urls) == 1:
+        return client(urls[0], cache=cache)
+    # Each replica is tried once in turn; when all failed, the first is retried with the usual backoff.
+    return ReplicatedChatOpenAI(
+        base_url=urls[0], api_key=_key_for(settings, urls[0]), max_retries=settings.max_retries, cache=cache,
+        replicas=[client(url, max_retries=0) for url in urls], retried=[client(url) for url in urls], **options)
+
+
+def _key_for(settings: Settings, base_url: str) -> SecretStr:
+    """The key sent to one base URL: the one place a URL gets its key, so every replica of
+    `openai_base_urls` follows the same rule as `openai_base_url`."""
+    return settings.openai_api_key or SecretStr(KEYLESS_PLACEHOLDER)
+
+
+# Failures of one replica that another may not have: unreachable, timed out, 5xx, rate-limited.
+# A request the server rejects (400/422) or a refused key would fail on every replica alike.
+FAILOVER_ERRORS: tuple[type[BaseException], ...] = (
+    openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError,
+)
+
+
+class ReplicatedChatOpenAI(ChatOpenAI):
+    """One model served by several OpenAI-compatible replicas (a vLLM fleet): each call starts at
+    the next replica in turn and falls back to the others (LangChain's `with_fallbacks`) when one
+    fails. Tools, structured output and the response cache work as on one ChatOpenAI: their
+    request options reach the replica that answers."""
+
+    replicas: list[ChatOpenAI] = Field(default_factory=list, exclude=True)
+    retried: list[ChatOpenAI] = Field(default_factory=list, exclude=True)
+    _turns: Iterator[int] = PrivateAttr(default_factory=itertools.count)
+
+    @property
+    def replica_urls(self) -> list[str]:
+        return [str(replica.openai_api_base) for replica in self.replicas]
+
+    def _chain(self) -> Runnable[Any, Any]:
+        first = next(self._turns) % len(self.replicas)
+        order = self.replicas[first:] + self.replicas[:first]
+        return order[0].with_fallbacks([*order[1:], self.retried[first]], exceptions_to_handle=FAILOVER_ERRORS)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        message = self._chain().invoke(messages, stop=stop, **kwargs)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        message = await self._chain().ainvoke(messages, stop=stop, **kwargs)
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def vote_samplers(model: BaseChatModel, votes: int) -> list[BaseChatModel]:
@@ -369,6 +420,8 @@ def _model_name(model: BaseChatModel) -> str:
 
 
 def _endpoint(model: BaseChatModel) -> str:
+    if isinstance(model, ReplicatedChatOpenAI):
+        return " | ".join(model.replica_urls)
     return getattr(model, "openai_api_base", None) or OPENAI_DEFAULT_BASE_URL
 
 

@@ -15,6 +15,7 @@ The per-unit work is a `Pipeline` (the real method, `runs.method_pipeline`, by d
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -76,6 +77,8 @@ class RunState:
     stage: str = ""
     stage_done: int = 0
     stage_total: int = 0
+    # Units handed to queue workers and not finished yet (queue execution only).
+    pending: set[str] = field(default_factory=set)
     user_cancelled: bool = False
     failure: str | None = None
     unavailable_streak: int = 0
@@ -92,8 +95,10 @@ class RunState:
     def load(cls, run: GenerationRun) -> RunState:
         errors = {entry.unit: entry.error for entry in run.counts.errors}
         empty = {entry.unit: entry.reason for entry in run.counts.empty_units}
-        return cls(run=run, done=set(run.done_units), funnel=dict(run.counts.funnel), errors=errors, empty=empty,
-                   calls_by_step=dict(run.counts.calls_by_step))
+        counts = run.counts
+        return cls(run=run, done=set(run.done_units), funnel=dict(counts.funnel), errors=errors, empty=empty,
+                   stage=counts.stage, stage_done=counts.done, stage_total=counts.total, pending=set(counts.pending),
+                   unavailable_streak=counts.unavailable_streak, calls_by_step=dict(counts.calls_by_step))
 
     def counts(self) -> RunCounts:
         return RunCounts(
@@ -101,12 +106,21 @@ class RunState:
             errors=[UnitError(unit=u, error=e) for u, e in self.errors.items()],
             empty_units=[EmptyUnit(unit=u, reason=r) for u, r in self.empty.items()],
             calls_by_step=dict(self.calls_by_step),
+            pending=sorted(self.pending), unavailable_streak=self.unavailable_streak,
             heartbeat=utcnow(), pid=os.getpid(), host=socket.gethostname(),
         )
 
     def progress(self) -> RunProgress:
         return RunProgress(run_id=self.run.id, done=self.stage_done, total=self.stage_total,
                            stage=self.stage, counts=dict(self.funnel))
+
+
+def snapshot_workspace(workspace: Workspace, run: GenerationRun) -> Workspace:
+    """The workspace a run executes in, inline or on a queue worker: the run's snapshot settings. The
+    snapshot's endpoint is the creator's, or the last resumer's (`runs.service` records it on resume);
+    `Settings.with_changes` keeps a key only with the endpoint it was configured for, so a stored base
+    URL never receives someone else's key."""
+    return dataclasses.replace(workspace, settings=workspace.settings.with_changes(**run.config.settings))
 
 
 class Executor:
@@ -180,15 +194,17 @@ class Executor:
                 return
             finished, _ = wait(in_flight, timeout=HEARTBEAT_INTERVAL_S, return_when=FIRST_COMPLETED)
             for future in finished:
-                self.finish_unit(*in_flight.pop(future), future)
+                unit, context = in_flight.pop(future)
+                error = future.exception()
+                self.finish_unit(unit, context, None if error else future.result(), error)
                 if self.stage_full(stage):
                     state.halt.set()
             self.beat()
 
     # ---- recording (coordinator thread only) -------------------------------------------------
 
-    def finish_unit(self, unit: WorkUnit, context: Any, future: Future[list[Task]]) -> None:
-        error = future.exception()
+    def finish_unit(self, unit: WorkUnit, context: Any, tasks: list[Task] | None, error: BaseException | None) -> None:
+        """Record a unit's outcome: its tasks (gated) and its done mark, an empty unit, or an error."""
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise error
         self.add_usage(context, unit.stage)
@@ -205,7 +221,7 @@ class Executor:
         if error is not None:
             self.record_error(unit, error)
             return
-        self.record_tasks(unit, [self.own(task) for task in future.result()])
+        self.record_tasks(unit, [self.own(task) for task in tasks or []])
 
     def own(self, task: Task) -> Task:
         return task if task.run_id else task.model_copy(update={"run_id": self.state.run.id})

@@ -47,11 +47,14 @@ PipelineFactory = Callable[[Workspace, GenerationRun], Pipeline]
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One piece of a run that is done entirely or not at all."""
+    """One piece of a run that is done entirely or not at all. `parts` are the ids it is built from
+    (a chunk, a task, the tasks of a width group in their order, a start page): `RunPlanner.unit`
+    rebuilds the same unit from them in another process (queue workers)."""
 
     id: str
     stage: str
     work: Callable[[Any], list[Task]]
+    parts: tuple[str, ...] = ()
 
 
 class RunPlanner:
@@ -62,6 +65,7 @@ class RunPlanner:
                  record_usage: Callable[[Any], None], cancel: threading.Event) -> None:
         self.store, self.run, self.pipeline, self.record_usage = store, run, pipeline, record_usage
         self.cancel = cancel  # the run's cancel: planning calls stop with it
+        self.load_document = lru_cache(maxsize=8)(self.store.get_document)
 
     def plan(self, stage: str) -> list[WorkUnit]:
         plans = {"atomic": self.plan_atomic, "depth": self.plan_depth, "width": self.plan_width,
@@ -69,19 +73,17 @@ class RunPlanner:
         return plans[stage]()
 
     def plan_atomic(self) -> list[WorkUnit]:
-        load_document = lru_cache(maxsize=8)(self.store.get_document)
-
-        def unit(chunk: Chunk) -> WorkUnit:
-            def work(context: Any) -> list[Task]:
-                document = load_document(chunk.document_id)
-                if document is None:
-                    raise TaskCraftError(f"Document {chunk.document_id} was deleted during the run.")
-                return self.pipeline.atomic(document, chunk, context)
-
-            return WorkUnit(f"atomic:{chunk.id}", "atomic", work)
-
-        return round_robin([[unit(chunk) for chunk in self.store.get_chunks(document_id)]
+        return round_robin([[self.atomic_unit(chunk) for chunk in self.store.get_chunks(document_id)]
                             for document_id in self.run.config.document_ids])
+
+    def atomic_unit(self, chunk: Chunk) -> WorkUnit:
+        def work(context: Any) -> list[Task]:
+            document = self.load_document(chunk.document_id)
+            if document is None:
+                raise TaskCraftError(f"Document {chunk.document_id} was deleted during the run.")
+            return self.pipeline.atomic(document, chunk, context)
+
+        return WorkUnit(f"atomic:{chunk.id}", "atomic", work, (chunk.id,))
 
     def base_tasks(self) -> list[Task]:
         """Verified atomic tasks of the run's documents (from this run or earlier ones), by id so
@@ -91,31 +93,51 @@ class RunPlanner:
         return sorted(self.store.list_tasks(task_filter, limit=None, with_trajectory=True), key=lambda t: t.id)
 
     def plan_depth(self) -> list[WorkUnit]:
-        def unit(task: Task) -> WorkUnit:
-            return WorkUnit(f"depth:{task.id}", "depth", lambda context: self.pipeline.depth(task, context))
+        return [self.depth_unit(task) for task in self.base_tasks()]
 
-        return [unit(task) for task in self.base_tasks()]
+    def depth_unit(self, task: Task) -> WorkUnit:
+        return WorkUnit(f"depth:{task.id}", "depth", lambda context: self.pipeline.depth(task, context), (task.id,))
 
     def plan_width(self) -> list[WorkUnit]:
         context = self.pipeline.new_context(self.cancel)
         groups = self.pipeline.group_for_width(self.base_tasks(), context)
         self.record_usage(context)
+        return [self.width_unit(group) for group in groups]
 
-        def unit(group: list[Task]) -> WorkUnit:
-            unit_id = "width:" + ",".join(sorted(task.id for task in group))
-            return WorkUnit(unit_id, "width", lambda ctx: [self.pipeline.width(group, ctx)])
+    def width_unit(self, group: list[Task]) -> WorkUnit:
+        unit_id = "width:" + ",".join(sorted(task.id for task in group))
+        return WorkUnit(unit_id, "width", lambda ctx: [self.pipeline.width(group, ctx)],
+                        tuple(task.id for task in group))
 
-        return [unit(group) for group in groups]
+    def run_documents(self) -> list[Document]:
+        return [d for d in map(self.store.get_document, self.run.config.document_ids) if d is not None]
 
     def plan_explore(self) -> list[WorkUnit]:
         """A unit per start page; each explores all of the run's documents (its environment)."""
-        documents = [d for d in map(self.store.get_document, self.run.config.document_ids) if d is not None]
+        documents = self.run_documents()
         context = self.pipeline.new_context(self.cancel)
         starts = self.pipeline.explore_starts(documents, context)
         self.record_usage(context)
+        return [self.explore_unit(documents, start) for start in starts]
 
-        def unit(start: Document) -> WorkUnit:
-            return WorkUnit(f"explore:{start.id}", "explore",
-                            lambda ctx: self.pipeline.explore(documents, start, ctx))
+    def explore_unit(self, documents: list[Document], start: Document) -> WorkUnit:
+        return WorkUnit(f"explore:{start.id}", "explore", lambda ctx: self.pipeline.explore(documents, start, ctx),
+                        (start.id,))
 
-        return [unit(start) for start in starts]
+    def unit(self, stage: str, parts: Sequence[str]) -> WorkUnit:
+        """The unit `plan(stage)` made from these parts, rebuilt from the database (by a queue worker)."""
+        if stage == "atomic":
+            chunk = self.store.get_chunk(parts[0])
+            if chunk is None:
+                raise TaskCraftError(f"Chunk {parts[0]} was deleted during the run.")
+            return self.atomic_unit(chunk)
+        if stage == "explore":
+            start = self.store.get_document(parts[0])
+            if start is None:
+                raise TaskCraftError(f"Document {parts[0]} was deleted during the run.")
+            return self.explore_unit(self.run_documents(), start)
+        found = {task.id: task for task in self.store.get_tasks(list(parts), with_trajectory=True)}
+        missing = [task_id for task_id in parts if task_id not in found]
+        if missing:
+            raise TaskCraftError(f"Tasks {', '.join(missing)} were deleted during the run.")
+        return self.depth_unit(found[parts[0]]) if stage == "depth" else self.width_unit([found[p] for p in parts])

@@ -19,11 +19,11 @@ the limit (and, as candidates can fail, sometimes fewer).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, timedelta
@@ -35,10 +35,27 @@ from taskcraft_core.access import require
 from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.generate.explore.records import GUIDELINES
 from taskcraft_core.index.consistency import ensure_index
+from taskcraft_core.runs import queue
 from taskcraft_core.runs.call_counts import StepCalls
-from taskcraft_core.runs.executor import OUTCOMES, STAGES, Executor, ProgressCallback, RunProgress
+from taskcraft_core.runs.executor import (
+    OUTCOMES,
+    STAGES,
+    Executor,
+    ProgressCallback,
+    RunProgress,
+    snapshot_workspace,
+)
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory
-from taskcraft_core.schema import Document, GenerationRun, RunConfig, RunCounts, RunRequest, Task, UnitError, utcnow
+from taskcraft_core.schema import (
+    Document,
+    GenerationRun,
+    RunConfig,
+    RunCounts,
+    RunRequest,
+    Task,
+    UnitError,
+    utcnow,
+)
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
 from taskcraft_core.workspace import Workspace, environment_failure_of
@@ -47,11 +64,12 @@ __all__ = [
     "STAGES", "RunProgress", "RunRequest", "RunSummary", "cancel_run", "create_run", "execute_run", "interrupted_runs",
     "method_pipeline", "resume_run_in_background", "run_progress", "run_summary", "start_run_in_background",
     "step_calls",
+    "wait_for_run",
 ]
 
 # Settings that shape what a run makes; snapshotted on the run and restored on resume.
 RUN_SETTINGS: tuple[str, ...] = (
-    "engine", "model", "generation_model", "solver_model", "judge_model", "openai_base_url",
+    "engine", "model", "generation_model", "solver_model", "judge_model", "openai_base_url", "openai_base_urls",
     "request_timeout_s", "max_retries", "concurrency", "cache_responses", "agent_max_steps",
     "tool_timeout_s", "solver_can_fetch_urls", "web_search_url", "max_candidates_per_chunk",
     "max_candidates_per_document", "max_verified_per_document", "max_hops", "hop_attempts",
@@ -118,7 +136,7 @@ def _run_settings(settings: Settings, request: RunRequest) -> Settings:
         # A model named in the request serves every role, as `make_engine` does.
         resolved = resolved.with_changes(model=request.model, generation_model=None, solver_model=None,
                                          judge_model=None)
-    if engine == "openai" and not (resolved.openai_api_key or resolved.openai_base_url):
+    if engine == "openai" and not (resolved.openai_api_key or resolved.base_urls):
         raise TaskCraftError("The openai engine needs an endpoint.",
                              "Set OPENAI_API_KEY or a base URL, or use the offline engine.")
     return resolved
@@ -130,7 +148,7 @@ def _snapshot(settings: Settings, request: RunRequest, document_ids: list[str]) 
     return RunConfig(
         request=request, document_ids=document_ids, engine=settings.engine,
         models={role: settings.model_for(role) for role in ("generation", "solver", "judge")},
-        base_url=settings.openai_base_url, prompt_version=PROMPT_VERSION,
+        base_url=settings.openai_base_url, prompt_version=PROMPT_VERSION, workers=settings.workers,
         settings=settings.model_dump(mode="json", include=set(RUN_SETTINGS)),
     )
 
@@ -197,19 +215,23 @@ def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | 
     return _execute_claimed(workspace, run, progress, pipeline)
 
 
-def execution_settings(settings: Settings, run: GenerationRun) -> Settings:
-    """The settings a run executes with: its snapshot, except the endpoint. A first execution uses the
-    endpoint it was created with; a resume uses the endpoint and key of the person resuming (a stored
-    base URL never receives someone else's key: a key stays with the endpoint it was configured for)."""
-    snapshot = {name: value for name, value in run.config.settings.items() if name != "openai_base_url"}
-    resolved = settings.with_changes(**snapshot)
-    if not _executed_before(run):
-        resolved = resolved.with_changes(openai_base_url=run.config.settings.get("openai_base_url"))
-    return resolved
-
-
-def _executed_before(run: GenerationRun) -> bool:
+def executed_before(run: GenerationRun) -> bool:
+    """Whether the run has executed before (so executing it now is a resume)."""
     return bool(run.done_units) or run.counts.model_dump() != RunCounts().model_dump()
+
+
+def _record_resume(workspace: Workspace, run: GenerationRun) -> GenerationRun:
+    """A resume executes with the endpoint of the person resuming: it becomes the run's snapshot
+    endpoint (what workers read), noted on the run and in the audit log. A first execution is left as
+    created."""
+    if not executed_before(run):
+        return run
+    note = _resume_note(workspace, run, workspace.settings)
+    settings = {**run.config.settings, "openai_base_url": workspace.settings.openai_base_url}
+    config = run.config.model_copy(update={"resumes": [*run.config.resumes, note], "settings": settings})
+    workspace.store.update_run(run.id, config=config)
+    workspace.audit("resume", run.id, dict(note))
+    return run.model_copy(update={"config": config})
 
 
 def _resume_note(workspace: Workspace, run: GenerationRun, settings: Settings) -> dict[str, str]:
@@ -225,16 +247,9 @@ def _resume_note(workspace: Workspace, run: GenerationRun, settings: Settings) -
 def _execute_claimed(workspace: Workspace, run: GenerationRun, progress: ProgressCallback | None,
                      pipeline: PipelineFactory) -> GenerationRun:
     try:
-        settings = execution_settings(workspace.settings, run)
-        if _executed_before(run):
-            note = _resume_note(workspace, run, settings)
-            resumes = [*run.config.resumes, note]
-            workspace.store.update_run(run.id, config=run.config.model_copy(update={"resumes": resumes}).model_dump(
-                mode="json"))
-            workspace.audit("resume", run.id, dict(note))
-        snapshot_workspace = dataclasses.replace(workspace, settings=settings)
+        run = _record_resume(workspace, run)
         workspace.store.update_run(run.id, status="running", error=None, finished_at=None)
-        executor = Executor(snapshot_workspace, run, pipeline, progress)
+        executor = Executor(snapshot_workspace(workspace, run), run, pipeline, progress)
         try:
             ensure_index(workspace)  # a run never verifies against an index that misses documents
             executor.execute()
@@ -269,30 +284,39 @@ def _claim(run: GenerationRun) -> None:
     """Refuse to execute a run that is already executing, here or in a live process elsewhere."""
     with _active_lock:
         busy_here = run.id in _active
-        busy_elsewhere = (run.status == "running" and run.counts.heartbeat is not None
-                          and run.counts.pid != os.getpid() and not _looks_dead(run))
+        busy_elsewhere = run.status == "running" and (_on_queue(run) or (
+            run.counts.heartbeat is not None and run.counts.pid != os.getpid() and not _looks_dead(run)))
         if busy_here or busy_elsewhere:
             raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
         _active.add(run.id)
 
 
 def start_run_in_background(workspace: Workspace, request: RunRequest) -> str:
-    """Create a run and execute it on a background thread; returns its id at once."""
+    """Create a run and execute it on a background thread, or on the queue workers with
+    `workers = "queue"`; returns its id at once."""
+    if workspace.settings.workers == "queue":
+        queue.conninfo(workspace.settings.resolved_database_url)  # refused before a run is stored
     run = create_run(workspace, request)
     _in_background(workspace, run.id)
     return run.id
 
 
 def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
-    """Continue an interrupted, cancelled or failed run on a background thread, with the endpoint and
-    key of the person resuming. Raises TaskCraftError when the run is still executing (a cancelled
-    run is "cancelled" at once but stops within a second; it has stopped when `finished_at` is set)."""
+    """Continue an interrupted, cancelled or failed run on a background thread (or the queue
+    workers with `workers = "queue"`), with the endpoint and key of the person resuming. Raises
+    TaskCraftError when the run is still executing (a cancelled run is "cancelled" at once but stops
+    within a second; it has stopped when `finished_at` is set)."""
     require(workspace.principal, "generate")
     _in_background(workspace, run_id)
 
 
 def _in_background(workspace: Workspace, run_id: str) -> None:
     run = _get_run(workspace.store, run_id)
+    if workspace.settings.workers == "queue":
+        if run.status == "running" and run.counts.heartbeat is not None:  # a new run has none yet
+            raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
+        queue.enqueue_run(workspace, _record_resume(workspace, run))
+        return
     _claim(run)  # here, so that "already executing" reaches the caller instead of the thread
     # Running from this moment: whoever looks next sees the run started, not still interrupted.
     workspace.store.update_run(run_id, status="running", error=None, finished_at=None)
@@ -308,14 +332,34 @@ def cancel_run(workspace: Workspace, run_id: str) -> None:
     workspace.audit("cancel", run_id)
     if run.status in ("running", "interrupted"):
         # Only the status column is written, so the executor's progress is never overwritten.
-        workspace.store.update_run(run_id, status="cancelled")
+        if _on_queue(run):  # no coordinator closes a queue run: its units in flight stop within a second
+            workspace.store.update_run(run_id, status="cancelled", finished_at=utcnow())
+        else:
+            workspace.store.update_run(run_id, status="cancelled")
+
+
+def wait_for_run(workspace: Workspace, run_id: str, progress: ProgressCallback | None = None,
+                 poll_s: float = 1.0) -> GenerationRun:
+    """Follow a run executing elsewhere (queue workers) until it stops running; returns it."""
+    while True:
+        run = _get_run(workspace.store, run_id)
+        if progress is not None:
+            progress(run_progress(run))
+        if run.status != "running":
+            return run
+        time.sleep(poll_s)
+
+
+def _on_queue(run: GenerationRun) -> bool:
+    """Queue runs live as long as their jobs: no process heartbeat tells whether they are alive."""
+    return run.config.workers == "queue"
 
 
 def interrupted_runs(workspace: Workspace) -> list[GenerationRun]:
     """Runs a dead process left unfinished (marked "interrupted" here as they are found)."""
     found: list[GenerationRun] = []
     for run in workspace.store.list_runs(limit=200):
-        if run.status == "running" and run.id not in _active and _looks_dead(run):
+        if run.status == "running" and run.id not in _active and not _on_queue(run) and _looks_dead(run):
             workspace.store.update_run(run.id, status="interrupted")
             run = run.model_copy(update={"status": "interrupted"})
         if run.status == "interrupted":

@@ -21,6 +21,7 @@ from taskcraft_core.store.lineage import LineageStore
 from taskcraft_core.store.names import DocumentNamesStore
 from taskcraft_core.store.review_rounds import ReviewRoundStore
 from taskcraft_core.store.reviews import ReviewStore
+from taskcraft_core.store.run_locks import RunLockStore
 from taskcraft_core.store.runs import RunStore
 from taskcraft_core.store.task_outcomes import TaskOutcomeStore
 from taskcraft_core.store.tasks import TaskStore
@@ -38,7 +39,7 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 class Store(DocumentStore, DocumentStateStore, DocumentNamesStore, TaskStore, TaskOutcomeStore, ReviewStore,
-            ReviewRoundStore, RunStore, LineageStore, AuditStore, CheckStore):
+            ReviewRoundStore, RunStore, LineageStore, AuditStore, CheckStore, RunLockStore):
     """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
     the database without writing anything (reading commands on a read-only data home); it must then
     be at the newest schema."""
