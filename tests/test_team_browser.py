@@ -19,7 +19,8 @@ import pytest
 from taskcraft_core.settings import ENV_FIELDS, Settings
 from taskcraft_core.store import Store
 from tests.curation_factory import make_task
-from tests.test_browser import CHROMIUM_ARGS, ROOT, _chromium, _free_port, _settle, _until, _wait_healthy
+from tests.studio_server import CHROMIUM_ARGS, ROOT, free_port, wait_healthy
+from tests.test_browser import _chromium, _settle, _until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,7 +37,7 @@ def seeded_home(tmp_path: Path) -> Path:
 @contextmanager
 def studio(home: Path, secrets: str | None = None) -> Iterator[str]:
     """`streamlit run app.py` on a free port; with `secrets`, a secrets file in a temp folder (team mode)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_FIELDS} | {"TASKCRAFT_HOME": str(home)}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true"]
@@ -48,7 +49,7 @@ def studio(home: Path, secrets: str | None = None) -> Iterator[str]:
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server)
+        wait_healthy(url, server)
         yield url
     finally:
         server.terminate()
@@ -58,7 +59,7 @@ def studio(home: Path, secrets: str | None = None) -> Iterator[str]:
 @contextmanager
 def identity_provider() -> Iterator[str]:
     """oidc-provider-mock on a free port with the two people's claims preset."""
-    port = _free_port()
+    port = free_port()
     claims = [f'{{"sub": "{sub}", "email": "{email}", "name": "{name}", "email_verified": true}}'
               for sub, (email, name) in PEOPLE.items()]
     command = [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)]
