@@ -11,7 +11,7 @@ import pytest
 from taskcraft_core.generate import prompts
 from taskcraft_core.generate.atomic import generate_atomic
 from taskcraft_core.generate.depth import extend_depth
-from taskcraft_core.generate.grounding import regrounding_problem, uniqueness_problem
+from taskcraft_core.generate.grounding import answer_kind, regrounding_problem, uniqueness_problem
 from taskcraft_core.generate.llm.engine import JudgeOut, LLMEngine
 from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.index.vectors import VectorIndex
@@ -170,3 +170,13 @@ def test_llm_candidate_judged_with_credit_for_the_model_alone_is_rejected(worksp
     # Before: accepted when the agent then scored 2. Now the model alone's 1 rejects at once.
     assert task.status == "failed_verification"
     assert task.failure_reason == "model alone answered it (score 1); agent not run"
+
+
+def test_every_kind_of_fact_span_has_a_family_for_the_uniqueness_check() -> None:
+    # A span kind without a family failed every unit that met one ("KeyError: 'code'" on real docs pages).
+    from taskcraft_core.generate.grounding import KIND_FAMILY
+    from taskcraft_core.generate.text import SPAN_PATTERNS
+
+    assert {kind for kind, _ in SPAN_PATTERNS} <= set(KIND_FAMILY)
+    evidence = "If the data being deserialized is not a valid JSON document, a `JSONDecodeError` will be raised."
+    assert answer_kind("JSONDecodeError", evidence, "json") == "code"

@@ -20,7 +20,7 @@ GENERIC_WORDS = {
 }
 # Fact kinds that answer the same sort of question: a year and a full date both say "when".
 KIND_FAMILY = {"date": "time", "year": "time", "money": "amount", "percent": "share", "quantity": "quantity",
-               "name": "name"}
+               "name": "name", "code": "code"}
 MIN_RELATION_WORDS = 2  # a relation with fewer distinctive words cannot be told apart from others
 
 
