@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskcraft_core.access import local_principal
 from taskcraft_core.curate.export import export_tasks
 from taskcraft_core.curate.formats import EXPORT_FORMATS
 from taskcraft_core.curate.importers import READERS, import_tasks
@@ -127,7 +128,7 @@ def run_review(args: argparse.Namespace, workspace: Workspace) -> int:
         return _show_reviews(args, workspace)
     if not args.reviewer:
         raise TaskCraftError("A decision needs --reviewer.", "Add --reviewer NAME.")
-    if args.adjudicate and not may_adjudicate(workspace.settings, args.reviewer.strip()):
+    if args.adjudicate and not may_adjudicate(workspace.settings, local_principal(args.reviewer)):
         raise PermissionDenied(f"{args.reviewer} may not adjudicate.", "Add the name to the adjudicators setting.")
     try:
         review = store.record_review(
