@@ -15,7 +15,7 @@ fault, in a form a reviewer might miss:
 Every check then runs on every task. Prints, per check: planted, flagged, true positives, precision
 and recall (a flag on a task not planted with that check counts against precision).
 
-    python bench/bench_checks.py [--documents 12] [--tasks 150]
+    python -m bench.bench_checks [--documents 12] [--tasks 150]
 """
 
 from __future__ import annotations
@@ -29,17 +29,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from num2words import num2words
 
-from num2words import num2words  # noqa: E402
-
-from taskcraft_core.generate.checks import CHECK_NAMES, run_checks  # noqa: E402
-from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path  # noqa: E402
-from taskcraft_core.runs.service import RunRequest, create_run, execute_run  # noqa: E402
-from taskcraft_core.schema import Task  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.store import TaskFilter  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
+from taskcraft_core.generate.checks import CHECK_NAMES, run_checks
+from taskcraft_core.ingest.pipeline import ingest_locations, sample_corpus_path
+from taskcraft_core.runs.service import RunRequest, create_run, execute_run
+from taskcraft_core.schema import Task
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import TaskFilter
+from taskcraft_core.workspace import Workspace
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html/library")
 MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",

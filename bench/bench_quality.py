@@ -5,7 +5,7 @@ By default the corpus is ten cross-linked pages of the Python 3.11 documentation
 title) plus the PDF manual of `libtasn1-doc` (a TeX manual with a table of contents). Give other
 files or folders to measure another corpus.
 
-    python bench/bench_quality.py [PATH ...] [--limit 40] [--examples 5]
+    python -m bench.bench_quality [PATH ...] [--limit 40] [--examples 5]
 
 Prints: documents covered by verified atomic tasks, verified tasks per kind, depth tasks by hops,
 the share of atomic answers of each type, the share of questions that are one well-formed question,
@@ -27,15 +27,13 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from taskcraft_core.generate.text import normalise_answer  # noqa: E402
-from taskcraft_core.ingest.pipeline import ingest_locations  # noqa: E402
-from taskcraft_core.runs.service import RunRequest, create_run, execute_run  # noqa: E402
-from taskcraft_core.schema import Task  # noqa: E402
-from taskcraft_core.settings import Settings  # noqa: E402
-from taskcraft_core.store import TaskFilter  # noqa: E402
-from taskcraft_core.workspace import Workspace  # noqa: E402
+from taskcraft_core.generate.text import normalise_answer
+from taskcraft_core.ingest.pipeline import ingest_locations
+from taskcraft_core.runs.service import RunRequest, create_run, execute_run
+from taskcraft_core.schema import Task
+from taskcraft_core.settings import Settings
+from taskcraft_core.store import TaskFilter
+from taskcraft_core.workspace import Workspace
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html/library")
 PYTHON_PAGES = ("json", "pickle", "marshal", "shelve", "copyreg", "csv", "configparser", "tomllib", "dbm", "plistlib")
