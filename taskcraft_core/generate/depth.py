@@ -25,7 +25,7 @@ from taskcraft_core.errors import ModelOutputError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
 from taskcraft_core.generate.protocol import Superset
 from taskcraft_core.generate.text import contains_answer, mention_pattern, normalise_answer
-from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import Outcome, failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.index.vectors import Passage
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, TrajectoryStep, content_id
@@ -156,12 +156,13 @@ def _attempt(current: Task, passage: Passage, hop: int, ctx: GenerationContext, 
     try:
         fields["question"] = engine.merge_depth(current.question, identifier, superset, usage.at("depth_merge"))
     except ModelOutputError as malformed:
-        return failed_task(fields, f"merge output was malformed: {malformed.message}", usage, hops=current.hops + 1)
+        return failed_task(fields, output_failure("merge output was malformed", malformed), usage,
+                           hops=current.hops + 1)
     fields["id"] = content_id("depth", question_key(fields["question"]), current.id)
     try:
         return _checked(current, superset, fields, hop, ctx, usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"a check failed on malformed model output: {malformed.message}", usage,
+        return failed_task(fields, output_failure("a check failed on malformed model output", malformed), usage,
                            hops=current.hops + 1)
 
 

@@ -29,7 +29,7 @@ from taskcraft_core.generate.explore.walk import LISTED_PAGE, choose_start_page,
 from taskcraft_core.generate.prompts import EXPLORE_SOLVER_SYSTEM
 from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.generate.text import contains_answer, sentences
-from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import Outcome, failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id
 
@@ -107,7 +107,8 @@ def _explore_task(candidate: ExploreCandidate, exploration: Exploration, ctx: Ge
         outcome = verify_explore(candidate.question, fields["golden_answer"], candidate.required_pages, titles, ctx,
                                  usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"verification failed on malformed model output: {malformed.message}", usage, **size)
+        return failed_task(fields, output_failure("verification failed on malformed model output", malformed), usage,
+                           **size)
     return verified_task(fields, outcome, usage, **size)
 
 
