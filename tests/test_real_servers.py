@@ -231,3 +231,28 @@ def test_a_unit_whose_every_candidate_lost_its_call_is_an_endpoint_error_and_sta
                            f"endpoint {stub_openai.base_url} failed with HTTP 502 after 1 retries: Error code: 502 - "
                            "bad gateway")
     assert sorted(t.question for t in tasks(workspace)) == questions_by_chunk["1"]
+
+
+def test_a_llama_cpp_run_that_finds_no_facts_says_why_in_its_summary(
+        stub_settings: Settings, stub_openai: StubOpenAI, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # What SmolLM2-135M behind llama-cpp-python answered for two Python library pages: a forced tool
+    # call with no conclusions. The summary said 0 candidates and nothing about why.
+    stub_openai.llama_cpp_errors = True
+    stub_openai.default = answer_with({"conclusions": []})
+    workspace = open_workspace(stub_settings)
+    monkeypatch.setenv("TASKCRAFT_HOME", str(workspace.settings.home))
+    monkeypatch.setenv("OPENAI_BASE_URL", stub_openai.base_url)
+    monkeypatch.setenv("TASKCRAFT_MODEL", "stub-model")
+    code = main(["generate", "--kinds", "atomic", "--engine", "openai", "--concurrency", "1", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert (code, summary["status"], summary["candidates"], summary["errors"]) == (0, "completed", 0, [])
+    first, second = chunks(workspace)
+    hint = "candidates need a sentence that states a date, a number with a unit, a year or a proper name"
+    assert summary["empty_units"] == [
+        {"unit": f"atomic:{first.id}", "reason": f"chunk 0 of “RV Storm Petrel” has no extractable facts ({hint})"},
+        {"unit": f"atomic:{second.id}", "reason": f"chunk 1 of “RV Storm Petrel” has no extractable facts ({hint})"}]
+    # json_schema and the client's two retries of its 500 (the default max_retries), as the real server
+    # was asked, then tool calling for every later call.
+    assert kinds(stub_openai) == ["json_schema"] * 3 + ["tools"] * 2
+    assert summary["calls"]["by_step"] == {"atomic.conclusions": 2}
