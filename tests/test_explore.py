@@ -4,13 +4,14 @@ LLM engine's explore steps on scripted models, malformed output costing one cand
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from taskcraft_core.agent.tools import make_link_tools, resolve_link
-from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.errors import ModelCallFailed, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
 from taskcraft_core.generate.explore.records import CandidateAnswer, Exploration, ExploreCandidate, Move
@@ -25,6 +26,7 @@ from taskcraft_core.generate.explore.walk import link_graph, reachable
 from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.llm.engine import LLMEngine
 from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL
+from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.generate.offline.explore import parse_route
 from taskcraft_core.generate.prompts import (
     EXPLORE_GUIDELINES,
@@ -339,3 +341,24 @@ def test_llm_writer_tasks_are_grounded_executed_and_a_malformed_candidate_fails_
     assert {EXPLORE_TASKS, EXPLORE_SOLVER_SYSTEM} <= set(PROMPT_TEXTS)  # the run's prompt version covers them
     with pytest.raises(NoExploreTasksError, match="navigation: the task writer's output was malformed"):
         generate_explore_tasks(exploration, ctx, guidelines=["navigation"])
+
+
+class WriterCallFails(OfflineEngine):
+    """The offline engine, except that the navigation writer's model call fails (a 502 beyond the retries)."""
+
+    def write_explore_tasks(self, exploration: Exploration, guideline: str, limit: int,
+                            usage: Usage) -> list[ExploreCandidate]:
+        if guideline == "navigation":
+            raise ModelCallFailed("The model endpoint http://127.0.0.1:9/v1 failed with HTTP 502 after 2 retries: "
+                                  "bad gateway", hint="The server is failing; check its logs or try again later.")
+        return super().write_explore_tasks(exploration, guideline, limit, usage)
+
+
+def test_a_writer_call_that_failed_costs_its_guideline_and_alone_an_endpoint_error(explored: dict) -> None:
+    ctx = dataclasses.replace(explored["ctx"], engine=WriterCallFails(), usage=Usage())
+    made = generate_explore_tasks(explored["exploration"], ctx, guidelines=["retrieval", "navigation"])
+    assert {t.relation for t in made} == {"retrieval"} and made
+    # Nothing written and a call lost: the endpoint failed, not the exploration (the unit is left for a resume).
+    with pytest.raises(ModelUnavailableError, match="failed with HTTP 502 after 2 retries: bad gateway") as lost:
+        generate_explore_tasks(explored["exploration"], ctx, guidelines=["navigation"])
+    assert type(lost.value) is ModelUnavailableError
