@@ -25,9 +25,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from taskcraft_core.index.consistency import check_index
+from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store, TaskFilter
+from taskcraft_core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,13 +124,18 @@ def make_task(rng: random.Random, i: int, started: datetime) -> Task:
     )
 
 
-def fill(store: Store, count: int) -> None:
+def fill(workspace: Workspace, count: int) -> None:
+    """Documents and tasks with their vectors, as ingest and `import --index` write them: the index is
+    in step with the database, so the timings are what a user of an up-to-date home waits for."""
     rng = random.Random(7)
     for document, chunks in make_documents(rng):
-        store.add_document(document, chunks)
+        workspace.store.add_document(document, chunks)
+        workspace.index.add_chunks(document, chunks)
     started = datetime(2026, 1, 1, tzinfo=UTC)
     for start in range(0, count, BATCH):
-        store.add_tasks(make_task(rng, i, started) for i in range(start, min(count, start + BATCH)))
+        tasks = [make_task(rng, i, started) for i in range(start, min(count, start + BATCH))]
+        workspace.store.add_tasks(tasks)
+        index_tasks(workspace, tasks)
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -220,10 +228,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.app == ROOT / "app.py":  # another checkout may have an older schema: leave its data alone
-        store = Store(Settings(home=args.home).resolved_database_url)
-        if store.count_tasks() != args.tasks:
-            print(f"filling {args.home} with {args.tasks:,} tasks …", flush=True)
-            print(f"  filled in {timed(lambda: fill(store, args.tasks)):.1f} s")
+        workspace = Workspace.open(Settings(home=args.home))
+        if workspace.store.count_tasks() != args.tasks:
+            print(f"filling {args.home} with {args.tasks:,} tasks and their vectors …", flush=True)
+            print(f"  filled in {timed(lambda: fill(workspace, args.tasks)):.1f} s")
+        gaps = [f"{check.name} {check.indexed:,} of {check.expected:,}" for check in check_index(workspace)
+                if not check.in_step]
+        print(f"index: {'; '.join(gaps) + ' (out of step)' if gaps else 'in step with the database'}")
     if not args.no_browser:
         browser_timings(args.app.resolve(), args.home, args.decisions)
     if args.no_apptest:
