@@ -19,9 +19,8 @@ import streamlit as st
 from taskcraft_core.access import Permission, Principal, local_principal, signed_in_principal
 from taskcraft_core.curate import review_queue
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.generate.checks import CHECK_NAMES
 from taskcraft_core.index.consistency import IndexCatchUp
-from taskcraft_core.schema import TASK_KINDS, TASK_STATUSES
+from taskcraft_core.schema import CHECK_NAMES, TASK_KINDS, TASK_STATUSES
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import (
