@@ -307,6 +307,21 @@ def test_team_mode_shows_only_the_sign_in_gate_before_sign_in_whatever_the_page(
     assert not db.reviews_for("task0")
 
 
+def test_a_task_link_opened_before_sign_in_is_kept_for_after_it(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    at.user = {"is_logged_in": False}
+    at.query_params["task"] = "task0</script><b>"
+    at.switch_page("app_pages/review.py").run()
+    assert [b.label for b in at.button] == ["Log in"]
+    assert "The linked task opens after sign-in." in [c.value for c in at.caption]
+    [script] = [h.proto.body for h in at.html]  # st.login starts a new session at the root: a cookie carries it
+    assert script == ("<script>document.cookie = 'taskcraft_linked_task=' + "
+                      "encodeURIComponent(\"task0\\u003c/script>\\u003cb>\") + "
+                      "'; path=/; max-age=900; SameSite=Lax';</script>")
+
+
 def test_a_viewer_reads_the_review_queue_without_deciding(home: Path, db: Store) -> None:
     seed(db, n=1)
     at = open_page("review", signed_in("vi@example.org", "Vi"))
