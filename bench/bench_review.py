@@ -7,10 +7,11 @@ Builds (or reuses) a data home with realistic tasks (questions of 100-200 charac
 trajectories with search and read observations of 1-2 kB, verifications, evidence spans) and their
 vectors, as an import with `--index` leaves it (says so when a reused home's index is out of step),
 then times: the Review page's first render in a fresh session, and accept-then-next per decision.
-In the browser, the first request to a freshly started server is timed once, then "first paint" runs from the navigation (a fresh tab on the URL, or a click on
-Review in the sidebar) until the task's question is visible; the trivial page is timed the same
-way from a fresh tab. Targets: first paint <= 1.5 s, accept-then-next < 0.3 s. Prints the numbers
-and ratios; not a pass/fail test. `--app` times another checkout's app.py on the same data.
+In the browser, the first request to a freshly started server is timed once; then "first paint"
+runs from the navigation (a fresh tab on the URL, or a click on Review in the sidebar) until the
+task's question is visible; the trivial page is timed the same way from a fresh tab. Targets:
+first paint <= 1.5 s, accept-then-next < 0.3 s. Prints the numbers and ratios and the load average;
+not a pass/fail test. `--app` times another checkout's app.py on the same data.
 """
 
 from __future__ import annotations
@@ -191,6 +192,8 @@ def browser_timings(app: Path, home: Path, decisions: int, rounds: int = 5) -> N
             page.locator(painted).first.wait_for(timeout=60_000)
             sidebar_times.append(time.perf_counter() - began)
         yardstick = statistics.median(trivial_times)
+        print(f"load average (1, 5, 15 min) after the paints: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
+              f"on {os.cpu_count()} cores")
         print(f"browser, trivial page first paint: median {yardstick:.3f} s over {rounds}")
         for label, times in (("Review first paint, fresh tab on /review", fresh_times),
                              ("Review first paint, click in the sidebar", sidebar_times)):

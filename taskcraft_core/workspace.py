@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
@@ -58,12 +59,14 @@ class Workspace:
             self.store.record_audit(self.principal, action, target, dict(details or {}))
 
 
-def open_workspace(settings: Settings, progress: IndexProgress | None = None) -> Workspace:
+def open_workspace(settings: Settings, progress: IndexProgress | None = None,
+                   waiting: Callable[[], None] | None = None) -> Workspace:
     """The workspace of a data home with its index checked, and brought in step with the database if
-    needed (with progress), before anything searches it: what the CLI opens."""
+    needed (with progress; `waiting` is called when another process is repairing it), before anything
+    searches it: what the CLI opens."""
     workspace = Workspace.open(settings)
     try:
-        ensure_index(workspace, progress)
+        ensure_index(workspace, progress, waiting)
     except Exception as error:
         failure = environment_failure_of(error, settings)
         if failure is None:

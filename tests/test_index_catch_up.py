@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from taskcraft_core import cli
+from taskcraft_core.cli import main
 from taskcraft_core.index.consistency import REPAIR_LOCK, check_index
 from taskcraft_core.index.vectors import TASKS, VectorIndex
 from taskcraft_core.settings import Settings
@@ -117,3 +119,34 @@ def test_while_another_process_holds_the_repair_this_one_waits_in_the_background
             assert not also_held
     assert catch_up.wait(60).state == "in_step"  # the holder left it undone: this process repairs it
     assert workspace.index.collection(TASKS).count() == 5
+
+
+def test_a_cli_command_waits_for_a_repair_in_another_process_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(home=tmp_path / "home")
+    seed(Store(settings.resolved_database_url), 5)
+    monkeypatch.setenv("TASKCRAFT_HOME", str(settings.home))
+    other = Workspace.open(settings)
+    held, release = threading.Event(), threading.Event()
+
+    def repair_elsewhere() -> None:
+        with other.store.maintenance_lock(REPAIR_LOCK):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=repair_elsewhere)
+    holder.start()
+    assert held.wait(10)
+    said = cli.print_index_waiting
+
+    def say_then_release() -> None:  # the holder finishes once the command has said it waits
+        said()
+        release.set()
+
+    monkeypatch.setattr(cli, "print_index_waiting", say_then_release)
+    assert main(["dedup", "--json"]) == 0
+    holder.join()
+    assert ("another process is bringing the vector index in step with the database; waiting for it"
+            in capsys.readouterr().err.splitlines())
+    assert indexed_tasks(settings.home) == 5  # then it found the gap still open and closed it
