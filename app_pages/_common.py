@@ -101,16 +101,16 @@ def workspace() -> Workspace:
 CATCH_UP_POLL_S = 2.0
 
 
-def index_catching_up(searches: str) -> bool:
+def index_catching_up(waits: str) -> bool:
     """Say so on pages that search the index while it is brought in step in the background (a large
     import without vectors, a restored index): a note that follows the progress and reruns the page
-    when the index is in step. True until then. `searches` names what waits for it."""
+    when the index is in step. True until then. `waits` says what waits for it."""
     catching_up = _opened()[1].status.state in ("running", "waiting")
-    st.fragment(_catch_up_note, run_every=CATCH_UP_POLL_S if catching_up else None)(searches, catching_up)
+    st.fragment(_catch_up_note, run_every=CATCH_UP_POLL_S if catching_up else None)(waits, catching_up)
     return catching_up
 
 
-def _catch_up_note(searches: str, was_catching_up: bool) -> None:
+def _catch_up_note(waits: str, was_catching_up: bool) -> None:
     status = _opened()[1].status
     if was_catching_up and status.state not in ("running", "waiting"):
         st.rerun()  # the whole page, so what waited for the index opens
@@ -121,12 +121,12 @@ def _catch_up_note(searches: str, was_catching_up: bool) -> None:
                                    f"{status.error}. Searches embed what they need as they go; restart the "
                                    "app to try again."), icon=":material/warning:")
     elif status.state == "waiting":
-        st.info(f"Another studio process is bringing the search index in step with the database; {searches} "
-                "opens when it is done.", icon=":material/hourglass_top:")
+        st.info(f"Another studio process is bringing the search index in step with the database; {waits}.",
+                icon=":material/hourglass_top:")
     elif status.state == "running":
         done = f": {status.done:,} of {status.total:,} {status.what}" if status.total else ""
         st.info(f"The search index is catching up with the database in the background{done}. Reviewing works "
-                f"meanwhile; {searches} opens when it is done.", icon=":material/hourglass_top:")
+                f"meanwhile; {waits}.", icon=":material/hourglass_top:")
 
 
 def engine_label(settings: Settings) -> str:

@@ -30,7 +30,7 @@ SHOWN_SIDE_BY_SIDE = 4
 
 
 def find(ws: Workspace) -> None:
-    catching_up = index_catching_up("near-duplicate search")
+    catching_up = index_catching_up("near-duplicate search opens when it is done")
     threshold = st.slider("Cosine threshold", 0.5, 1.0, ws.settings.duplicate_threshold, 0.01,
                           key="duplicates_threshold")
     if st.button("Find near-duplicates", key="duplicates_find", type="primary", disabled=catching_up):

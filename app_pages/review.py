@@ -309,7 +309,8 @@ def show_verification(card: rq.Card) -> None:
 
 
 def show_similar(card: rq.Card) -> None:
-    if st.button("Find similar", key="review_find_similar") and not index_catching_up("finding similar tasks"):
+    clicked = st.button("Find similar", key="review_find_similar")
+    if clicked and not index_catching_up("finding similar tasks opens when it is done"):
         st.session_state[SIMILAR] = card.task.id
     if st.session_state[SIMILAR] != card.task.id:
         return

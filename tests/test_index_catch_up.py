@@ -71,6 +71,10 @@ def test_review_renders_before_a_large_catch_up_which_completes_afterwards(
     [note] = [info.value for info in at.info if "catching up" in info.value]
     assert "near-duplicate search opens when it is done" in note
     assert at.button(key="duplicates_find").disabled
+    at.switch_page("app_pages/generate.py").run()
+    [note] = [info.value for info in at.info if "catching up" in info.value]
+    assert note.endswith("a run started now begins verifying when it is done.")
+    at.switch_page("app_pages/duplicates.py").run()
 
     embedding_gate.set()
     assert wait_for_tasks_indexed(home, OUT_OF_STEP) == OUT_OF_STEP
