@@ -204,16 +204,16 @@ class IndexCatchUp:
         self.inline_limit = inline_limit
         self._status = CatchUpStatus()
         self._guard = threading.Lock()
-        self._started = threading.Event()
+        self._started = False
         self._thread = threading.Thread(target=self._repair_in_background, name="taskcraft-index-catch-up",
                                         daemon=True)
 
     def start(self) -> None:
         """Check the index and repair it (inline or in the background); a second call does nothing."""
         with self._guard:
-            if self._started.is_set():
+            if self._started:
                 return
-            self._started.set()
+            self._started = True
         if index_gap(self.workspace) <= self.inline_limit and self._repair_inline():
             return
         self._set(state="running")
