@@ -1,7 +1,8 @@
 """Review page speed at 36,000 tasks: server-side with Streamlit's AppTest, and what a person waits
 for in a real browser (Playwright driving Debian's chromium) beside a trivial page in the same run.
 
-    python -m bench.bench_review [--tasks 36000] [--decisions 20] [--home DIR] [--app app.py] [--no-browser]
+    python -m bench.bench_review [--tasks 36000] [--decisions 20] [--rounds 5] [--home DIR] [--app app.py]
+                                 [--no-browser] [--no-apptest]
 
 Builds (or reuses) a data home with realistic tasks (questions of 100-200 characters, six-step
 trajectories with search and read observations of 1-2 kB, verifications, evidence spans) and their
@@ -227,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=36_000)
     parser.add_argument("--decisions", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5, help="Browser paints of each kind (medians are printed).")
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "taskcraft_bench_review")
     parser.add_argument("--app", type=Path, default=ROOT / "app.py", help="The app to time (another checkout's).")
     parser.add_argument("--no-browser", action="store_true", help="Only the server-side AppTest timings.")
@@ -242,7 +244,7 @@ def main() -> None:
                 if not check.in_step]
         print(f"index: {'; '.join(gaps) + ' (out of step)' if gaps else 'in step with the database'}")
     if not args.no_browser:
-        browser_timings(args.app.resolve(), args.home, args.decisions)
+        browser_timings(args.app.resolve(), args.home, args.decisions, args.rounds)
     if args.no_apptest:
         return
     os.environ["TASKCRAFT_HOME"] = str(args.home)
