@@ -18,6 +18,7 @@ from taskcraft_core.store.connection import connect, require_current_schema
 from taskcraft_core.store.document_state import DocumentStateStore
 from taskcraft_core.store.documents import DocumentStore
 from taskcraft_core.store.lineage import LineageStore
+from taskcraft_core.store.maintenance_lock import MaintenanceLockStore
 from taskcraft_core.store.names import DocumentNamesStore
 from taskcraft_core.store.review_rounds import ReviewRoundStore
 from taskcraft_core.store.reviews import ReviewStore
@@ -39,7 +40,8 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 class Store(DocumentStore, DocumentStateStore, DocumentNamesStore, TaskStore, TaskOutcomeStore, ReviewStore,
-            ReviewRoundStore, RunStore, LineageStore, AuditStore, CheckStore, RunLockStore):
+            ReviewRoundStore, RunStore, LineageStore, AuditStore, CheckStore, RunLockStore,
+            MaintenanceLockStore):
     """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
     the database without writing anything (reading commands on a read-only data home); it must then
     be at the newest schema."""
