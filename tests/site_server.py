@@ -37,7 +37,7 @@ class FixedPages(QuietFiles):
         self.server.requested.append(self.path)  # type: ignore[attr-defined]
         path = self.path.split("?")[0]
         if path == "/slow.html":
-            time.sleep(30)
+            time.sleep(4)
         body = self.pages.get(path)
         if body is None:
             self.send_error(404)

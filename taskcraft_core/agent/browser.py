@@ -42,7 +42,18 @@ SCREENSHOT_QUALITY = 50
 EXCERPT_CHARS = 1500
 READ_PART_CHARS = 4000
 MAX_LINKS = 60
-SETTLE_S = 2.5  # a page's text may change after load (a search page fills its results by script)
+SETTLE_S = 3.0  # a page's text may change after load (a search page fills its results by script)
+QUIET_S = 0.15  # a page is settled when its DOM has not changed for this long ...
+QUIET_AFTER_FORM_S = 0.45  # ... or this long after a form (a search loads its index, then lists results)
+# Resolves once the DOM has not changed for `quiet` ms (or after `most` ms in any case).
+QUIET_JS = """([quiet, most]) => new Promise(resolve => {
+  let timer;
+  const done = () => { observer.disconnect(); resolve(true); };
+  const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quiet); });
+  observer.observe(document, {subtree: true, childList: true, characterData: true});
+  timer = setTimeout(done, quiet);
+  setTimeout(done, most);
+})"""
 LOCAL_SCHEMES = ("data", "blob", "about")
 
 T = TypeVar("T")
@@ -130,6 +141,12 @@ def browser_executable(settings: Settings) -> str | None:
     if settings.browser_executable:
         return settings.browser_executable
     return DEBIAN_CHROMIUM if os.path.exists(DEBIAN_CHROMIUM) else None
+
+
+def chromium_available(settings: Settings) -> bool:
+    """Whether a configured or Debian browser is there to drive (Playwright's own is not looked for)."""
+    executable = browser_executable(settings)
+    return executable is not None and os.path.exists(executable)
 
 
 # The page's main text, links and controls, read in the page (one round trip).
@@ -300,7 +317,7 @@ class BrowserSession:
             return f"the budget of {self.limits.max_seconds:g} s is spent"
         return None
 
-    def _load(self, navigate: Callable[[Any], Any]) -> None:
+    def _load(self, navigate: Callable[[Any], Any], quiet_s: float = QUIET_S) -> None:
         """One page load within the budget, the rate limit and the page timeout (on the browser thread)."""
         spent = self.budget_left()
         if spent:
@@ -316,10 +333,10 @@ class BrowserSession:
             navigate(self._page)
         except PlaywrightError as error:
             raise TaskCraftError(self._load_failure(str(error)), hint="the exploration goes on without it") from None
-        self._settle()
+        self._settle(quiet_s)
 
-    def _load_and_read(self, navigate: Callable[[Any], Any]) -> PageView:
-        self._load(navigate)
+    def _load_and_read(self, navigate: Callable[[Any], Any], quiet_s: float = QUIET_S) -> PageView:
+        self._load(navigate, quiet_s)
         return self._read()
 
     def _load_failure(self, error: str) -> str:
@@ -331,22 +348,15 @@ class BrowserSession:
             return f"refused {refused.url}: {refused.reason}" if refused else "the request was refused"
         return f"the page could not be loaded ({first})"
 
-    def _settle(self) -> None:
-        """Wait for the load event (briefly) and for the main text to stop changing."""
-        try:
-            self._page.wait_for_load_state("load", timeout=self.limits.page_timeout_s * 1000)
-        except Exception:  # a slow image must not fail the step: the text is what counts
-            pass
-        deadline, last = time.monotonic() + SETTLE_S, None
-        while time.monotonic() < deadline:
+    def _settle(self, quiet_s: float) -> None:
+        """Wait for the load event and for the page's DOM to stop changing (scripts filling it)."""
+        for _attempt in range(3):
             try:
-                text = self._page.evaluate("() => document.body ? document.body.innerText.length : 0")
-            except Exception:  # the document is being replaced: look again
-                text = None
-            if text is not None and text == last:
-                break
-            last = text
-            time.sleep(0.15)
+                self._page.wait_for_load_state("load", timeout=self.limits.page_timeout_s * 1000)
+                self._page.evaluate(QUIET_JS, [int(quiet_s * 1000), int(SETTLE_S * 1000)])
+                return
+            except Exception:  # noqa: BLE001 (the document was replaced meanwhile, or an image is slow: again)
+                time.sleep(quiet_s)
 
     def _read(self) -> PageView:
         raw = self._page.evaluate(READ_PAGE_JS)
@@ -407,7 +417,7 @@ class BrowserSession:
                     raise
                 # no navigation: the form updated the page in place (settling waits for its text)
 
-        return self._on_thread(lambda: self._load_and_read(submit))
+        return self._on_thread(lambda: self._load_and_read(submit, QUIET_AFTER_FORM_S))
 
     def select_option(self, number: int, option: str) -> PageView:
         found = self._field(number, ("select",))
@@ -419,7 +429,7 @@ class BrowserSession:
         def choose(page: Any) -> None:
             self._control(page, found).select_option(label=option, timeout=timeout)
 
-        return self._on_thread(lambda: self._load_and_read(choose))
+        return self._on_thread(lambda: self._load_and_read(choose, QUIET_AFTER_FORM_S))
 
     def screenshot(self) -> bytes | None:
         """A small JPEG of the current page (None when the page cannot be captured)."""

@@ -65,7 +65,8 @@ class ExploreSummary(BaseModel):
     run_id: str
     status: str
     start_url: str
-    pages_visited: int = Field(description="States (distinct pages) the explorer saw and stored.")
+    pages_visited: int = Field(description="States the explorer reached: distinct page contents (fingerprints); "
+                               "a search results page is one state per result list.")
     interactions: int = Field(description="Steps that used a page function (search, select).")
     steps: int
     candidates: int
@@ -115,7 +116,7 @@ def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
     steps = workspace.store.exploration_steps(run_id, screenshots=False)
     info = run.config.settings.get("explore_outcome", {})
     return _summary(run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), tasks,
-                    pages=len({s.document_id for s in steps if s.document_id}),
+                    pages=len({s.fingerprint for s in steps if s.fingerprint}),
                     interactions=sum(s.action in ("type_and_submit", "select_option") and not s.error for s in steps),
                     steps=len(steps), stopped=info.get("stopped", ""), refused=info.get("refused", 0),
                     problems=info.get("problems", []), functions=info.get("functions", []))
@@ -142,17 +143,16 @@ def _carry_out(workspace: Workspace, run: GenerationRun, request: ExploreRequest
                                          allow_private_urls=request.allow_private_urls)
     tasks: list[Task] = []
     exploration: SiteExploration | None = None
-    status = "completed"
+    status = "cancelled"  # until the exploration says otherwise
     try:
         with _CancelWatcher(workspace, run.id, ctx.cancel), \
                 BrowserSession(request.start_url, settings, limits) as session:
             resumed = rebuild_exploration(ctx, request.start_url) if resumed_id else None
             exploration = explore_site(request.start_url, ctx, session, steps_per_turn=request.steps_per_turn,
                                        resumed=resumed)
-            if exploration.stopped == "cancelled":
-                status = "cancelled"
-            else:
+            if exploration.stopped != "cancelled":
                 tasks = _write_tasks(exploration, ctx, session, request, limits)
+            status = "cancelled" if exploration.stopped == "cancelled" else "completed"
     except GenerationCancelled:
         status = "cancelled"
     except BaseException as error:

@@ -138,14 +138,14 @@ def ground_answers(candidate: ExploreCandidate, exploration: Exploration) -> tup
         if answer.document_id not in candidate.required_pages or observed is None:
             return [], f"the answer “{answer.answer}” is on a page the route does not reach"
         page = ObservedPage(document_id=answer.document_id, title="", start=observed[0], text=observed[1])
-        span = _seen_span(answer, page)
+        span = seen_span(answer, page)
         if span is None:
             return [], f"the answer “{answer.answer}” was not seen on page {answer.document_id!r}"
         spans.append(span)
     return spans, None
 
 
-def _seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] | None:
+def seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] | None:
     """A given span inside the observed text that holds the answer, else the answer found in that
     text, else the evidence sentence when it holds the answer in another form (a date as 1962-03-14)."""
     end_of_page = page.start + len(page.text)
