@@ -18,6 +18,9 @@ class RecordingServer(ThreadingHTTPServer):
     daemon_threads = True
     requested: list[str]
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A browser that drops a connection it no longer needs is no error worth a traceback."""
+
 
 class QuietFiles(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (the http.server API)

@@ -113,7 +113,7 @@ def test_goal_tasks_in_every_family_are_executed_and_verified_from_their_traject
     tasks = run_tasks(workspace, summary.run_id)
     accepted = [t for t in tasks if t.status == "pending"]
     assert Counter(guideline_of(t) for t in accepted) == {
-        "feature_use": 1, "information_retrieval": 2, "navigation": 2, "composition": 1, "repetition": 1}
+        "feature_use": 1, "information_retrieval": 2, "navigation": 2, "composition": 2, "repetition": 1}
     assert summary.by_family["information_retrieval"] == {"candidates": 2, "accepted": 2}
     assert (summary.candidates, summary.accepted) == (len(tasks), len(accepted))
     feature = next(t for t in accepted if t.guideline == "feature_use")
@@ -293,3 +293,19 @@ def test_cli_explore_prints_its_outcome_and_exports_the_steps(sites: tuple, tmp_
     first = json.loads(exported.read_text().splitlines()[0])
     assert first["screenshot_base64"] is None and Path(first["screenshot_path"]).read_bytes()[:2] == b"\xff\xd8"
     assert main(["explore", "--resume", out["run_id"], f"{sites[0]}/index.html"]) == 1  # not both
+
+
+def test_the_offline_executor_answers_a_question_it_cannot_read_with_not_found() -> None:
+    from taskcraft_core.generate.offline.cloze import NOT_FOUND
+    from taskcraft_core.generate.offline.site import solve_goal
+
+    calls: list[tuple[str, dict]] = []
+
+    def browser(tool: str, args: dict) -> str:
+        calls.append((tool, args))
+        return "Page: Home\nURL: http://127.0.0.1/\nText: Nothing here.\nLinks (0):\n(none)\nFields:\n(none)"
+
+    assert solve_goal("Tell me everything about ### ??", browser) == NOT_FOUND
+    assert solve_goal("Using the site's search (search for “x”), find the page “X”. There: what?", browser) == \
+        NOT_FOUND  # no search box on the page: nothing typed, nothing made up
+    assert calls == [("read_page", {}), ("read_page", {})]

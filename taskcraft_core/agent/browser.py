@@ -167,7 +167,13 @@ READ_PAGE_JS = """() => {
       search: !!(e.form && ((e.form.getAttribute('role') || '') + e.form.className + e.form.action + e.name)
         .toLowerCase().match(/search|[?&/]q\\b|^q$/)) || (e.getAttribute('type') || '') === 'search',
       options: e.tagName === 'SELECT' ? [...e.options].map(o => o.text.trim()) : []}));
-  return {title: document.title, text: main.innerText, links, fields};
+  // inline code as `code` (as ingestion writes it), read off the live page and put back at once
+  const codes = [...main.querySelectorAll('code')].filter(c => !c.closest('pre'));
+  const saved = codes.map(c => [...c.childNodes]);
+  codes.forEach(c => { c.textContent = '`' + c.textContent + '`'; });
+  const text = main.innerText;
+  codes.forEach((c, i) => c.replaceChildren(...saved[i]));
+  return {title: document.title, text, links, fields};
 }"""
 
 

@@ -235,9 +235,12 @@ class SiteExplorer:
         page = PageSeen(document_id=document_id, title=view.title, first_step=self.exploration.steps, url=view.url,
                         fingerprint=view.fingerprint, outlinks=view.links, link_text=link_text)
         self.memory.pages.append(page)
-        self.exploration.texts[document_id] = view.text
-        new_pages.append(ObservedPage(document_id=document_id, title=view.title, start=0,
-                                      text=view.text[:SUMMARY_CHARS]))
+        # Facts are noted in the text ingestion extracted (prose; code and navigation left out), which is
+        # what the task will point at; the executor reads the same sentences off the page.
+        document = self.ctx.workspace.store.get_document(document_id)
+        text = document.text if document else view.text
+        self.exploration.texts[document_id] = text
+        new_pages.append(ObservedPage(document_id=document_id, title=view.title, start=0, text=text[:SUMMARY_CHARS]))
         return f"new state “{view.title}” ({view.fingerprint}), stored as document {document_id}"
 
     def new_functions(self, view: PageView) -> list[FunctionFound]:
