@@ -20,7 +20,7 @@ from PIL import Image
 
 from taskcraft_core.agent.browser import BrowserLimits, BrowserSession, chromium_available
 from taskcraft_core.cli import main
-from taskcraft_core.errors import UnsafeURLError
+from taskcraft_core.errors import TaskCraftError, UnsafeURLError
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.explore.goals import generate_goal_tasks
 from taskcraft_core.generate.explore.site import explore_site
@@ -30,8 +30,11 @@ from taskcraft_core.runs.service import cancel_run
 from taskcraft_core.runs.site_exploration import (
     ExploreRequest,
     ExploreSummary,
+    create_exploration,
+    exploration_runs,
     exploration_summary,
     resume_exploration,
+    run_exploration,
     start_exploration,
 )
 from taskcraft_core.schema import GenerationRun, Task, guideline_of
@@ -155,9 +158,14 @@ def test_a_page_that_never_loads_fails_its_step_and_the_exploration_goes_on(expl
 def test_the_budget_of_pages_stops_the_exploration(sites: tuple, tmp_path: Path) -> None:
     url = sites[0]
     workspace = open_workspace(tmp_path / "home")
-    summary = start_exploration(workspace, ExploreRequest(start_url=f"{url}/index.html", max_pages=2,
-                                                          engine="offline", guidelines=["information_retrieval"]))
+    workspace.store.save_run(GenerationRun(id="not-an-exploration"))
+    run = create_exploration(workspace, ExploreRequest(start_url=f"{url}/index.html", max_pages=2, engine="offline",
+                                                       guidelines=["information_retrieval"]))
+    assert [r.id for r in exploration_runs(workspace)] == [run.id]  # a page lists these, then shows the steps
+    summary = run_exploration(workspace, run.id)
     assert summary.stopped == "the budget of 2 page loads is spent"
+    with pytest.raises(TaskCraftError, match="No website exploration run with id not-an-exploration"):
+        resume_exploration(workspace, "not-an-exploration")
     assert paths(workspace, summary) == [("open_url", "index.html"), ("type_and_submit", "search.html?q=Brenna+Light")]
 
 

@@ -82,6 +82,13 @@ class ExploreSummary(BaseModel):
 def start_exploration(workspace: Workspace, request: ExploreRequest,
                       cancel: threading.Event | None = None) -> ExploreSummary:
     """Create a run for the request and carry it out (see the module doc); returns its summary."""
+    run = create_exploration(workspace, request)
+    return run_exploration(workspace, run.id, cancel)
+
+
+def create_exploration(workspace: Workspace, request: ExploreRequest) -> GenerationRun:
+    """Store a website exploration run (status running, nothing explored yet); `run_exploration`
+    carries it out (a page can start that in a thread and show the steps as they are stored)."""
     require(workspace.principal, "generate")
     engine = make_engine(workspace.settings, _engine_choice(request.engine))
     run = GenerationRun(id=uuid.uuid4().hex[:16], config=RunConfig(
@@ -90,15 +97,32 @@ def start_exploration(workspace: Workspace, request: ExploreRequest,
         settings={EXPLORE_KEY: request.model_dump(mode="json")}))
     workspace.store.save_run(run)
     workspace.audit("generate", run.id, {"explore": request.start_url, "engine": engine.name})
-    return _carry_out(workspace, run, request, None, cancel)
+    return run
+
+
+def run_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
+    """Carry out a created website exploration run; returns its summary."""
+    require(workspace.principal, "generate")
+    run = _exploration_run(workspace, run_id)
+    return _carry_out(workspace, run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), None, cancel)
+
+
+def exploration_runs(workspace: Workspace, limit: int = 50) -> list[GenerationRun]:
+    """The newest website exploration runs (other generation runs left out)."""
+    return [run for run in workspace.store.list_runs(limit) if EXPLORE_KEY in run.config.settings]
+
+
+def _exploration_run(workspace: Workspace, run_id: str) -> GenerationRun:
+    run = workspace.store.get_run(run_id)
+    if run is None or EXPLORE_KEY not in run.config.settings:
+        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    return run
 
 
 def resume_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
     """Continue a stopped (cancelled, interrupted or failed) website exploration from its stored steps."""
     require(workspace.principal, "generate")
-    run = workspace.store.get_run(run_id)
-    if run is None or EXPLORE_KEY not in run.config.settings:
-        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    run = _exploration_run(workspace, run_id)
     if run.status == "running":
         raise TaskCraftError(f"The exploration {run_id} is running.", hint="cancel it first, or wait for it")
     request = ExploreRequest(**run.config.settings[EXPLORE_KEY])
@@ -108,9 +132,7 @@ def resume_exploration(workspace: Workspace, run_id: str, cancel: threading.Even
 
 def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
     """The summary of a stored website exploration run (what a page shows after or during it)."""
-    run = workspace.store.get_run(run_id)
-    if run is None or EXPLORE_KEY not in run.config.settings:
-        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    run = _exploration_run(workspace, run_id)
     tasks = workspace.store.get_tasks(workspace.store.list_task_ids(TaskFilter(run_ids=[run_id])),
                                       with_trajectory=False)
     steps = workspace.store.exploration_steps(run_id, screenshots=False)
