@@ -317,3 +317,15 @@ def test_the_offline_executor_answers_a_question_it_cannot_read_with_not_found()
     assert solve_goal("Using the site's search (search for “x”), find the page “X”. There: what?", browser) == \
         NOT_FOUND  # no search box on the page: nothing typed, nothing made up
     assert calls == [("read_page", {}), ("read_page", {})]
+
+
+def test_the_browser_connects_to_the_address_the_url_guard_checked() -> None:
+    from ipaddress import ip_address
+
+    from taskcraft_core.agent.browser import CHROMIUM_ARGS, launch_args
+
+    assert launch_args("https://docs.example.org/a", ip_address("93.184.216.34")) == [
+        *CHROMIUM_ARGS, "--host-resolver-rules=MAP docs.example.org 93.184.216.34"]
+    assert launch_args("https://docs.example.org/a", ip_address("2606:2800:220:1::1"))[-1] == \
+        "--host-resolver-rules=MAP docs.example.org [2606:2800:220:1::1]"
+    assert launch_args("http://127.0.0.1:8000/", None) == CHROMIUM_ARGS  # private addresses allowed: not checked

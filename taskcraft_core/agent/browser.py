@@ -28,7 +28,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from taskcraft_core.errors import IngestError, TaskCraftError, UnsafeURLError
-from taskcraft_core.ingest.web import check_url, fetch_url
+from taskcraft_core.ingest.web import IPAddress, check_url, fetch_url
 from taskcraft_core.settings import Settings
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
@@ -143,6 +143,17 @@ def browser_executable(settings: Settings) -> str | None:
     return DEBIAN_CHROMIUM if os.path.exists(DEBIAN_CHROMIUM) else None
 
 
+def launch_args(start_url: str, pinned: IPAddress | None) -> list[str]:
+    """Chromium's arguments; with the address the URL guard checked for the start URL's host, the
+    browser connects to that address instead of resolving the name again (as fetch_url does: a
+    second lookup could answer with a private address)."""
+    host = urlsplit(start_url).hostname
+    if pinned is None or host is None:
+        return list(CHROMIUM_ARGS)
+    address = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    return [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {host} {address}"]
+
+
 def chromium_available(settings: Settings) -> bool:
     """Whether a configured or Debian browser is there to drive (Playwright's own is not looked for)."""
     executable = browser_executable(settings)
@@ -225,11 +236,13 @@ class BrowserSession:
     _last_load: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pw: Any = None
+    _pinned: IPAddress | None = None
     _browser: Any = None
     _page: Any = None
 
     def __enter__(self) -> BrowserSession:
-        check_url(self.start_url, self.limits.allow_private_urls)  # a refused start fails before any browser
+        # A refused start fails before any browser; the address the guard checked is the one the browser uses.
+        self._pinned = check_url(self.start_url, self.limits.allow_private_urls)
         guard_settings = self.settings.with_changes(allow_private_urls=self.limits.allow_private_urls)
         self.robots = load_robots(self.start_url, guard_settings)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser")
@@ -261,7 +274,7 @@ class BrowserSession:
         self._pw = sync_playwright().start()
         try:
             self._browser = self._pw.chromium.launch(executable_path=browser_executable(self.settings),
-                                                     args=CHROMIUM_ARGS)
+                                                     args=launch_args(self.start_url, self._pinned))
         except Exception as error:
             self._pw.stop()
             raise TaskCraftError(f"could not start the browser ({str(error).splitlines()[0]})",
