@@ -129,6 +129,54 @@ class Task(BaseModel):
     verification: Verification | None = None
     checks: dict[str, str] | None = Field(
         None, description="Automatic pre-review checks the task failed (name -> detail); {} clean, None never checked.")
+    guideline: str | None = Field(
+        None, description="The guideline family an explore task was written for (GUIDELINE_FAMILIES); None for "
+        "other kinds. Explore tasks stored before the column existed read it from `relation` (see guideline_of).")
+
+
+# AutoPlay's guideline families (METHOD §2). Exploration tasks stored before "feature_use" existed
+# called information retrieval "retrieval": LEGACY_GUIDELINES maps such names when they are read.
+GUIDELINE_FAMILIES: tuple[str, ...] = ("feature_use", "information_retrieval", "navigation", "composition",
+                                       "repetition")
+LEGACY_GUIDELINES: dict[str, str] = {"retrieval": "information_retrieval"}
+
+
+def guideline_name(name: str) -> str:
+    """The current name of a guideline family (an old stored name mapped; others as they are)."""
+    return LEGACY_GUIDELINES.get(name, name)
+
+
+def guideline_of(task: Task) -> str | None:
+    """The family an explore task was written for: its `guideline`, else (stored before the column
+    existed) its relation, which then held the family; None for tasks of other kinds."""
+    if task.guideline:
+        return guideline_name(task.guideline)
+    if task.kind == "explore" and task.relation:
+        return guideline_name(task.relation)
+    return None
+
+
+class ExplorationStep(BaseModel):
+    """One step of a live-website exploration, stored with its run (a stepper shows them in order):
+    the action the explorer took, the page it led to, what the step taught its memory, and a small
+    screenshot of the page after the step (JPEG bytes; the database owns them)."""
+
+    run_id: str
+    position: int = Field(description="0, 1, 2, ... in the order the steps were taken.")
+    turn: int = Field(1, description="The exploration turn (memory is summarised after each).")
+    url: str = Field(description="The page the browser showed after the step.")
+    title: str = ""
+    action: str = Field(description="The tool: open_url (the start), open_link, go_back, read_page, type_and_submit, "
+                        "select_option.")
+    args: dict[str, Any] = Field(default_factory=dict)
+    observation: str = Field("", description="The text the tool returned (capped).")
+    learned: str = Field("", description="What the step added to the memory: a new state, a function, facts.")
+    fingerprint: str | None = Field(None, description="Content fingerprint of the state reached (same page, same "
+                                    "content: same fingerprint).")
+    document_id: str | None = Field(None, description="The page stored as a document of the run, when it was read.")
+    error: str | None = Field(None, description="Why the step failed (a page that never loaded, a refused URL).")
+    screenshot: bytes | None = Field(None, description="A small JPEG of the page after the step (640 px wide).")
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Replay(BaseModel):

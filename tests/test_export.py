@@ -46,8 +46,8 @@ def test_the_record_is_the_contract_with_the_edited_text_and_the_decision_in_for
     store.record_review("t1", "bob", "undo", expected_latest=edit.id)
     store.record_review("t1", "bob", "edit", edits={"golden_answer": "A. Munro"}, override=True)
     record = task_record(store.get_task("t1"), store)
-    assert list(record) == ["id", "kind", "question", "golden_answer", "content_identifier", "relation", "hops",
-                            "difficulty", "engine", "model", "status", "source", "parents", "trajectory",
+    assert list(record) == ["id", "kind", "question", "golden_answer", "content_identifier", "relation", "guideline",
+                            "hops", "difficulty", "engine", "model", "status", "source", "parents", "trajectory",
                             "verification", "review", "reviews", "checks"]
     review = record.pop("review")
     assert (review["reviewer"], review["decision"], review["edits"], review["reason"], review["override"]) == (
@@ -65,6 +65,7 @@ def test_the_record_is_the_contract_with_the_edited_text_and_the_decision_in_for
         "golden_answer": "A. Munro",
         "content_identifier": "Glasgow Hall",
         "relation": "architect of",
+        "guideline": None,
         "hops": 2,
         "difficulty": 3,
         "engine": "offline",

@@ -16,7 +16,7 @@ from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
 
-COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "lineage", "check", "worker"]
+COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "lineage", "check", "worker", "explore"]
 EXIT_ENVIRONMENT = 3
 # Re-indexing fewer entries than this takes a moment and shows no progress.
 PROGRESS_FROM = 500

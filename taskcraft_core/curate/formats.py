@@ -196,7 +196,7 @@ _REVIEW = pa.struct([("reviewer", pa.string()), ("decision", pa.string()), ("rea
                      ("adjudication", pa.bool_())])
 TABLE_SCHEMA = pa.schema([
     ("id", pa.string()), ("kind", pa.string()), ("question", pa.string()), ("golden_answer", pa.list_(pa.string())),
-    ("content_identifier", pa.string()), ("relation", pa.string()), ("hops", pa.int64()),
+    ("content_identifier", pa.string()), ("relation", pa.string()), ("guideline", pa.string()), ("hops", pa.int64()),
     ("difficulty", pa.int64()), ("engine", pa.string()), ("model", pa.string()), ("status", pa.string()),
     ("source", _SOURCE), ("parents", pa.list_(pa.string())), ("trajectory", pa.list_(_STEP)),
     ("verification", _CHECK), ("review", _REVIEW), ("reviews", pa.list_(_REVIEW)), ("checks", pa.string()),

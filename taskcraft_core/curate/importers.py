@@ -55,7 +55,7 @@ from taskcraft_core.curate.records import IMPORTED_KEY
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.generate.checks import with_checks
 from taskcraft_core.index.task_vectors import index_tasks
-from taskcraft_core.schema import Review, Task, TrajectoryStep, Verification, content_id
+from taskcraft_core.schema import Review, Task, TrajectoryStep, Verification, content_id, guideline_name
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.store.review_history import DECISION_STATUS
 from taskcraft_core.workspace import Workspace
@@ -143,6 +143,7 @@ def task_from_record(record: dict[str, Any]) -> ImportedTask:
     task = Task(
         id=task_id, kind=record["kind"], question=record["question"], golden_answer=answer,
         content_identifier=record.get("content_identifier") or "", relation=record.get("relation") or "",
+        guideline=guideline_name(record["guideline"]) if isinstance(record.get("guideline"), str) else None,
         hops=record.get("hops", 1), width=len(answer) if isinstance(answer, list) else 1,
         difficulty=record.get("difficulty", 1), engine=record.get("engine") or "import",
         model=record.get("model") or "unknown",

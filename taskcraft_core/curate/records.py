@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from taskcraft_core.generate.checks import run_checks
-from taskcraft_core.schema import Review, Task
+from taskcraft_core.schema import Review, Task, guideline_of
 from taskcraft_core.store import Store
 from taskcraft_core.store.review_history import DECISION_STATUS, standing
 
@@ -48,7 +48,9 @@ def build_record(task: Task, titles: dict[str, str], history: Sequence[Review]) 
     check = task.verification
     return {
         "id": task.id, "kind": task.kind, "question": task.question, "golden_answer": task.golden_answer,
-        "content_identifier": task.content_identifier, "relation": task.relation, "hops": task.hops,
+        "content_identifier": task.content_identifier, "relation": task.relation,
+        "guideline": guideline_of(task),  # an explore task's family (feature_use, ...); None for other kinds
+        "hops": task.hops,
         "difficulty": task.difficulty, "engine": task.engine, "model": task.model, "status": task.status,
         "source": {"document_id": task.document_id, "title": _source_title(task, titles),
                    "chunk_id": task.chunk_id, "start": task.span_start, "end": task.span_end},

@@ -1,4 +1,5 @@
-"""The database owns the data: documents, chunks, tasks with trajectories, reviews and runs.
+"""The database owns the data: documents, chunks, tasks with trajectories, reviews, runs and their
+exploration steps.
 
 Any SQLAlchemy URL works; SQLite (the default) runs in WAL mode. The schema is created and
 upgraded with Alembic on open.
@@ -17,6 +18,7 @@ from taskcraft_core.store.checks import CheckStore
 from taskcraft_core.store.connection import connect, require_current_schema
 from taskcraft_core.store.document_state import DocumentStateStore
 from taskcraft_core.store.documents import DocumentStore
+from taskcraft_core.store.explorations import ExplorationStore
 from taskcraft_core.store.lineage import LineageStore
 from taskcraft_core.store.maintenance_lock import MaintenanceLockStore
 from taskcraft_core.store.names import DocumentNamesStore
@@ -41,7 +43,7 @@ def upgrade_schema(engine: Engine) -> None:
 
 class Store(DocumentStore, DocumentStateStore, DocumentNamesStore, TaskStore, TaskOutcomeStore, ReviewStore,
             ReviewRoundStore, RunStore, LineageStore, AuditStore, CheckStore, RunLockStore,
-            MaintenanceLockStore):
+            MaintenanceLockStore, ExplorationStore):
     """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
     the database without writing anything (reading commands on a read-only data home); it must then
     be at the newest schema."""

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -96,6 +97,8 @@ tasks = Table(
     Column("disputed", Boolean, nullable=False, server_default=false()),
     # The automatic pre-review checks the task failed (name -> detail); NULL when never checked.
     Column("checks", JSON),
+    # The guideline family of an explore task (feature_use, information_retrieval, ...); NULL for other kinds.
+    Column("guideline", String(32)),
     Index("ix_tasks_status_kind", "status", "kind"),
     Index("ix_tasks_regenerated_from", "regenerated_from"),
     Index("ix_tasks_run", "run_id"),
@@ -219,4 +222,25 @@ audit_log = Table(
     Column("target", Text, nullable=False),
     Column("details", JSON, nullable=False),
     Index("ix_audit_log_at", "at"),
+)
+
+
+# The trajectory of a live-website exploration, one row per step, in order (see schema.ExplorationStep).
+exploration_steps = Table(
+    "exploration_steps",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("turn", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("observation", Text, nullable=False),
+    Column("learned", Text, nullable=False),
+    Column("fingerprint", String(64)),
+    Column("document_id", String(32)),
+    Column("error", Text),
+    Column("screenshot", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

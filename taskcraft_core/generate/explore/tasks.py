@@ -31,7 +31,7 @@ from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.generate.text import contains_answer, sentences
 from taskcraft_core.generate.verify import Outcome, failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id
+from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id, guideline_name
 
 __all__ = ["GUIDELINES", "Exploration", "NoExploreTasksError", "choose_start_page", "explore_corpus",
            "generate_explore_tasks"]
@@ -52,6 +52,7 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
     verified (status pending), or failed_verification with the reason. A guideline whose writer
     output is malformed gives no candidates; NoExploreTasksError when no guideline gave any, or
     ModelUnavailableError when none did and a writer's model call failed (the endpoint's fault)."""
+    guidelines = [guideline_name(g) for g in guidelines]  # an old name ("retrieval") still asks for its family
     unknown = [g for g in guidelines if g not in GUIDELINES]
     if unknown or not guidelines:
         raise TaskCraftError(f"Unknown guideline families: {', '.join(unknown) or '(none given)'}.",
@@ -143,14 +144,14 @@ def ground_answers(candidate: ExploreCandidate, exploration: Exploration) -> tup
         if answer.document_id not in candidate.required_pages or observed is None:
             return [], f"the answer “{answer.answer}” is on a page the route does not reach"
         page = ObservedPage(document_id=answer.document_id, title="", start=observed[0], text=observed[1])
-        span = _seen_span(answer, page)
+        span = seen_span(answer, page)
         if span is None:
             return [], f"the answer “{answer.answer}” was not seen on page {answer.document_id!r}"
         spans.append(span)
     return spans, None
 
 
-def _seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] | None:
+def seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] | None:
     """A given span inside the observed text that holds the answer, else the answer found in that
     text, else the evidence sentence when it holds the answer in another form (a date as 1962-03-14)."""
     end_of_page = page.start + len(page.text)
@@ -190,6 +191,7 @@ def _fields(candidate: ExploreCandidate, exploration: Exploration, ctx: Generati
         "kind": "explore", "question": candidate.question,
         "golden_answer": answers[0] if len(answers) == 1 else answers,
         "content_identifier": start.title if start else candidate.start_id, "relation": candidate.guideline,
+        "guideline": candidate.guideline,
         "engine": ctx.engine.name, "model": ctx.engine.model,
         "document_id": candidate.required_pages[-1] or None, "run_id": ctx.run_id,
     }
