@@ -362,8 +362,8 @@ class WriterCallFails(OfflineEngine):
 
 def test_a_writer_call_that_failed_costs_its_guideline_and_alone_an_endpoint_error(explored: dict) -> None:
     ctx = dataclasses.replace(explored["ctx"], engine=WriterCallFails(), usage=Usage())
-    made = generate_explore_tasks(explored["exploration"], ctx, guidelines=["retrieval", "navigation"])
-    assert {t.relation for t in made} == {"retrieval"} and made
+    made = generate_explore_tasks(explored["exploration"], ctx, guidelines=["information_retrieval", "navigation"])
+    assert {t.guideline for t in made} == {"information_retrieval"} and made
     # Nothing written and a call lost: the endpoint failed, not the exploration (the unit is left for a resume).
     with pytest.raises(ModelUnavailableError, match="failed with HTTP 502 after 2 retries: bad gateway") as lost:
         generate_explore_tasks(explored["exploration"], ctx, guidelines=["navigation"])
