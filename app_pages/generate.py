@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages._common import engine_label, may, user_errors, workspace
+from app_pages._exploration import show_trajectory
 from taskcraft_core.runs import service as runs
 from taskcraft_core.runs.queue import queue_health
 from taskcraft_core.schema import GenerationRun
@@ -134,3 +135,4 @@ if history:
         st.json(next(run.config.model_dump(mode="json") for run in history if run.id == shown))
 else:
     st.caption("No runs yet.")
+show_trajectory(ws, history)
