@@ -35,7 +35,7 @@ def test_the_stepper_shows_one_exploration_step_at_a_time(home: Path, db: Store)
     assert at.selectbox(key="explore_trajectory_run").value == "r1"
     assert any(m.value.startswith("**Step 1 of 3**") and "`open_url`" in m.value for m in at.markdown)
     assert any("search box" in m.value for m in at.markdown)
-    assert len(at.get("imgs")) == 1
+    assert [image.captions for image in at.get("image")] == [["http://127.0.0.1:8000/index.html"]]
     at.select_slider(key="explore_step_r1").set_value(1).run()
     assert any(m.value.startswith("**Step 2 of 3**") for m in at.markdown)
     assert '"text": "json"' in at.code[0].value
