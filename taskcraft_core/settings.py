@@ -38,6 +38,7 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_REVIEWS_PER_TASK": "reviews_per_task",
     "TASKCRAFT_WORKERS": "workers",
     "TASKCRAFT_CHROMA_URL": "chroma_url",
+    "TASKCRAFT_BROWSER": "browser_executable",
 }
 
 
@@ -90,6 +91,15 @@ class Settings(BaseModel):
         description="A SearXNG-compatible search endpoint (JSON for ?q=...&format=json); gives the agent web_search.",
     )
     solver_can_fetch_urls: bool = Field(False, description="Give the solving agent the fetch_url tool.")
+    browser_executable: str | None = Field(
+        None, description="Chromium (or Chrome) executable the website explorer drives; default /usr/bin/chromium "
+        "when it exists, else the browser Playwright installed.")
+    explore_max_pages: int = Field(40, ge=1, description="Most page loads (navigations) one website exploration makes.")
+    explore_max_seconds: float = Field(300.0, gt=0, description="Most seconds one website exploration walks the site.")
+    explore_rate_limit_s: float = Field(
+        0.2, ge=0, description="Least seconds between two page loads of the website explorer and executor.")
+    explore_page_timeout_s: float = Field(
+        15.0, gt=0, description="Seconds a page may take to load in the explorer's browser before the step fails.")
     max_candidates_per_chunk: int = Field(20, description="Most candidate conclusions read from one chunk.")
     max_candidates_per_document: int = Field(
         20, ge=1, description="Most atomic candidates a run makes from one document (reference: 20); with "

@@ -101,15 +101,15 @@ def test_exploration_visits_every_reachable_page_breadth_first_and_remembers(exp
 
 def test_every_guideline_family_gives_verified_tasks(explored: dict) -> None:
     tasks: list[Task] = explored["tasks"]
-    assert Counter(t.relation for t in tasks) == {"retrieval": 5, "navigation": 5, "composition": 5, "repetition": 5}
+    assert Counter(t.relation for t in tasks) == {"information_retrieval": 5, "navigation": 5, "composition": 5, "repetition": 5}
     assert Counter(t.relation for t in tasks if t.status == "pending") == {
-        "retrieval": 5, "navigation": 4, "composition": 5, "repetition": 5}
+        "information_retrieval": 5, "navigation": 4, "composition": 5, "repetition": 5}
     [failed] = [t for t in tasks if t.status == "failed_verification"]
     assert failed.failure_reason == "the question reveals its answer" and failed.trajectory == []
     assert {(t.kind, t.engine, t.model, t.content_identifier, t.run_id) for t in tasks} == {
         ("explore", "offline", OFFLINE_MODEL, "Ada Merrow", "run-x")}
-    assert {t.relation: t.hops for t in tasks} == {"retrieval": 2, "navigation": 3, "composition": 2, "repetition": 3}
-    assert {t.relation: t.width for t in tasks} == {"retrieval": 1, "navigation": 1, "composition": 2, "repetition": 2}
+    assert {t.relation: t.hops for t in tasks} == {"information_retrieval": 2, "navigation": 3, "composition": 2, "repetition": 3}
+    assert {t.relation: t.width for t in tasks} == {"information_retrieval": 1, "navigation": 1, "composition": 2, "repetition": 2}
 
 
 def test_every_verified_task_is_grounded_and_its_executor_followed_the_route(explored: dict) -> None:
@@ -137,9 +137,9 @@ def test_explore_tasks_are_stored_and_generation_is_deterministic(explored: dict
     _workspace, ctx, documents = sample_workspace(tmp_path / "again")
     again = explore_corpus(documents, ctx)
     assert again.id == explored["exploration"].id
-    tasks = generate_explore_tasks(again, ctx, guidelines=["retrieval", "repetition"])
+    tasks = generate_explore_tasks(again, ctx, guidelines=["information_retrieval", "repetition"])
     first = {t.id: t for t in explored["tasks"]}
-    assert [t.id for t in tasks] == [t.id for t in explored["tasks"] if t.relation in ("retrieval", "repetition")]
+    assert [t.id for t in tasks] == [t.id for t in explored["tasks"] if t.relation in ("information_retrieval", "repetition")]
     assert all(first[t.id].question == t.question and first[t.id].status == t.status for t in tasks)
 
 
@@ -149,11 +149,11 @@ def test_a_short_exploration_grounds_tasks_only_in_what_it_saw(explored: dict) -
     seen = {p.document_id for p in short.memory.pages}
     assert seen == {ids["The Halvard Observatory"], ids["Instruments of the Halvard Observatory"]}
     tasks = generate_explore_tasks(short, ctx, max_tasks_per_guideline=2)
-    assert {t.relation for t in tasks} == {"retrieval", "composition"}  # navigation and repetition need 3 pages
+    assert {t.relation for t in tasks} == {"information_retrieval", "composition"}  # navigation and repetition need 3 pages
     assert all(t.document_id in seen for t in tasks)
 
     def candidate(moves: list[Move], answer: str, page: str) -> ExploreCandidate:
-        return ExploreCandidate(guideline="retrieval", question="Which?", start_id=ids["The Halvard Observatory"],
+        return ExploreCandidate(guideline="information_retrieval", question="Which?", start_id=ids["The Halvard Observatory"],
                                 moves=moves,
                                 answers=[CandidateAnswer(answer=answer, document_id=ids[page])])
 
@@ -316,9 +316,9 @@ def test_llm_writer_tasks_are_grounded_executed_and_a_malformed_candidate_fails_
     ]
     malformed = [reply("nope")] * 4  # the navigation writer, twice (two attempts each)
     exploration, ctx, engine = llm_exploration(workspace, docs, [writer, *malformed], solver)
-    tasks = generate_explore_tasks(exploration, ctx, guidelines=["retrieval", "navigation"])
+    tasks = generate_explore_tasks(exploration, ctx, guidelines=["information_retrieval", "navigation"])
     by_answer = {t.golden_answer: t for t in tasks}
-    assert len(tasks) == 5 and {t.relation for t in tasks} == {"retrieval"}
+    assert len(tasks) == 5 and {t.relation for t in tasks} == {"information_retrieval"}
     verified = by_answer["14 March 1871"]
     assert verified.status == "pending" and verified.question == lit and verified.hops == 2
     assert (verified.document_id, verified.span_start) == (brenna.id, brenna.text.index("14 March 1871"))
@@ -334,7 +334,7 @@ def test_llm_writer_tasks_are_grounded_executed_and_a_malformed_candidate_fails_
     }
     assert by_answer["Jonas Vell"].verification.agent_answer == "Jonas Vell"
     writer_prompt = engine.generation.received[5][0].text  # the writer saw the trajectory and its memory
-    assert "Page “Brenna Light”" in writer_prompt and EXPLORE_GUIDELINES["retrieval"] in writer_prompt
+    assert "Page “Brenna Light”" in writer_prompt and EXPLORE_GUIDELINES["information_retrieval"] in writer_prompt
     assert "Memory: The lighthouse was first lit in 1871." in writer_prompt
     assert {EXPLORE_TASKS, EXPLORE_SOLVER_SYSTEM} <= set(PROMPT_TEXTS)  # the run's prompt version covers them
     with pytest.raises(NoExploreTasksError, match="navigation: the task writer's output was malformed"):

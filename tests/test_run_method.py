@@ -173,7 +173,7 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
     assert {(t.kind, t.engine, t.model, t.run_id) for t in tasks.values()} == {
         ("explore", "offline", OFFLINE_MODEL, run.id)}
     assert Counter(t.relation for t in tasks.values() if t.status == "pending") == {
-        "retrieval": 5, "navigation": 4, "composition": 5, "repetition": 5}
+        "information_retrieval": 5, "navigation": 4, "composition": 5, "repetition": 5}
     assert all(t.verification.agent_score == 2 and t.trajectory for t in tasks.values() if t.status == "pending")
 
     reference = sample_workspace(tmp_path / "reference")
@@ -184,7 +184,7 @@ def test_an_explore_run_stores_verified_tasks_and_resumes_after_a_cancel_to_the_
     # The cut-short attempt had verified the retrieval tasks: what it spent stays counted on the run.
     assert uninterrupted.model_calls == sum(t.model_calls for t in tasks.values()) > 0
     assert resumed.model_calls == uninterrupted.model_calls + sum(
-        t.model_calls for t in tasks.values() if t.relation == "retrieval")
+        t.model_calls for t in tasks.values() if t.relation == "information_retrieval")
 
 
 # ---- the real near-duplicate gate in a run ----------------------------------------------------

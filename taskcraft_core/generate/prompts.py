@@ -14,7 +14,13 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from taskcraft_core.schema import content_id
 
 if TYPE_CHECKING:
-    from taskcraft_core.generate.explore.records import Exploration, ExplorerView, ObservedPage
+    from taskcraft_core.generate.explore.records import (
+        Exploration,
+        ExplorerView,
+        ObservedPage,
+        SiteExploration,
+        SiteView,
+    )
 
 SOLVER_SYSTEM_PROMPT = (
     "You answer questions about a collection of documents. Use the tools: search_corpus to find "
@@ -159,8 +165,8 @@ EXPLORE_TASKS = (
 )
 
 EXPLORE_GUIDELINES: dict[str, str] = {
-    "retrieval": "information retrieval: start at a page, follow one of its links, and report one fact of the "
-                 "page reached.",
+    "information_retrieval": "information retrieval: start at a page, follow one of its links, and report one fact "
+                             "of the page reached.",
     "navigation": "navigation across several pages: follow links from page A to B to C (three different pages) "
                   "and report one fact of C.",
     "composition": "composition: report one fact of a page and one fact of a page it links to, as two numbered "
@@ -169,10 +175,57 @@ EXPLORE_GUIDELINES: dict[str, str] = {
                   "a year, or a length) from each of the two pages reached, as two numbered answers.",
 }
 
+EXPLORE_SITE_SOLVER_SYSTEM = (
+    "You carry out tasks on a website in a browser. Tools: read_page (the current page: title, URL, text, "
+    "numbered links, numbered fields), open_link (a link's number), go_back, type_and_submit (a field's number "
+    "and the text, e.g. the site's search box), select_option (a select field's number and an option). Do what "
+    "the task asks, the way it asks (use the search when it says so, browse links when it rules the search out), "
+    "and answer only from the pages you reached. Reply with the answer alone: the shortest phrase (a number with "
+    "its unit, a date, a name), no explanation. If the task asks several numbered questions, answer each on its "
+    "own line as '1. ...', '2. ...'."
+)
+
+EXPLORE_SITE_ACTION = (
+    "You explore a website to find out what it contains and what it can do, systematically: prefer pages "
+    "and functions (search box, filters, forms, pagination) you have not tried; use the search with terms "
+    "taken from the pages.\nMemory so far: {summary}\nFunctions found: {functions}\nSearches made: {searches}\n"
+    "Pages seen ({seen}): {visited}\nSteps left: {steps_left}.\nThe current page:\n{current}\n"
+    "Links seen earlier and not visited (for open_url):\n{known}\n"
+    "Reply with tool (open_link, go_back, read_page, type_and_submit, select_option, open_url, or stop), "
+    "number (the link's number for open_link, the field's number for type_and_submit and select_option), "
+    "text (what to type), option (the option to select), url (for open_url) and reason."
+)
+
+EXPLORE_GOAL_TASKS = (
+    "Write tasks for an agent that uses a website in a browser, grounded in what an explorer really saw "
+    "(below). Guideline: {guideline}\n"
+    "Rules: a task names the goal, not the route (\"Using the site's search, find the module that provides "
+    "... and give its ...\"); every page it needs was reached by the explorer; every answer is copied exactly "
+    "from a page's text; the question does not contain any answer; it has exactly one correct answer "
+    "(several numbered ones when it asks several things).\n"
+    "For each task write: question; pages (the URLs the agent must reach, in order); answers (each with "
+    "answer, url of its page, evidence sentence); search (true when the agent must use the site's search, "
+    "false when it must not, null when either). Write at most {limit} tasks.\n\nExploration:\n{exploration}"
+)
+
+EXPLORE_GOAL_GUIDELINES: dict[str, str] = {
+    "feature_use": "feature use: the task needs one of the site's functions (its search, a filter, a form) to "
+                   "reach a page, then asks one fact of that page.",
+    "information_retrieval": "information retrieval: find a page the explorer read, by any means, and report "
+                             "one fact of it.",
+    "navigation": "navigation: reach a page two links away from the start page without the search (the task may "
+                  "name the page that links to it) and report one fact of it.",
+    "composition": "composition: combine two functions or findings, e.g. search for a page, follow one of its "
+                   "links, and report one fact of each page, as two numbered answers.",
+    "repetition": "repetition over similar items: two pages listed on the same page; report the same kind of fact "
+                  "(a year, a name, a number) from each, as two numbered answers.",
+}
+
 PROMPT_TEXTS: tuple[str, ...] = (
     SOLVER_SYSTEM_PROMPT, ALONE_SYSTEM, IDENTIFY, CONCLUSIONS, QUESTION, FEEDBACK, CANONICAL, JUDGE, SUPERSET,
     SUPERSET_CHECK, DEPTH_MERGE, DEPTH_CHECK, WIDTH_MERGE, WIDTH_DECOMPOSE,
     EXPLORE_SOLVER_SYSTEM, EXPLORE_ACTION, EXPLORE_SUMMARY, EXPLORE_TASKS, *EXPLORE_GUIDELINES.values(),
+    EXPLORE_SITE_SOLVER_SYSTEM, EXPLORE_SITE_ACTION, EXPLORE_GOAL_TASKS, *EXPLORE_GOAL_GUIDELINES.values(),
 )
 PROMPT_VERSION = content_id(*PROMPT_TEXTS, length=12)
 
@@ -288,3 +341,40 @@ def describe_exploration(exploration: Exploration) -> str:
                       f"links: {links}\nfacts:\n{facts or '  (none noted)'}\ntext:\n{excerpt}")
     summaries = exploration.memory.summaries
     return "\n\n".join([*blocks, f"Memory: {summaries[-1] if summaries else '(empty)'}"])
+
+
+SITE_PAGE_CHARS = 1200  # of each page's text shown to the website task writer, besides its facts
+
+
+def site_action_messages(view: SiteView) -> list[BaseMessage]:
+    functions = "; ".join(f"{f.kind} {f.name!r} on {f.url}" for f in view.functions) or "(none)"
+    known = "\n".join(f"- {link.text} -> {link.url}" for link in view.known_links) or "(none)"
+    return [HumanMessage(EXPLORE_SITE_ACTION.format(
+        summary=view.summary or "(empty)", functions=functions, searches=", ".join(view.searches) or "(none)",
+        seen=len(view.visited), visited=", ".join(view.visited) or "(none)", steps_left=view.steps_left,
+        current=view.current, known=known))]
+
+
+def goal_tasks_messages(guideline: str, exploration: SiteExploration, limit: int) -> list[BaseMessage]:
+    return [HumanMessage(EXPLORE_GOAL_TASKS.format(guideline=EXPLORE_GOAL_GUIDELINES[guideline], limit=limit,
+                                                   exploration=describe_site(exploration)))]
+
+
+def describe_site(exploration: SiteExploration) -> str:
+    """The exploration as the website task writer reads it: the start, the functions found, the
+    searches made, then each page in the order reached with the links it followed, its facts and
+    the beginning of its text; then the memory's latest summary."""
+    memory = exploration.memory
+    lines = [f"Start URL: {exploration.start_url}",
+             "Functions: " + ("; ".join(f"{f.kind} {f.name!r} on {f.url}" for f in memory.functions) or "(none)")]
+    for search in memory.searches:
+        results = ", ".join(f"“{link.text}” ({link.url})" for link in search.results[:8])
+        lines.append(f"Searched “{search.term}” on {search.from_url}: results {results}")
+    for page in memory.pages:
+        facts = "\n".join(f"  - {f.answer}: {f.relation} (“{f.evidence}”)" for f in memory.facts_on(page.document_id))
+        links = ", ".join(f"“{link.text}” -> {link.url}" for link in page.outlinks[:25])
+        lines.append(f"Page “{page.title}” {page.url} (step {page.first_step})\n links: {links or '(none)'}\n"
+                     f" facts:\n{facts or '  (none)'}\n"
+                     f" text: {exploration.texts.get(page.document_id, '')[:SITE_PAGE_CHARS]}")
+    lines.append(f"Memory: {memory.summaries[-1] if memory.summaries else '(empty)'}")
+    return "\n".join(lines)

@@ -15,7 +15,10 @@ from taskcraft_core.generate.explore.records import (
     ExploreAction,
     ExploreCandidate,
     ExplorerView,
+    GoalCandidate,
     ObservedPage,
+    SiteExploration,
+    SiteView,
     TurnSummary,
 )
 from taskcraft_core.index.vectors import Passage
@@ -97,3 +100,8 @@ class Engine(Protocol):
     def write_explore_tasks(self, exploration: Exploration, guideline: str, limit: int,
                             usage: Usage) -> list[ExploreCandidate]: ...
     def executor_model(self) -> BaseChatModel: ...
+    # exploration of a live website: the explorer's choice, the goal-style task writer, the executor
+    def choose_site_action(self, view: SiteView, usage: Usage) -> ExploreAction | None: ...
+    def write_goal_tasks(self, exploration: SiteExploration, guideline: str, limit: int,
+                         usage: Usage) -> list[GoalCandidate]: ...
+    def site_executor_model(self) -> BaseChatModel: ...

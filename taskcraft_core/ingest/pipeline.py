@@ -118,6 +118,15 @@ def ingest_sources(
     return report
 
 
+def ingest_page(workspace: Workspace, url: str, html: str) -> str:
+    """Store a page a browser showed (its rendered HTML) as a document, like a fetched URL: text,
+    links, chunks and vectors; returns its document id (an already stored page: that one's).
+    IngestError when the page gives no usable text."""
+    report = IngestReport()
+    _ingest_item(RawInput(url, html.encode("utf-8"), "html", url), workspace, report)
+    return report.document_ids[0]
+
+
 def rename_documents(workspace: Workspace) -> int:
     """Strip the affixes the stored documents' titles share (a site's name on every page) from their
     identifiers and aliases; returns how many documents were renamed. Runs after each ingestion, as a

@@ -31,7 +31,7 @@ from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.generate.text import contains_answer, sentences
 from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id
+from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id, guideline_name
 
 __all__ = ["GUIDELINES", "Exploration", "NoExploreTasksError", "choose_start_page", "explore_corpus",
            "generate_explore_tasks"]
@@ -51,6 +51,7 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
     """Every candidate the engine writes for each guideline, as a Task: grounded, executed and
     verified (status pending), or failed_verification with the reason. A guideline whose writer
     output is malformed gives no candidates; NoExploreTasksError when no guideline gave any."""
+    guidelines = [guideline_name(g) for g in guidelines]  # an old name ("retrieval") still asks for its family
     unknown = [g for g in guidelines if g not in GUIDELINES]
     if unknown or not guidelines:
         raise TaskCraftError(f"Unknown guideline families: {', '.join(unknown) or '(none given)'}.",
@@ -184,6 +185,7 @@ def _fields(candidate: ExploreCandidate, exploration: Exploration, ctx: Generati
         "kind": "explore", "question": candidate.question,
         "golden_answer": answers[0] if len(answers) == 1 else answers,
         "content_identifier": start.title if start else candidate.start_id, "relation": candidate.guideline,
+        "guideline": candidate.guideline,
         "engine": ctx.engine.name, "model": ctx.engine.model,
         "document_id": candidate.required_pages[-1] or None, "run_id": ctx.run_id,
     }

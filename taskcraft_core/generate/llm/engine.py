@@ -22,8 +22,12 @@ from taskcraft_core.generate.explore.records import (
     ExploreCandidate,
     ExplorerView,
     Fact,
+    GoalAnswer,
+    GoalCandidate,
     Move,
     ObservedPage,
+    SiteExploration,
+    SiteView,
     TurnSummary,
     locate_in_page,
 )
@@ -34,6 +38,32 @@ from taskcraft_core.models.chat import Usage, invoke_structured, invoke_text, vo
 from taskcraft_core.schema import Chunk, Document
 
 # ---- structured outputs ---------------------------------------------------------------------
+
+
+class SiteActionOut(BaseModel):
+    tool: str = Field(description="open_link, go_back, read_page, type_and_submit, select_option, open_url or stop.")
+    number: int | None = Field(None, description="The link's number (open_link) or the field's number.")
+    text: str | None = Field(None, description="What to type (type_and_submit).")
+    option: str | None = Field(None, description="The option to choose (select_option).")
+    url: str | None = Field(None, description="A remembered link's URL (open_url).")
+    reason: str = ""
+
+
+class GoalAnswerOut(BaseModel):
+    answer: str
+    url: str
+    evidence: str = ""
+
+
+class GoalTaskOut(BaseModel):
+    question: str
+    pages: list[str] = Field(default_factory=list)
+    answers: list[GoalAnswerOut]
+    search: bool | None = None
+
+
+class GoalTasksOut(BaseModel):
+    tasks: list[GoalTaskOut]
 
 
 class IdentifierOut(BaseModel):
@@ -267,6 +297,60 @@ class LLMEngine:
 
     def executor_model(self) -> BaseChatModel:
         return self.solver
+
+    # ---- a live website ---------------------------------------------------------------------------
+
+    def choose_site_action(self, view: SiteView, usage: Usage) -> ExploreAction | None:
+        """The explorer model picks the next browser action; an action the page cannot take (a link or
+        field number that is not there, a missing text) is malformed output."""
+        out = invoke_structured(self.generation, SiteActionOut, prompts.site_action_messages(view), usage=usage)
+        return site_action(out, view)
+
+    def write_goal_tasks(self, exploration: SiteExploration, guideline: str, limit: int,
+                         usage: Usage) -> list[GoalCandidate]:
+        out = invoke_structured(self.generation, GoalTasksOut,
+                                prompts.goal_tasks_messages(guideline, exploration, limit), usage=usage)
+        return [_goal_candidate(task, guideline) for task in out.tasks[:limit]]
+
+    def site_executor_model(self) -> BaseChatModel:
+        return self.solver
+
+
+def site_action(out: SiteActionOut, view: SiteView) -> ExploreAction | None:
+    """The model's choice as an action the current page can take; ModelOutputError when it cannot."""
+    tool = out.tool.strip()
+    numbers = {"open_link": [link.number for link in view.links],
+               "type_and_submit": [f["number"] for f in view.fields if f["kind"] != "select"],
+               "select_option": [f["number"] for f in view.fields if f["kind"] == "select"]}
+    if tool == "stop":
+        return None
+    if tool in ("go_back", "read_page"):
+        return ExploreAction(tool=tool, args={})
+    if tool == "open_url" and out.url and out.url.strip() in {link.url for link in view.known_links}:
+        return ExploreAction(tool=tool, args={"url": out.url.strip()})
+    if tool in numbers and out.number in numbers[tool]:
+        args: dict[str, object] = {"number": out.number} if tool == "open_link" else {"field": out.number}
+        if tool == "type_and_submit" and (out.text or "").strip():
+            return ExploreAction(tool=tool, args=args | {"text": (out.text or "").strip()})
+        if tool == "select_option" and out.option:
+            return ExploreAction(tool=tool, args=args | {"option": out.option})
+        if tool == "open_link":
+            return ExploreAction(tool=tool, args=args)
+    raise ModelOutputError(f"the explorer chose {tool or '(nothing)'} {out.number or ''} {out.url or ''}, which the "
+                           "current page cannot do".replace("  ", " "), hint="try again or use a stronger model")
+
+
+def _goal_candidate(task: GoalTaskOut, guideline: str) -> GoalCandidate:
+    """A written website task as a candidate; what is missing makes it a candidate with a problem."""
+    answers = [GoalAnswer(answer=a.answer.strip(), url=a.url.strip(), evidence=a.evidence.strip())
+               for a in task.answers]
+    missing = [what for what, empty in (("question", not task.question.strip()),
+                                        ("answers", not answers or any(not a.answer or not a.url for a in answers)))
+               if empty]
+    return GoalCandidate(guideline=guideline, question=task.question.strip(),
+                         pages=[url.strip() for url in task.pages if url.strip()] or [a.url for a in answers],
+                         answers=answers, search=task.search,
+                         problem=f"the writer left out the {', '.join(missing)}" if missing else None)
 
 
 def _explore_candidate(task: ExploreTaskOut, guideline: str) -> ExploreCandidate:

@@ -13,10 +13,14 @@ from taskcraft_core.generate.explore.records import (
     ExploreAction,
     ExploreCandidate,
     ExplorerView,
+    GoalCandidate,
     ObservedPage,
+    SiteExploration,
+    SiteView,
     TurnSummary,
 )
 from taskcraft_core.generate.offline import explore as explore_steps
+from taskcraft_core.generate.offline import site as site_steps
 from taskcraft_core.generate.offline.cloze import (
     BLANK,
     DESCRIPTION,
@@ -165,6 +169,18 @@ class OfflineEngine:
 
     def executor_model(self) -> BaseChatModel:
         return explore_steps.ExplorePolicyModel()
+
+    # ---- a live website: searches with terms from the pages, goal templates, a goal-following policy
+
+    def choose_site_action(self, view: SiteView, usage: Usage) -> ExploreAction | None:
+        return site_steps.choose_site_action(view)
+
+    def write_goal_tasks(self, exploration: SiteExploration, guideline: str, limit: int,
+                         usage: Usage) -> list[GoalCandidate]:
+        return site_steps.write_goal_tasks(exploration, guideline, limit)
+
+    def site_executor_model(self) -> BaseChatModel:
+        return site_steps.GoalPolicyModel()
 
 
 def _mentions(sentence: str, names: Sequence[str]) -> list[tuple[int, int]]:

@@ -176,10 +176,10 @@ def compatible(a: Ask, b: Ask) -> bool:
         contains_answer(a.fact.answer, b.statement) or contains_answer(b.fact.answer, a.statement))
 
 
-def retrieval(site: Site) -> Iterator[ExploreCandidate]:
+def information_retrieval(site: Site) -> Iterator[ExploreCandidate]:
     for source, target in site.edges():
         if ask := site.free(target):
-            yield site.candidate("retrieval", [Move(from_id=source, to_id=target)], [ask])
+            yield site.candidate("information_retrieval", [Move(from_id=source, to_id=target)], [ask])
 
 
 def navigation(site: Site) -> Iterator[ExploreCandidate]:
@@ -211,7 +211,8 @@ def repetition(site: Site) -> Iterator[ExploreCandidate]:
 
 
 TEMPLATES: dict[str, Callable[[Site], Iterator[ExploreCandidate]]] = {
-    "retrieval": retrieval, "navigation": navigation, "composition": composition, "repetition": repetition,
+    "information_retrieval": information_retrieval, "navigation": navigation, "composition": composition,
+    "repetition": repetition,
 }
 
 

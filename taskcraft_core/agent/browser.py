@@ -1,0 +1,520 @@
+"""A live website as an environment: a headless Chromium driven through Playwright, and the browser
+tools the explorer and the executor use (open_link, go_back, read_page, type_and_submit,
+select_option). Each tool returns a text observation: the page title, its URL, an excerpt of its
+main text, its numbered links and the form fields found.
+
+Every request the page makes (navigation, script, XHR, image) passes the URL guard (`check_url`)
+and, by default, the same-site rule; navigations must also be allowed by the site's robots.txt
+(fetched through the guard). Page loads are spaced by a rate limit and counted against a budget of
+pages and seconds. Playwright's sync API is bound to the thread that started it, so one browser
+thread owns it and every call is handed to that thread (the agent runs tools in its own threads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urldefrag, urlsplit
+from urllib.robotparser import RobotFileParser
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+
+from taskcraft_core.errors import IngestError, TaskCraftError, UnsafeURLError
+from taskcraft_core.ingest.web import check_url, fetch_url
+from taskcraft_core.settings import Settings
+
+DEBIAN_CHROMIUM = "/usr/bin/chromium"
+# This machine's network is closed and the browser must not phone home: no background traffic.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+USER_AGENT = "TaskCraftStudio"
+VIEWPORT = {"width": 1280, "height": 900}
+SCREENSHOT_SCALE = 0.5  # 1280 css px -> a 640 px wide JPEG
+SCREENSHOT_QUALITY = 50
+EXCERPT_CHARS = 1500
+READ_PART_CHARS = 4000
+MAX_LINKS = 60
+SETTLE_S = 2.5  # a page's text may change after load (a search page fills its results by script)
+LOCAL_SCHEMES = ("data", "blob", "about")
+
+T = TypeVar("T")
+
+
+class BrowserBudgetSpent(TaskCraftError):
+    """The exploration's budget of pages or seconds is used up."""
+
+
+class BrowserLimits(BaseModel):
+    """What one browser session may do: where, how fast, how much."""
+
+    same_site: bool = True
+    allow_private_urls: bool = False
+    max_pages: int = Field(40, ge=1)
+    max_seconds: float = Field(300.0, gt=0)
+    rate_limit_s: float = Field(0.2, ge=0)
+    page_timeout_s: float = Field(15.0, gt=0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **changes: Any) -> BrowserLimits:
+        values: dict[str, Any] = dict(
+            allow_private_urls=settings.allow_private_urls, max_pages=settings.explore_max_pages,
+            max_seconds=settings.explore_max_seconds, rate_limit_s=settings.explore_rate_limit_s,
+            page_timeout_s=settings.explore_page_timeout_s)
+        return cls(**values | {k: v for k, v in changes.items() if v is not None})
+
+
+class LinkSeen(BaseModel):
+    """A link of the current page: its number in observations, its text and where it leads."""
+
+    number: int
+    text: str
+    url: str
+    in_main: bool = Field(False, description="Inside the page's main content (not its navigation or sidebar).")
+
+
+class FieldSeen(BaseModel):
+    """A form control of the current page the tools can use: a text field or a select."""
+
+    number: int
+    kind: str = Field(description="search (a text field of a search form), text, or select.")
+    name: str
+    label: str = ""
+    form_action: str = ""
+    options: list[str] = Field(default_factory=list)
+
+
+class PageView(BaseModel):
+    """What the browser shows: title, URL, main text, links, fields and a content fingerprint."""
+
+    url: str
+    title: str
+    text: str
+    links: list[LinkSeen] = Field(default_factory=list)
+    fields: list[FieldSeen] = Field(default_factory=list)
+    fingerprint: str = ""
+
+    def observation(self, start: int = 0, length: int = EXCERPT_CHARS) -> str:
+        """The page as a tool observation (the text from `start`, `length` characters of it)."""
+        part = self.text[start:start + length]
+        more = f" … ({len(self.text) - start - len(part)} more characters: read_page part {start // length + 2})" \
+            if start + len(part) < len(self.text) else ""
+        links = "\n".join(f"[{link.number}] {link.text} -> {link.url}" for link in self.links) or "(none)"
+        fields = "\n".join(describe_field(f) for f in self.fields) or "(none)"
+        return (f"Page: {self.title}\nURL: {self.url}\nText: {part}{more}\n"
+                f"Links ({len(self.links)}):\n{links}\nFields:\n{fields}")
+
+
+def describe_field(found: FieldSeen) -> str:
+    label = f" “{found.label}”" if found.label else ""
+    if found.kind == "select":
+        return f"{{{found.number}}} select {found.name!r}{label}: options " + " | ".join(found.options)
+    return f"{{{found.number}}} {found.kind} box {found.name!r}{label}" + \
+        (f" (form goes to {found.form_action})" if found.form_action else "")
+
+
+def fingerprint(text: str) -> str:
+    """Same main text, same fingerprint (whitespace does not count)."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:16]
+
+
+def browser_executable(settings: Settings) -> str | None:
+    """The configured browser; else Debian's chromium when present; None: Playwright's own browser."""
+    if settings.browser_executable:
+        return settings.browser_executable
+    return DEBIAN_CHROMIUM if os.path.exists(DEBIAN_CHROMIUM) else None
+
+
+# The page's main text, links and controls, read in the page (one round trip).
+READ_PAGE_JS = """() => {
+  const main = document.querySelector('[role=main], main, article, .body, #content') || document.body;
+  const visible = (e) => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length);
+  const links = [...document.querySelectorAll('a[href]')].filter(visible)
+    .map(a => ({text: (a.innerText || a.title || '').trim().replace(/\\s+/g, ' '), href: a.href,
+                inMain: main !== document.body && main.contains(a)}))
+    .filter(l => l.text && !l.href.startsWith('javascript:'));
+  const labelOf = (e) => (e.labels && e.labels[0] ? e.labels[0].innerText : '') || e.getAttribute('aria-label')
+    || e.placeholder || '';
+  const fields = [...document.querySelectorAll('input, textarea, select')].filter(visible)
+    .filter(e => e.tagName !== 'INPUT' || ['text', 'search', ''].includes((e.getAttribute('type') || '').toLowerCase()))
+    .map((e, i) => (e.setAttribute('data-taskcraft-field', String(i + 1)), e))
+    .map(e => ({tag: e.tagName.toLowerCase(), name: e.name || e.id || '', label: labelOf(e).trim(),
+      action: e.form ? e.form.action : '',
+      search: !!(e.form && ((e.form.getAttribute('role') || '') + e.form.className + e.form.action + e.name)
+        .toLowerCase().match(/search|[?&/]q\\b|^q$/)) || (e.getAttribute('type') || '') === 'search',
+      options: e.tagName === 'SELECT' ? [...e.options].map(o => o.text.trim()) : []}));
+  return {title: document.title, text: main.innerText, links, fields};
+}"""
+
+
+@dataclass
+class RobotsRules:
+    """A site's robots.txt rules for our user agent (allow everything when there is none)."""
+
+    parser: RobotFileParser | None = None
+
+    def allows(self, url: str) -> bool:
+        return self.parser is None or self.parser.can_fetch(USER_AGENT, url)
+
+
+def load_robots(start_url: str, settings: Settings) -> RobotsRules:
+    """robots.txt of the start URL's site, fetched through the URL guard; missing or unreadable: no rules."""
+    parts = urlsplit(start_url)
+    robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+    try:
+        fetched = fetch_url(robots_url, settings, {"text/plain": "text"})
+    except IngestError:  # 404, no answer, not text: nothing is disallowed
+        return RobotsRules()
+    parser = RobotFileParser(robots_url)
+    parser.parse(fetched.data.decode("utf-8", "replace").splitlines())
+    return RobotsRules(parser)
+
+
+@dataclass
+class Refusal:
+    """A request the session refused, and why."""
+
+    url: str
+    reason: str
+
+
+@dataclass
+class BrowserSession:
+    """One headless Chromium with one page, confined to the start URL's site (see the module doc).
+    Use as a context manager; every Playwright call runs on the session's own thread."""
+
+    start_url: str
+    settings: Settings
+    limits: BrowserLimits
+    robots: RobotsRules = field(default_factory=RobotsRules)
+    refused: list[Refusal] = field(default_factory=list)
+    page_loads: int = 0
+    view: PageView | None = None
+    _thread: ThreadPoolExecutor | None = None
+    _started: float = 0.0
+    _last_load: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _pw: Any = None
+    _browser: Any = None
+    _page: Any = None
+
+    def __enter__(self) -> BrowserSession:
+        check_url(self.start_url, self.limits.allow_private_urls)  # a refused start fails before any browser
+        guard_settings = self.settings.with_changes(allow_private_urls=self.limits.allow_private_urls)
+        self.robots = load_robots(self.start_url, guard_settings)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser")
+        try:
+            self._on_thread(self._launch)
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            return
+        try:
+            self._on_thread(self._close)
+        finally:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+
+    def _on_thread(self, work: Callable[[], T]) -> T:
+        if self._thread is None:
+            raise TaskCraftError("the browser session is not open", hint="use the session in a with block")
+        return self._thread.submit(work).result()
+
+    def _launch(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        try:
+            self._browser = self._pw.chromium.launch(executable_path=browser_executable(self.settings),
+                                                     args=CHROMIUM_ARGS)
+        except Exception as error:
+            self._pw.stop()
+            raise TaskCraftError(f"could not start the browser ({str(error).splitlines()[0]})",
+                                 hint="install chromium, or set browser_executable (TASKCRAFT_BROWSER) to a "
+                                      "Chromium or Chrome executable") from None
+        context = self._browser.new_context(viewport=VIEWPORT, device_scale_factor=SCREENSHOT_SCALE,
+                                            user_agent=f"Mozilla/5.0 (X11; Linux x86_64) {USER_AGENT}",
+                                            service_workers="block")
+        context.route("**/*", self._route)
+        self._page = context.new_page()
+
+    def _close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+        if self._pw is not None:
+            self._pw.stop()
+
+    # ---- the rules every request meets -----------------------------------------------------
+
+    def refusal(self, url: str, navigation: bool) -> str | None:
+        """Why a request may not be made (None: it may)."""
+        parts = urlsplit(url)
+        if parts.scheme in LOCAL_SCHEMES:
+            return None
+        start = urlsplit(self.start_url)
+        if self.limits.same_site and (parts.scheme, parts.netloc) != (start.scheme, start.netloc):
+            return f"{parts.netloc or url} is another site (same-site rule)"
+        try:
+            check_url(url, self.limits.allow_private_urls)
+        except (UnsafeURLError, IngestError) as error:
+            return error.message
+        if navigation and not self.robots.allows(url):
+            return "robots.txt disallows it"
+        return None
+
+    def _route(self, route: Any, request: Any) -> None:
+        reason = self.refusal(request.url, request.is_navigation_request())
+        if reason is None:
+            route.continue_()
+            return
+        with self._lock:
+            self.refused.append(Refusal(request.url, reason))
+        route.abort("blockedbyclient")
+
+    # ---- budget and pace --------------------------------------------------------------------
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started if self._started else 0.0
+
+    def restart_budget(self) -> None:
+        """A fresh budget of pages and seconds (each executor run has its own)."""
+        self.page_loads, self._started = 0, time.monotonic()
+
+    def budget_left(self) -> str | None:
+        """None while pages and seconds remain; else what is spent."""
+        if self.page_loads >= self.limits.max_pages:
+            return f"the budget of {self.limits.max_pages} page loads is spent"
+        if self.elapsed_s() >= self.limits.max_seconds:
+            return f"the budget of {self.limits.max_seconds:g} s is spent"
+        return None
+
+    def _load(self, navigate: Callable[[Any], Any]) -> None:
+        """One page load within the budget, the rate limit and the page timeout (on the browser thread)."""
+        spent = self.budget_left()
+        if spent:
+            raise BrowserBudgetSpent(spent, hint="raise --max-pages or explore_max_seconds")
+        wait = self._last_load + self.limits.rate_limit_s - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_load = time.monotonic()
+        self.page_loads += 1
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            navigate(self._page)
+        except PlaywrightError as error:
+            raise TaskCraftError(self._load_failure(str(error)), hint="the exploration goes on without it") from None
+        self._settle()
+
+    def _load_and_read(self, navigate: Callable[[Any], Any]) -> PageView:
+        self._load(navigate)
+        return self._read()
+
+    def _load_failure(self, error: str) -> str:
+        first = error.splitlines()[0] if error else "unknown error"
+        if "Timeout" in first:
+            return f"the page did not load within {self.limits.page_timeout_s:g} s"
+        if "ERR_BLOCKED_BY_CLIENT" in first:
+            refused = self.refused[-1] if self.refused else None
+            return f"refused {refused.url}: {refused.reason}" if refused else "the request was refused"
+        return f"the page could not be loaded ({first})"
+
+    def _settle(self) -> None:
+        """Wait for the load event (briefly) and for the main text to stop changing."""
+        try:
+            self._page.wait_for_load_state("load", timeout=self.limits.page_timeout_s * 1000)
+        except Exception:  # a slow image must not fail the step: the text is what counts
+            pass
+        deadline, last = time.monotonic() + SETTLE_S, None
+        while time.monotonic() < deadline:
+            try:
+                text = self._page.evaluate("() => document.body ? document.body.innerText.length : 0")
+            except Exception:  # the document is being replaced: look again
+                text = None
+            if text is not None and text == last:
+                break
+            last = text
+            time.sleep(0.15)
+
+    def _read(self) -> PageView:
+        raw = self._page.evaluate(READ_PAGE_JS)
+        links: list[LinkSeen] = []
+        seen: set[str] = set()
+        for link in raw["links"]:
+            url = urldefrag(link["href"]).url
+            if url in seen or url == urldefrag(self._page.url).url or self.refusal(url, navigation=True):
+                continue
+            seen.add(url)
+            links.append(LinkSeen(number=len(links) + 1, text=link["text"][:80], url=url, in_main=link["inMain"]))
+            if len(links) == MAX_LINKS:
+                break
+        fields = [FieldSeen(number=n, kind="select" if f["tag"] == "select" else "search" if f["search"] else "text",
+                            name=f["name"], label=f["label"][:60], form_action=f["action"], options=f["options"][:20])
+                  for n, f in enumerate(raw["fields"], start=1)]
+        text = "\n".join(line.strip() for line in raw["text"].splitlines() if line.strip())
+        self.view = PageView(url=self._page.url, title=raw["title"].strip(), text=text, links=links, fields=fields,
+                             fingerprint=fingerprint(text))
+        return self.view
+
+    # ---- actions (each returns the page reached) ------------------------------------------------
+
+    def open_url(self, url: str) -> PageView:
+        timeout = self.limits.page_timeout_s * 1000
+        reason = self.refusal(url, navigation=True)
+        if reason:
+            raise TaskCraftError(f"refused {url}: {reason}", hint="stay on the start URL's site")
+        return self._on_thread(lambda: self._load_and_read(lambda p: p.goto(url, timeout=timeout,
+                                                                           wait_until="domcontentloaded")))
+
+    def open_link(self, number: int) -> PageView:
+        return self.open_url(self._link(number).url)
+
+    def go_back(self) -> PageView:
+        timeout = self.limits.page_timeout_s * 1000
+
+        return self._on_thread(lambda: self._load_and_read(
+            lambda p: p.go_back(timeout=timeout, wait_until="domcontentloaded")))
+
+    def read_page(self) -> PageView:
+        return self._on_thread(self._read)
+
+    def type_and_submit(self, number: int, text: str) -> PageView:
+        found = self._field(number, ("search", "text"))
+        timeout = self.limits.page_timeout_s * 1000
+
+        def submit(page: Any) -> None:
+            from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+            box, before = self._control(page, found), page.url
+            box.fill(text, timeout=timeout)
+            try:
+                with page.expect_navigation(timeout=timeout, wait_until="domcontentloaded"):
+                    box.press("Enter", timeout=timeout)
+            except PlaywrightTimeout:
+                if page.url != before:
+                    raise
+                # no navigation: the form updated the page in place (settling waits for its text)
+
+        return self._on_thread(lambda: self._load_and_read(submit))
+
+    def select_option(self, number: int, option: str) -> PageView:
+        found = self._field(number, ("select",))
+        timeout = self.limits.page_timeout_s * 1000
+        if option not in found.options:
+            raise TaskCraftError(f"the select {found.name!r} has no option {option!r}",
+                                 hint="options: " + " | ".join(found.options))
+
+        def choose(page: Any) -> None:
+            self._control(page, found).select_option(label=option, timeout=timeout)
+
+        return self._on_thread(lambda: self._load_and_read(choose))
+
+    def screenshot(self) -> bytes | None:
+        """A small JPEG of the current page (None when the page cannot be captured)."""
+        def capture() -> bytes | None:
+            try:
+                return bytes(self._page.screenshot(type="jpeg", quality=SCREENSHOT_QUALITY, scale="device",
+                                                   timeout=5000))
+            except Exception:  # a screenshot is a nicety: the step is kept without it
+                return None
+
+        return self._on_thread(capture)
+
+    def html(self) -> str:
+        return self._on_thread(lambda: str(self._page.content()))
+
+    def _link(self, number: int) -> LinkSeen:
+        links = self.view.links if self.view else []
+        if not 1 <= number <= len(links):
+            raise TaskCraftError(f"there is no link [{number}] on this page ({len(links)} links)",
+                                 hint="use a number from the page's Links list")
+        return links[number - 1]
+
+    def _field(self, number: int, kinds: tuple[str, ...]) -> FieldSeen:
+        fields = self.view.fields if self.view else []
+        found = next((f for f in fields if f.number == number), None)
+        if found is None or found.kind not in kinds:
+            raise TaskCraftError(f"there is no {' or '.join(kinds)} field {{{number}}} on this page",
+                                 hint="use a number from the page's Fields list")
+        return found
+
+    @staticmethod
+    def _control(page: Any, found: FieldSeen) -> Any:
+        """The control READ_PAGE_JS numbered (it marks each with its number)."""
+        return page.locator(f'[data-taskcraft-field="{found.number}"]').first
+
+
+# ---- the tools ------------------------------------------------------------------------------
+
+
+def make_browser_tools(session: BrowserSession) -> list[BaseTool]:
+    """The five browser tools over one session; each returns a text observation, or an error
+    observation (a refused URL, a page that never loaded, a spent budget) the model can react to."""
+
+    def observed(action: Callable[[], PageView], start: int = 0) -> str:
+        try:
+            return action().observation(start)
+        except TaskCraftError as error:
+            return f"Error: {error.message}" + (f" ({error.hint})" if error.hint else "")
+
+    def open_link(number: int) -> str:
+        """Open the link with this number from the current page's Links list; returns the page reached."""
+        return observed(lambda: session.open_link(number))
+
+    def go_back() -> str:
+        """Go back to the previous page, like the browser's back button; returns that page."""
+        return observed(session.go_back)
+
+    def read_page(part: int = 1) -> str:
+        """Read the current page: its title, URL, main text (part 1 is the beginning; ask part 2, 3, ...
+        for the rest of a long page), numbered links and form fields."""
+        return observed(session.read_page, start=max(0, part - 1) * EXCERPT_CHARS)
+
+    def type_and_submit(field: int, text: str) -> str:
+        """Type text into the text field or search box with this number from the page's Fields list and
+        submit it (press Enter), e.g. a site search; returns the page that answers."""
+        return observed(lambda: session.type_and_submit(field, text))
+
+    def select_option(field: int, option: str) -> str:
+        """Choose an option (its visible text) in the select field with this number from the page's
+        Fields list, e.g. a filter or a version switch; returns the page after the change."""
+        return observed(lambda: session.select_option(field, option))
+
+    return [StructuredTool.from_function(func=f) for f in (open_link, go_back, read_page, type_and_submit,
+                                                             select_option)]
+
+
+BROWSER_TOOLS = ("open_link", "go_back", "read_page", "type_and_submit", "select_option")
+URL_LINE = "URL: "
+LINK_LINE = re.compile(r"^\[(?P<number>\d+)\] (?P<text>.*) -> (?P<url>\S+)$", re.MULTILINE)
+FIELD_LINE = re.compile(r"^\{(?P<number>\d+)\} (?:(?P<kind>search|text) box|select) '(?P<name>[^']*)'", re.MULTILINE)
+
+
+def observed_url(observation: str) -> str | None:
+    """The URL a browser observation shows (None for an error observation)."""
+    for line in observation.splitlines()[:3]:
+        if line.startswith(URL_LINE):
+            return line[len(URL_LINE):].strip()
+    return None
+
+
+def observed_links(observation: str) -> list[LinkSeen]:
+    """The numbered links a browser observation lists."""
+    return [LinkSeen(number=int(m["number"]), text=m["text"], url=m["url"]) for m in LINK_LINE.finditer(observation)]
+
+
+def observed_fields(observation: str) -> list[tuple[int, str, str]]:
+    """(number, kind, name) of the fields a browser observation lists; kind search, text or select."""
+    return [(int(m["number"]), m["kind"] or "select", m["name"]) for m in FIELD_LINE.finditer(observation)]

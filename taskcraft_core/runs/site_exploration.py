@@ -1,0 +1,235 @@
+"""A website exploration as a run (METHOD §2): create the run, explore the live site in a headless
+browser, write goal-style tasks per guideline family, execute and verify them in the same browser,
+and store everything with the run: the steps (with screenshots) as they are taken, the pages read as
+documents, the tasks at the end.
+
+Cancel (Ctrl-C, or `cancel_run` from anywhere: the explorer reads the run's status at every step)
+keeps what was found: the steps and pages stored so far, and the tasks already verified. A resumed
+exploration rebuilds its memory from the stored steps and pages, explores on with a fresh budget (it
+does not visit a state it has seen), and writes tasks from everything.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from taskcraft_core.access import require
+from taskcraft_core.agent.browser import BrowserLimits, BrowserSession
+from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.generate.context import AcceptanceRule, GenerationCancelled, GenerationContext
+from taskcraft_core.generate.explore.goals import generate_goal_tasks
+from taskcraft_core.generate.explore.records import SiteExploration
+from taskcraft_core.generate.explore.site import explore_site, rebuild_exploration
+from taskcraft_core.generate.factory import make_engine
+from taskcraft_core.generate.prompts import PROMPT_VERSION
+from taskcraft_core.models.chat import Usage
+from taskcraft_core.schema import (
+    GUIDELINE_FAMILIES,
+    GenerationRun,
+    RunConfig,
+    RunCounts,
+    RunRequest,
+    Task,
+    guideline_of,
+    utcnow,
+)
+from taskcraft_core.store import TaskFilter
+from taskcraft_core.workspace import Workspace
+
+EXPLORE_KEY = "explore_site"  # the run config's settings entry holding the exploration request
+
+
+class ExploreRequest(BaseModel):
+    """What a person asks a website exploration to do."""
+
+    start_url: str
+    max_pages: int | None = Field(None, ge=1, description="Page loads of the explorer (default explore_max_pages).")
+    max_seconds: float | None = Field(None, gt=0, description="Seconds of exploring (default explore_max_seconds).")
+    same_site: bool = True
+    allow_private_urls: bool | None = Field(None, description="Default: the settings' allow_private_urls.")
+    engine: str | None = None
+    guidelines: list[str] = Field(default_factory=lambda: list(GUIDELINE_FAMILIES))
+    tasks_per_guideline: int = Field(5, ge=1)
+    steps_per_turn: int = Field(5, ge=1)
+
+
+class ExploreSummary(BaseModel):
+    """The outcome of a website exploration run; its JSON is what `explore --json` prints."""
+
+    run_id: str
+    status: str
+    start_url: str
+    pages_visited: int = Field(description="States (distinct pages) the explorer saw and stored.")
+    interactions: int = Field(description="Steps that used a page function (search, select).")
+    steps: int
+    candidates: int
+    accepted: int
+    by_family: dict[str, dict[str, int]] = Field(description="Per guideline family: candidates and accepted.")
+    functions: list[str] = Field(default_factory=list, description="Functions found (kind name).")
+    stopped: str = ""
+    refused: int = Field(0, description="Requests refused by the URL guard, the same-site rule or robots.txt.")
+    problems: list[str] = Field(default_factory=list)
+    engine: str = ""
+
+
+def start_exploration(workspace: Workspace, request: ExploreRequest,
+                      cancel: threading.Event | None = None) -> ExploreSummary:
+    """Create a run for the request and carry it out (see the module doc); returns its summary."""
+    require(workspace.principal, "generate")
+    engine = make_engine(workspace.settings, _engine_choice(request.engine))
+    run = GenerationRun(id=uuid.uuid4().hex[:16], config=RunConfig(
+        request=RunRequest(kinds=["explore"], engine=engine.name), engine=_engine_choice(engine.name) or "offline",
+        models={"generation": engine.model}, prompt_version=PROMPT_VERSION,
+        settings={EXPLORE_KEY: request.model_dump(mode="json")}))
+    workspace.store.save_run(run)
+    workspace.audit("generate", run.id, {"explore": request.start_url, "engine": engine.name})
+    return _carry_out(workspace, run, request, None, cancel)
+
+
+def resume_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
+    """Continue a stopped (cancelled, interrupted or failed) website exploration from its stored steps."""
+    require(workspace.principal, "generate")
+    run = workspace.store.get_run(run_id)
+    if run is None or EXPLORE_KEY not in run.config.settings:
+        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    if run.status == "running":
+        raise TaskCraftError(f"The exploration {run_id} is running.", hint="cancel it first, or wait for it")
+    request = ExploreRequest(**run.config.settings[EXPLORE_KEY])
+    workspace.store.update_run(run_id, status="running", finished_at=None, error=None)
+    return _carry_out(workspace, run, request, run_id, cancel)
+
+
+def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
+    """The summary of a stored website exploration run (what a page shows after or during it)."""
+    run = workspace.store.get_run(run_id)
+    if run is None or EXPLORE_KEY not in run.config.settings:
+        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    tasks = workspace.store.get_tasks(workspace.store.list_task_ids(TaskFilter(run_ids=[run_id])),
+                                      with_trajectory=False)
+    steps = workspace.store.exploration_steps(run_id, screenshots=False)
+    info = run.config.settings.get("explore_outcome", {})
+    return _summary(run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), tasks,
+                    pages=len({s.document_id for s in steps if s.document_id}),
+                    interactions=sum(s.action in ("type_and_submit", "select_option") and not s.error for s in steps),
+                    steps=len(steps), stopped=info.get("stopped", ""), refused=info.get("refused", 0),
+                    problems=info.get("problems", []), functions=info.get("functions", []))
+
+
+def _engine_choice(name: str | None) -> Literal["offline", "openai"] | None:
+    if name is None:
+        return None
+    if name == "offline":
+        return "offline"
+    if name == "openai":
+        return "openai"
+    raise TaskCraftError(f"Unknown engine {name!r}.", hint="Use offline or openai.")
+
+
+def _carry_out(workspace: Workspace, run: GenerationRun, request: ExploreRequest, resumed_id: str | None,
+               cancel: threading.Event | None) -> ExploreSummary:
+    settings = workspace.settings
+    engine = make_engine(settings, _engine_choice(run.config.engine))
+    ctx = GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id,
+                            cancel=cancel or threading.Event(), acceptance=AcceptanceRule.from_settings(settings))
+    limits = BrowserLimits.from_settings(settings, same_site=request.same_site, max_pages=request.max_pages,
+                                         max_seconds=request.max_seconds,
+                                         allow_private_urls=request.allow_private_urls)
+    tasks: list[Task] = []
+    exploration: SiteExploration | None = None
+    status = "completed"
+    try:
+        with _CancelWatcher(workspace, run.id, ctx.cancel), \
+                BrowserSession(request.start_url, settings, limits) as session:
+            resumed = rebuild_exploration(ctx, request.start_url) if resumed_id else None
+            exploration = explore_site(request.start_url, ctx, session, steps_per_turn=request.steps_per_turn,
+                                       resumed=resumed)
+            if exploration.stopped == "cancelled":
+                status = "cancelled"
+            else:
+                tasks = _write_tasks(exploration, ctx, session, request, limits)
+    except GenerationCancelled:
+        status = "cancelled"
+    except BaseException as error:
+        _finish(workspace, run, exploration, tasks, ctx, "cancelled" if isinstance(error, KeyboardInterrupt)
+                else "failed", str(error))
+        raise
+    return _finish(workspace, run, exploration, tasks, ctx, status, None)
+
+
+def _write_tasks(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
+                 request: ExploreRequest, limits: BrowserLimits) -> list[Task]:
+    """Tasks from the exploration, executed with a fresh budget per task in the same browser."""
+    executor_limits = limits.model_copy(update={"max_pages": max(limits.max_pages, 20),
+                                                "max_seconds": max(limits.max_seconds, 120.0)})
+    session.limits = executor_limits
+    return generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
+                               per_guideline=request.tasks_per_guideline)
+
+
+class _CancelWatcher:
+    """Turns a cancel written on the run (by `cancel_run`, from any process) into the context's flag:
+    a thread reads the run's status every `poll_s` while the exploration runs."""
+
+    def __init__(self, workspace: Workspace, run_id: str, flag: threading.Event, poll_s: float = 0.5) -> None:
+        self.workspace, self.run_id, self.flag, self.poll_s = workspace, run_id, flag, poll_s
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.watch, name=f"cancel-{run_id}", daemon=True)
+
+    def __enter__(self) -> _CancelWatcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def watch(self) -> None:
+        while not self.done.wait(self.poll_s):
+            run = self.workspace.store.get_run(self.run_id)
+            if run is not None and run.status == "cancelled":
+                self.flag.set()
+                return
+
+
+def _finish(workspace: Workspace, run: GenerationRun, exploration: SiteExploration | None, tasks: Sequence[Task],
+            ctx: GenerationContext, status: str, error: str | None) -> ExploreSummary:
+    """Store the tasks, the documents read and the outcome on the run, in one write."""
+    pages = [p.document_id for p in exploration.memory.pages] if exploration else []
+    outcome = {
+        "stopped": exploration.stopped if exploration else "", "refused": len(exploration.refused) if exploration
+        else 0, "problems": exploration.problems if exploration else [],
+        "functions": [f"{f.kind} {f.name}" for f in exploration.memory.functions] if exploration else []}
+    config = run.config.model_copy(update={
+        "document_ids": list(dict.fromkeys([*run.config.document_ids, *pages])),
+        "settings": run.config.settings | {"explore_outcome": outcome}})
+    stored = workspace.store.get_run(run.id) or run
+    workspace.store.update_run(run.id, tasks, config=config)
+    summary = exploration_summary(workspace, run.id)  # counts every task of the run, a resumed one's too
+    funnel = {"explore_candidates": summary.candidates, "explore_accepted": summary.accepted,
+              "explore_rejected": summary.candidates - summary.accepted}
+    counts = RunCounts(stage="explore", done=1, total=1, funnel=funnel,
+                       calls_by_step=dict(Counter(stored.counts.calls_by_step) + Counter(ctx.usage.by_step)))
+    workspace.store.update_run(run.id, status=status, counts=counts, error=error, finished_at=utcnow(),
+                               model_calls=stored.model_calls + ctx.usage.calls,
+                               tokens=stored.tokens + ctx.usage.tokens)
+    return summary.model_copy(update={"status": status})
+
+
+def _summary(run: GenerationRun, request: ExploreRequest, tasks: Sequence[Task], *, pages: int, interactions: int,
+             steps: int, stopped: str, refused: int, problems: list[str], functions: list[str]) -> ExploreSummary:
+    by_family: dict[str, dict[str, int]] = {}
+    for task in tasks:
+        family = by_family.setdefault(guideline_of(task) or "", {"candidates": 0, "accepted": 0})
+        family["candidates"] += 1
+        family["accepted"] += task.status not in ("failed_verification", "duplicate", "rejected")
+    return ExploreSummary(
+        run_id=run.id, status=run.status, start_url=request.start_url, pages_visited=pages, interactions=interactions,
+        steps=steps, candidates=len(tasks), accepted=sum(f["accepted"] for f in by_family.values()),
+        by_family=by_family, functions=functions, stopped=stopped, refused=refused, problems=problems,
+        engine=run.config.request.engine or run.config.engine)
