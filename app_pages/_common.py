@@ -19,11 +19,16 @@ import streamlit as st
 from taskcraft_core.access import Permission, Principal, local_principal, signed_in_principal
 from taskcraft_core.curate import review_queue
 from taskcraft_core.errors import TaskCraftError
-from taskcraft_core.generate.checks import CHECK_NAMES
-from taskcraft_core.schema import TASK_KINDS, TASK_STATUSES
+from taskcraft_core.index.consistency import IndexCatchUp
+from taskcraft_core.schema import CHECK_NAMES, TASK_KINDS, TASK_STATUSES
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
-from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
+from taskcraft_core.workspace import (
+    Workspace,
+    environment_failure_of,
+    open_workspace_catching_up,
+    settings_from_environment,
+)
 
 SETTINGS_OVERRIDES = "settings_overrides"
 REVIEWER = "reviewer"
@@ -64,27 +69,64 @@ def current_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner="Opening the data home (the vector index is checked against the database)…")
-def _open_workspace(storage_key: tuple[str, str, str, str], _settings: Settings) -> Workspace:
-    # Keyed by what the database and the index depend on: changing a model or key reuses them.
-    return open_workspace(_settings)
+def _open_workspace(storage_key: tuple[str, str, str, str], _settings: Settings) -> tuple[Workspace, IndexCatchUp]:
+    # Keyed by what the database and the index depend on: changing a model or key reuses them. Once
+    # per process and data home, so one catch-up thread at most (other processes wait on a lock).
+    return open_workspace_catching_up(_settings)
 
 
-def workspace() -> Workspace:
-    """The workspace for the current settings, acting as this session's principal; database and
-    Chroma clients are shared singletons. When the data home cannot be opened (a damaged database, a
-    read-only folder, a full disk) the page shows what failed and what to do, and stops."""
+def _opened() -> tuple[Workspace, IndexCatchUp]:
     settings = current_settings()
     index = settings.chroma_url or str(settings.chroma_path.resolve())
     key = (settings.resolved_database_url, index, settings.embeddings, settings.embedding_model)
     try:
-        opened = _open_workspace(key, settings)
+        return _open_workspace(key, settings)
     except Exception as error:
         failure = environment_failure_of(error, settings)
         if failure is None:
             raise
         show_error(failure)
         st.stop()
-    return dataclasses.replace(opened, settings=settings, principal=principal())
+    raise AssertionError("unreachable: st.stop ends the run")
+
+
+def workspace() -> Workspace:
+    """The workspace for the current settings, acting as this session's principal; database and
+    Chroma clients are shared singletons. When the data home cannot be opened (a damaged database, a
+    read-only folder, a full disk) the page shows what failed and what to do, and stops."""
+    opened, _ = _opened()
+    return dataclasses.replace(opened, settings=current_settings(), principal=principal())
+
+
+CATCH_UP_POLL_S = 2.0
+
+
+def index_catching_up(waits: str) -> bool:
+    """Say so on pages that search the index while it is brought in step in the background (a large
+    import without vectors, a restored index): a note that follows the progress and reruns the page
+    when the index is in step. True until then. `waits` says what waits for it."""
+    catching_up = _opened()[1].status.state in ("running", "waiting")
+    st.fragment(_catch_up_note, run_every=CATCH_UP_POLL_S if catching_up else None)(waits, catching_up)
+    return catching_up
+
+
+def _catch_up_note(waits: str, was_catching_up: bool) -> None:
+    status = _opened()[1].status
+    if was_catching_up and status.state not in ("running", "waiting"):
+        st.rerun()  # the whole page, so what waited for the index opens
+    if status.state == "in_step":
+        return False
+    if status.state == "failed":
+        st.warning(escape_markdown(f"The search index could not be brought in step with the database: "
+                                   f"{status.error}. Searches embed what they need as they go; restart the "
+                                   "app to try again."), icon=":material/warning:")
+    elif status.state == "waiting":
+        st.info(f"Another studio process is bringing the search index in step with the database; {waits}.",
+                icon=":material/hourglass_top:")
+    elif status.state == "running":
+        done = f": {status.done:,} of {status.total:,} {status.what}" if status.total else ""
+        st.info(f"The search index is catching up with the database in the background{done}. Reviewing works "
+                f"meanwhile; {waits}.", icon=":material/hourglass_top:")
 
 
 def engine_label(settings: Settings) -> str:

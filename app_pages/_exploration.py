@@ -8,6 +8,7 @@ import json
 import streamlit as st
 
 from app_pages._common import escape_markdown, may, user_errors, workspace
+from taskcraft_core.curate.exploration import exploration_jsonl
 from taskcraft_core.runs import service as runs
 from taskcraft_core.runs import site_exploration as site
 from taskcraft_core.schema import ExplorationStep, GenerationRun
@@ -72,17 +73,22 @@ def show_explore(ws: Workspace) -> None:
 
 def show_trajectory(ws: Workspace, runs: list[GenerationRun]) -> None:
     """A stepper over one explored run: one step at a time, its screenshot read only when shown."""
-    explored = [run.id for run in runs if ws.store.exploration_step_count(run.id)]
+    explored = [run.id for run in runs if site.is_exploration(run)]
     if not explored:
         return
     st.subheader("Exploration trajectories")
     run_id = st.selectbox("Run", explored, key="explore_trajectory_run")
     show_summary(ws, run_id)
     steps = ws.store.exploration_steps(run_id, screenshots=False)
-    position = st.select_slider("Step", options=[step.position for step in steps], key=f"explore_step_{run_id}",
-                                format_func=lambda p: f"{p + 1} · {steps[p].action}") if len(steps) > 1 else 0
-    step = next(step for step in steps if step.position == position)
-    show_step(ws, step, len(steps))
+    if not steps:
+        return
+    st.download_button("Download the trajectory (JSONL, screenshots inline)", key="explore_download",
+                       data=lambda: exploration_jsonl(ws.store, run_id), file_name=f"exploration-{run_id}.jsonl",
+                       mime="application/jsonl")
+    by_position = {step.position: step for step in steps}
+    position = st.select_slider("Step", options=list(by_position), key=f"explore_step_{run_id}",
+                                format_func=lambda p: f"{p + 1} · {by_position[p].action}") if len(steps) > 1 else 0
+    show_step(ws, by_position.get(position, steps[0]), len(steps))
 
 
 def show_step(ws: Workspace, step: ExplorationStep, total: int) -> None:

@@ -12,7 +12,14 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages._common import OPEN_IN_REVIEW, escape_markdown, reviewer_input, user_errors, workspace
+from app_pages._common import (
+    OPEN_IN_REVIEW,
+    escape_markdown,
+    index_catching_up,
+    reviewer_input,
+    user_errors,
+    workspace,
+)
 from taskcraft_core.access import Principal
 from taskcraft_core.curate import dedup, review_queue
 from taskcraft_core.errors import TaskCraftError
@@ -23,9 +30,10 @@ SHOWN_SIDE_BY_SIDE = 4
 
 
 def find(ws: Workspace) -> None:
+    catching_up = index_catching_up("near-duplicate search opens when it is done")
     threshold = st.slider("Cosine threshold", 0.5, 1.0, ws.settings.duplicate_threshold, 0.01,
                           key="duplicates_threshold")
-    if st.button("Find near-duplicates", key="duplicates_find", type="primary"):
+    if st.button("Find near-duplicates", key="duplicates_find", type="primary", disabled=catching_up):
         with user_errors(), st.spinner("Comparing tasks…"):
             clusters = dedup.find_near_duplicates(ws, threshold=threshold)
             ranked = sorted(clusters, key=lambda c: (-len(c.task_ids), -c.max_similarity))

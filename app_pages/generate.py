@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages._common import engine_label, may, user_errors, workspace
+from app_pages._common import engine_label, index_catching_up, may, user_errors, workspace
 from app_pages._exploration import ACTIVE_EXPLORATION, show_explore, show_trajectory
 from taskcraft_core.runs import service as runs
 from taskcraft_core.runs import site_exploration as site
@@ -122,6 +122,7 @@ if not may("generate"):
     st.stop()
 if resumed := st.session_state.pop(RESUMED, None):
     st.success(resumed)
+index_catching_up("a run started now begins verifying when it is done")
 request = run_form(ws)
 if request is not None:
     with user_errors():

@@ -21,7 +21,15 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages._common import OPEN_IN_REVIEW, escape_markdown, filter_widgets, reviewer_input, user_errors, workspace
+from app_pages._common import (
+    OPEN_IN_REVIEW,
+    escape_markdown,
+    filter_widgets,
+    index_catching_up,
+    reviewer_input,
+    user_errors,
+    workspace,
+)
 from app_pages._lineage import show_regeneration_and_replay
 from taskcraft_core.access import Principal
 from taskcraft_core.curate import review_queue as rq
@@ -301,7 +309,8 @@ def show_verification(card: rq.Card) -> None:
 
 
 def show_similar(card: rq.Card) -> None:
-    if st.button("Find similar", key="review_find_similar"):
+    clicked = st.button("Find similar", key="review_find_similar")
+    if clicked and not index_catching_up("finding similar tasks opens when it is done"):
         st.session_state[SIMILAR] = card.task.id
     if st.session_state[SIMILAR] != card.task.id:
         return

@@ -4,7 +4,9 @@ for admins, the audit log.
 Changes live in `st.session_state` for this session; nothing here is written to disk or the
 database, so the API key never reaches storage, exports or logs. Saving goes through
 `models.endpoint.session_settings`: admins only, the URL guard on a new endpoint, a key that stays
-with its endpoint, and an audit entry.
+with its endpoint, and an audit entry. The review policy (`reviews_per_task`, `adjudicators`) is
+shown, not changed: every reviewer's session, the CLI and the workers must count decisions the
+same way, which a change kept in one session would break; it is set in the environment or secrets.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from app_pages._common import (
     engine_label,
     escape_markdown,
     may,
+    secrets_section,
     user_errors,
     workspace,
 )
 from taskcraft_core.models import chat as llm
 from taskcraft_core.models.endpoint import session_settings
-from taskcraft_core.settings import Settings
+from taskcraft_core.settings import ENV_FIELDS, Settings
+from taskcraft_core.workspace import settings_from_environment
 
 ENGINES = ("auto", "offline", "openai")
 DUPLICATE_ACTIONS = {"flag": "Flag it and keep it in the review queue", "skip": "Skip it (status duplicate)"}
@@ -87,6 +91,37 @@ def settings_form(settings: Settings) -> dict[str, Any] | None:
     return None
 
 
+def setting_source(name: str) -> str:
+    """Where a setting's value comes from: the secrets' [taskcraft] section wins over the environment."""
+    if name in secrets_section("taskcraft"):
+        return "`[taskcraft]` in `.streamlit/secrets.toml`"
+    default = Settings.model_fields[name].get_default(call_default_factory=True)
+    variable = next((env for env, field in ENV_FIELDS.items() if field == name), None)
+    if variable and getattr(settings_from_environment(), name) != default:
+        return f"the environment (`{variable}`)"
+    return "the default"
+
+
+def review_policy(settings: Settings) -> None:
+    """How many reviewers decide a task and who settles disagreements: shown with where each is set."""
+    st.subheader("Reviewing")
+    needed, settlers = st.columns(2)
+    needed.metric("Reviews per task", settings.reviews_per_task, border=True,
+                  help=Settings.model_fields["reviews_per_task"].description)
+    needed.caption(f"From {setting_source('reviews_per_task')}. "
+                   + ("The first decision counts." if settings.reviews_per_task == 1 else
+                      f"A task is final when {settings.reviews_per_task} reviewers agree; "
+                      "disagreements go to the Adjudicate queue."))
+    names = ", ".join(settings.adjudicators) or "none named"
+    settlers.markdown(f"**Adjudicators** (besides admins): {escape_markdown(names)}",
+                      help=Settings.model_fields["adjudicators"].description)
+    settlers.caption(f"From {setting_source('adjudicators')}.")
+    st.caption("Set for everyone, not per session: every reviewer's queue, the CLI and the workers must count "
+               "decisions alike. In the environment of the studio, the CLI and the workers "
+               "(`TASKCRAFT_REVIEWS_PER_TASK=2`), or for the studio in `.streamlit/secrets.toml`:")
+    st.code('[taskcraft]\nreviews_per_task = 2\nadjudicators = ["ana@example.org", "ben"]', language="toml")
+
+
 def audit_log() -> None:
     """The newest audited actions, for admins."""
     st.subheader("Audit log")
@@ -117,4 +152,5 @@ if left.button("Test connection", key="settings_test_connection"):
 if right.button("Reset to environment", key="settings_reset"):
     st.session_state.pop(SETTINGS_OVERRIDES, None)
     st.rerun()
+review_policy(settings)
 audit_log()

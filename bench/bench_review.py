@@ -1,15 +1,18 @@
 """Review page speed at 36,000 tasks: server-side with Streamlit's AppTest, and what a person waits
 for in a real browser (Playwright driving Debian's chromium) beside a trivial page in the same run.
 
-    python -m bench.bench_review [--tasks 36000] [--decisions 20] [--home DIR] [--app app.py] [--no-browser]
+    python -m bench.bench_review [--tasks 36000] [--decisions 20] [--rounds 5] [--home DIR] [--app app.py]
+                                 [--no-browser] [--no-apptest]
 
 Builds (or reuses) a data home with realistic tasks (questions of 100-200 characters, six-step
-trajectories with search and read observations of 1-2 kB, verifications, evidence spans), then
-times: the Review page's first render in a fresh session, and accept-then-next per decision.
-In the browser, "first paint" runs from the navigation (a fresh tab on the URL, or a click on
-Review in the sidebar) until the task's question is visible; the trivial page is timed the same
-way from a fresh tab. Targets: first paint <= 1.5 s, accept-then-next < 0.3 s. Prints the numbers
-and ratios; not a pass/fail test. `--app` times another checkout's app.py on the same data.
+trajectories with search and read observations of 1-2 kB, verifications, evidence spans) and their
+vectors, as an import with `--index` leaves it (says so when a reused home's index is out of step),
+then times: the Review page's first render in a fresh session, and accept-then-next per decision.
+In the browser, the first request to a freshly started server is timed once; then "first paint"
+runs from the navigation (a fresh tab on the URL, or a click on Review in the sidebar) until the
+task's question is visible; the trivial page is timed the same way from a fresh tab. Targets:
+first paint <= 1.5 s, accept-then-next < 0.3 s. Prints the numbers and ratios and the load average;
+not a pass/fail test. `--app` times another checkout's app.py on the same data.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from taskcraft_core.index.consistency import check_index
+from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.schema import Chunk, Document, Task, TrajectoryStep, Verification
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store, TaskFilter
+from taskcraft_core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,13 +127,18 @@ def make_task(rng: random.Random, i: int, started: datetime) -> Task:
     )
 
 
-def fill(store: Store, count: int) -> None:
+def fill(workspace: Workspace, count: int) -> None:
+    """Documents and tasks with their vectors, as ingest and `import --index` write them: the index is
+    in step with the database, so the timings are what a user of an up-to-date home waits for."""
     rng = random.Random(7)
     for document, chunks in make_documents(rng):
-        store.add_document(document, chunks)
+        workspace.store.add_document(document, chunks)
+        workspace.index.add_chunks(document, chunks)
     started = datetime(2026, 1, 1, tzinfo=UTC)
     for start in range(0, count, BATCH):
-        store.add_tasks(make_task(rng, i, started) for i in range(start, min(count, start + BATCH)))
+        tasks = [make_task(rng, i, started) for i in range(start, min(count, start + BATCH))]
+        workspace.store.add_tasks(tasks)
+        index_tasks(workspace, tasks)
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -167,8 +178,10 @@ def browser_timings(app: Path, home: Path, decisions: int, rounds: int = 5) -> N
             page.locator(selector).first.wait_for(timeout=60_000)
             return time.perf_counter() - began
 
-        paint(studio, "h1")  # the server's first session imports everything; people meet a warm server
-        paint(f"{studio}/review", painted)
+        # The first session of a process imports the studio and opens the data home (index check included).
+        cold_trivial, cold_review = paint(trivial, "h1"), paint(f"{studio}/review", painted)
+        print(f"browser, first request to a freshly started server: Review {cold_review:.3f} s, "
+              f"trivial page {cold_trivial:.3f} s")
         trivial_times, fresh_times, sidebar_times = [], [], []
         for _ in range(rounds):
             trivial_times.append(paint(trivial, "h1"))
@@ -180,6 +193,8 @@ def browser_timings(app: Path, home: Path, decisions: int, rounds: int = 5) -> N
             page.locator(painted).first.wait_for(timeout=60_000)
             sidebar_times.append(time.perf_counter() - began)
         yardstick = statistics.median(trivial_times)
+        print(f"load average (1, 5, 15 min) after the paints: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
+              f"on {os.cpu_count()} cores")
         print(f"browser, trivial page first paint: median {yardstick:.3f} s over {rounds}")
         for label, times in (("Review first paint, fresh tab on /review", fresh_times),
                              ("Review first paint, click in the sidebar", sidebar_times)):
@@ -213,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=36_000)
     parser.add_argument("--decisions", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5, help="Browser paints of each kind (medians are printed).")
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "taskcraft_bench_review")
     parser.add_argument("--app", type=Path, default=ROOT / "app.py", help="The app to time (another checkout's).")
     parser.add_argument("--no-browser", action="store_true", help="Only the server-side AppTest timings.")
@@ -220,12 +236,15 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.app == ROOT / "app.py":  # another checkout may have an older schema: leave its data alone
-        store = Store(Settings(home=args.home).resolved_database_url)
-        if store.count_tasks() != args.tasks:
-            print(f"filling {args.home} with {args.tasks:,} tasks …", flush=True)
-            print(f"  filled in {timed(lambda: fill(store, args.tasks)):.1f} s")
+        workspace = Workspace.open(Settings(home=args.home))
+        if workspace.store.count_tasks() != args.tasks:
+            print(f"filling {args.home} with {args.tasks:,} tasks and their vectors …", flush=True)
+            print(f"  filled in {timed(lambda: fill(workspace, args.tasks)):.1f} s")
+        gaps = [f"{check.name} {check.indexed:,} of {check.expected:,}" for check in check_index(workspace)
+                if not check.in_step]
+        print(f"index: {'; '.join(gaps) + ' (out of step)' if gaps else 'in step with the database'}")
     if not args.no_browser:
-        browser_timings(args.app.resolve(), args.home, args.decisions)
+        browser_timings(args.app.resolve(), args.home, args.decisions, args.rounds)
     if args.no_apptest:
         return
     os.environ["TASKCRAFT_HOME"] = str(args.home)

@@ -55,5 +55,6 @@ class EnvironmentFailure(TaskCraftError):
 
 
 class ModelCallFailed(ModelOutputError):
-    """One call got no usable answer after its retries (a transient fault mid-run, such as a proxy's
-    error page): the candidate it served fails with this reason, the run goes on."""
+    """One call got no usable answer after its retries (a transient fault mid-run: a 5xx, a timeout, a
+    proxy's error page): the candidate it served fails with this reason, the unit and the run go on.
+    A call a unit cannot do without (a chunk's conclusions) fails that unit as ModelUnavailableError."""

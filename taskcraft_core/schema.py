@@ -17,6 +17,11 @@ TaskKind = Literal["atomic", "depth", "width", "explore"]
 TaskStatus = Literal["failed_verification", "pending", "accepted", "rejected", "duplicate"]
 TASK_STATUSES: tuple[TaskStatus, ...] = ("failed_verification", "pending", "accepted", "rejected", "duplicate")
 TASK_KINDS: tuple[TaskKind, ...] = ("atomic", "depth", "width", "explore")
+# The automatic pre-review checks (`generate.checks`), named here so a filter can list them without
+# importing what the checks need (the agent's tool schemas, LangChain).
+CHECK_NAMES: tuple[str, ...] = (
+    "answer_in_question", "answer_not_observed", "solvable_without_tools", "hops_not_used", "tool_args_invalid",
+)
 Decision = Literal["accept", "reject", "edit", "undo", "duplicate"]
 StepType = Literal["human", "ai", "tool", "system"]
 RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from taskcraft_core.access import Principal, local_principal
 from taskcraft_core.environment import environment_failure
 from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
-from taskcraft_core.index.consistency import IndexProgress, ensure_index
+from taskcraft_core.index.consistency import INLINE_REPAIR_LIMIT, IndexCatchUp, IndexProgress, ensure_index
 from taskcraft_core.index.vectors import VectorIndex
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import Store
@@ -58,18 +59,37 @@ class Workspace:
             self.store.record_audit(self.principal, action, target, dict(details or {}))
 
 
-def open_workspace(settings: Settings, progress: IndexProgress | None = None) -> Workspace:
+def open_workspace(settings: Settings, progress: IndexProgress | None = None,
+                   waiting: Callable[[], None] | None = None) -> Workspace:
     """The workspace of a data home with its index checked, and brought in step with the database if
-    needed (with progress), before anything searches it: what the app and the CLI open."""
+    needed (with progress; `waiting` is called when another process is repairing it), before anything
+    searches it: what the CLI opens."""
     workspace = Workspace.open(settings)
     try:
-        ensure_index(workspace, progress)
+        ensure_index(workspace, progress, waiting)
     except Exception as error:
         failure = environment_failure_of(error, settings)
         if failure is None:
             raise
         raise failure from error
     return workspace
+
+
+def open_workspace_catching_up(settings: Settings,
+                               inline_limit: int = INLINE_REPAIR_LIMIT) -> tuple[Workspace, IndexCatchUp]:
+    """The workspace of a data home for the app, which must not hold its first page for minutes: an
+    index a few entries out of step is repaired now, a larger gap in the background (the returned
+    catch-up tells its progress; runs and searches that need the index wait for it or say so)."""
+    workspace = Workspace.open(settings)
+    catch_up = IndexCatchUp(workspace, inline_limit)
+    try:
+        catch_up.start()
+    except Exception as error:
+        failure = environment_failure_of(error, settings)
+        if failure is None:
+            raise
+        raise failure from error
+    return workspace, catch_up
 
 
 def environment_failure_of(error: BaseException, settings: Settings) -> EnvironmentFailure | None:

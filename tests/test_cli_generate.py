@@ -19,7 +19,7 @@ from tests.test_run_method import sample_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"run_id", "candidates", "accepted", "rejected", "already_present", "by_kind", "model_calls",
-                "calls", "errors", "status", "error"}
+                "calls", "errors", "empty_units", "status", "error"}
 
 
 def document_ids(workspace: Workspace, *titles: str) -> list[str]:

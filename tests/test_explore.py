@@ -4,13 +4,14 @@ LLM engine's explore steps on scripted models, malformed output costing one cand
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from taskcraft_core.agent.tools import make_link_tools, resolve_link
-from taskcraft_core.errors import TaskCraftError
+from taskcraft_core.errors import ModelCallFailed, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
 from taskcraft_core.generate.explore.records import CandidateAnswer, Exploration, ExploreCandidate, Move
@@ -25,6 +26,7 @@ from taskcraft_core.generate.explore.walk import link_graph, reachable
 from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.llm.engine import LLMEngine
 from taskcraft_core.generate.offline.cloze import OFFLINE_MODEL
+from taskcraft_core.generate.offline.engine import OfflineEngine
 from taskcraft_core.generate.offline.explore import parse_route
 from taskcraft_core.generate.prompts import (
     EXPLORE_GUIDELINES,
@@ -101,15 +103,19 @@ def test_exploration_visits_every_reachable_page_breadth_first_and_remembers(exp
 
 def test_every_guideline_family_gives_verified_tasks(explored: dict) -> None:
     tasks: list[Task] = explored["tasks"]
-    assert Counter(t.relation for t in tasks) == {"information_retrieval": 5, "navigation": 5, "composition": 5, "repetition": 5}
+    assert Counter(t.relation for t in tasks) == {
+        "information_retrieval": 5, "navigation": 5, "composition": 5, "repetition": 5}
+    assert all(t.guideline == t.relation for t in tasks)  # the family, as the JSONL record's guideline
     assert Counter(t.relation for t in tasks if t.status == "pending") == {
         "information_retrieval": 5, "navigation": 4, "composition": 5, "repetition": 5}
     [failed] = [t for t in tasks if t.status == "failed_verification"]
     assert failed.failure_reason == "the question reveals its answer" and failed.trajectory == []
     assert {(t.kind, t.engine, t.model, t.content_identifier, t.run_id) for t in tasks} == {
         ("explore", "offline", OFFLINE_MODEL, "Ada Merrow", "run-x")}
-    assert {t.relation: t.hops for t in tasks} == {"information_retrieval": 2, "navigation": 3, "composition": 2, "repetition": 3}
-    assert {t.relation: t.width for t in tasks} == {"information_retrieval": 1, "navigation": 1, "composition": 2, "repetition": 2}
+    assert {t.relation: t.hops for t in tasks} == {
+        "information_retrieval": 2, "navigation": 3, "composition": 2, "repetition": 3}
+    assert {t.relation: t.width for t in tasks} == {
+        "information_retrieval": 1, "navigation": 1, "composition": 2, "repetition": 2}
 
 
 def test_every_verified_task_is_grounded_and_its_executor_followed_the_route(explored: dict) -> None:
@@ -137,9 +143,10 @@ def test_explore_tasks_are_stored_and_generation_is_deterministic(explored: dict
     _workspace, ctx, documents = sample_workspace(tmp_path / "again")
     again = explore_corpus(documents, ctx)
     assert again.id == explored["exploration"].id
-    tasks = generate_explore_tasks(again, ctx, guidelines=["information_retrieval", "repetition"])
+    tasks = generate_explore_tasks(again, ctx, guidelines=["retrieval", "repetition"])  # an old name still works
     first = {t.id: t for t in explored["tasks"]}
-    assert [t.id for t in tasks] == [t.id for t in explored["tasks"] if t.relation in ("information_retrieval", "repetition")]
+    assert [t.id for t in tasks] == [
+        t.id for t in explored["tasks"] if t.relation in ("information_retrieval", "repetition")]
     assert all(first[t.id].question == t.question and first[t.id].status == t.status for t in tasks)
 
 
@@ -149,12 +156,13 @@ def test_a_short_exploration_grounds_tasks_only_in_what_it_saw(explored: dict) -
     seen = {p.document_id for p in short.memory.pages}
     assert seen == {ids["The Halvard Observatory"], ids["Instruments of the Halvard Observatory"]}
     tasks = generate_explore_tasks(short, ctx, max_tasks_per_guideline=2)
-    assert {t.relation for t in tasks} == {"information_retrieval", "composition"}  # navigation and repetition need 3 pages
+    # navigation and repetition need 3 pages
+    assert {t.relation for t in tasks} == {"information_retrieval", "composition"}
     assert all(t.document_id in seen for t in tasks)
 
     def candidate(moves: list[Move], answer: str, page: str) -> ExploreCandidate:
-        return ExploreCandidate(guideline="information_retrieval", question="Which?", start_id=ids["The Halvard Observatory"],
-                                moves=moves,
+        return ExploreCandidate(guideline="information_retrieval", question="Which?",
+                                start_id=ids["The Halvard Observatory"], moves=moves,
                                 answers=[CandidateAnswer(answer=answer, document_id=ids[page])])
 
     observatory, instruments, petrel = (ids[t] for t in ("The Halvard Observatory", "Instruments of the Halvard "
@@ -339,3 +347,24 @@ def test_llm_writer_tasks_are_grounded_executed_and_a_malformed_candidate_fails_
     assert {EXPLORE_TASKS, EXPLORE_SOLVER_SYSTEM} <= set(PROMPT_TEXTS)  # the run's prompt version covers them
     with pytest.raises(NoExploreTasksError, match="navigation: the task writer's output was malformed"):
         generate_explore_tasks(exploration, ctx, guidelines=["navigation"])
+
+
+class WriterCallFails(OfflineEngine):
+    """The offline engine, except that the navigation writer's model call fails (a 502 beyond the retries)."""
+
+    def write_explore_tasks(self, exploration: Exploration, guideline: str, limit: int,
+                            usage: Usage) -> list[ExploreCandidate]:
+        if guideline == "navigation":
+            raise ModelCallFailed("The model endpoint http://127.0.0.1:9/v1 failed with HTTP 502 after 2 retries: "
+                                  "bad gateway", hint="The server is failing; check its logs or try again later.")
+        return super().write_explore_tasks(exploration, guideline, limit, usage)
+
+
+def test_a_writer_call_that_failed_costs_its_guideline_and_alone_an_endpoint_error(explored: dict) -> None:
+    ctx = dataclasses.replace(explored["ctx"], engine=WriterCallFails(), usage=Usage())
+    made = generate_explore_tasks(explored["exploration"], ctx, guidelines=["retrieval", "navigation"])
+    assert {t.relation for t in made} == {"retrieval"} and made
+    # Nothing written and a call lost: the endpoint failed, not the exploration (the unit is left for a resume).
+    with pytest.raises(ModelUnavailableError, match="failed with HTTP 502 after 2 retries: bad gateway") as lost:
+        generate_explore_tasks(explored["exploration"], ctx, guidelines=["navigation"])
+    assert type(lost.value) is ModelUnavailableError

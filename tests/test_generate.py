@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from taskcraft_core.errors import ModelCallFailed, ModelUnavailableError
 from taskcraft_core.generate.atomic import NoCandidatesError, generate_atomic
 from taskcraft_core.generate.context import AcceptanceRule, GenerationContext
 from taskcraft_core.generate.depth import extend_depth, superset_problem
@@ -254,3 +255,21 @@ def test_llm_superset_check_can_reject(workspace: Workspace) -> None:
     _dated, [depth], _ctx = llm_depth(workspace, superset_ok=False)
     assert depth.status == "failed_verification" and depth.failure_reason == "superset check: many lights"
     assert depth.question == MERGED and depth.model_calls == 3
+
+
+class SupersetCallFails(OfflineEngine):
+    """The offline engine, except that every superset search loses its model call (a 502 beyond the retries)."""
+
+    def find_superset(self, *args: object, **kwargs: object) -> None:
+        raise ModelCallFailed("The model endpoint http://127.0.0.1:9/v1 failed with HTTP 502 after 2 retries: "
+                              "bad gateway", hint="The server is failing; check its logs or try again later.")
+
+
+def test_a_depth_unit_whose_superset_calls_all_failed_is_an_endpoint_error(workspace: Workspace) -> None:
+    _ctx, atomic = offline_atomic(workspace)
+    dated = next(t for t in atomic if t.golden_answer == "1871-03-14")
+    failing = GenerationContext(workspace, SupersetCallFails(), Usage())
+    # Not "done with nothing": the executor counts it towards giving up on the endpoint, a resume redoes it.
+    with pytest.raises(ModelUnavailableError, match="failed with HTTP 502 after 2 retries: bad gateway") as lost:
+        extend_depth(dated, failing)
+    assert type(lost.value) is ModelUnavailableError and "check its logs" in lost.value.hint

@@ -76,3 +76,18 @@ def test_no_import_cycles_between_core_modules() -> None:
 
     for name in graph:
         visit(name, [])
+
+
+def test_no_page_writes_by_a_bare_expression_since_magic_is_off() -> None:
+    """`.streamlit/config.toml` turns magic off (each new session recompiles the pages): a bare
+    expression on a page would silently show nothing."""
+    root = CORE.parent
+    assert "magicEnabled = false" in (root / ".streamlit" / "config.toml").read_text(encoding="utf-8")
+    bare = []
+    for path in [root / "app.py", *sorted((root / "app_pages").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = getattr(node, "value", None)
+            docstring = isinstance(value, ast.Constant) and isinstance(value.value, str)
+            if isinstance(node, ast.Expr) and not docstring and not isinstance(value, (ast.Call, ast.Await, ast.Yield)):
+                bare.append(f"{path.name}:{node.lineno}")
+    assert bare == []

@@ -307,6 +307,21 @@ def test_team_mode_shows_only_the_sign_in_gate_before_sign_in_whatever_the_page(
     assert not db.reviews_for("task0")
 
 
+def test_a_task_link_opened_before_sign_in_is_kept_for_after_it(home: Path, db: Store) -> None:
+    seed(db, n=1)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    at.user = {"is_logged_in": False}
+    at.query_params["task"] = "task0</script><b>"
+    at.switch_page("app_pages/review.py").run()
+    assert [b.label for b in at.button] == ["Log in"]
+    assert "The linked task opens after sign-in." in [c.value for c in at.caption]
+    [script] = [h.proto.body for h in at.html]  # st.login starts a new session at the root: a cookie carries it
+    assert script == ("<script>document.cookie = 'taskcraft_linked_task=' + "
+                      "encodeURIComponent(\"task0\\u003c/script>\\u003cb>\") + "
+                      "'; path=/; max-age=900; SameSite=Lax';</script>")
+
+
 def test_a_viewer_reads_the_review_queue_without_deciding(home: Path, db: Store) -> None:
     seed(db, n=1)
     at = open_page("review", signed_in("vi@example.org", "Vi"))
@@ -715,3 +730,30 @@ def test_export_can_exclude_flagged_tasks(home: Path, db: Store) -> None:
     at.button(key="export_prepare").click().run()
     manifest = json.loads(at.json[0].proto.body)
     assert manifest["count"] == 1 and manifest["filters"]["exclude_flagged"] is True
+
+
+def test_settings_show_the_review_policy_and_where_it_is_set(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page("settings")  # local mode: the defaults
+    assert [m.value for m in at.metric] == ["1"]
+    assert "**Adjudicators** (besides admins): none named" in [m.value for m in at.markdown]
+    assert "From the default. The first decision counts." in [c.value for c in at.caption]
+
+    monkeypatch.setenv("TASKCRAFT_REVIEWS_PER_TASK", "3")
+    at = open_page("settings")
+    assert [m.value for m in at.metric] == ["3"]
+    assert ("From the environment (`TASKCRAFT_REVIEWS_PER_TASK`). A task is final when 3 reviewers agree; "
+            "disagreements go to the Adjudicate queue.") in [c.value for c in at.caption]
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    at.secrets["taskcraft"] = {"roles": {"admins": ["ada@example.org"]}, "reviews_per_task": 2,
+                               "adjudicators": ["ben", "ana@example.org"]}
+    at.user = {"is_logged_in": True, "name": "Ada", "email": "ada@example.org"}
+    at = open_page("settings", at.run())
+    assert [m.value for m in at.metric] == ["2"]  # secrets win over the environment
+    assert "**Adjudicators** (besides admins): ben, ana@example\\.org" in [m.value for m in at.markdown]
+    captions = [c.value for c in at.caption]
+    assert "From `[taskcraft]` in `.streamlit/secrets.toml`. A task is final when 2 reviewers agree; " \
+           "disagreements go to the Adjudicate queue." in captions
+    assert "From `[taskcraft]` in `.streamlit/secrets.toml`." in captions
+    assert not [w for w in [*at.number_input, *at.text_input] if "reviews" in w.key or "adjudicat" in w.key]

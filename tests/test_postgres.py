@@ -32,3 +32,15 @@ def test_store_works_on_postgresql(postgres_url: str) -> None:
     task = Store(postgres_url).get_task("t003")
     assert task is not None and task.status == "pending"
     assert [s.observation for s in task.trajectory] == [None, "obs 3"]
+
+
+def test_the_index_repair_lock_is_one_holder_across_connections_on_postgresql(postgres_url: str) -> None:
+    first, second = Store(postgres_url), Store(postgres_url)  # two processes' stores: two connection pools
+    with first.maintenance_lock("index-repair") as held:
+        assert held
+        with second.maintenance_lock("index-repair", wait=False) as also_held:
+            assert not also_held
+        with second.maintenance_lock("another", wait=False) as other_lock:
+            assert other_lock
+    with second.maintenance_lock("index-repair", wait=False) as held_after:
+        assert held_after

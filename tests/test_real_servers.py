@@ -19,8 +19,8 @@ from taskcraft_core.models.chat import invoke_structured, invoke_text, make_chat
 from taskcraft_core.settings import Settings
 from taskcraft_core.store import TaskFilter
 from tests.prompt_following import PromptFollowingModel
-from tests.stub_openai import RecordedRequest, Reply, StubOpenAI, answer_with, html_reply, text_reply
-from tests.test_openai_pipeline import FaultyModel, open_workspace, run_atomic, tasks
+from tests.stub_openai import RecordedRequest, Reply, StubOpenAI, answer_with, error_reply, html_reply, text_reply
+from tests.test_openai_pipeline import FaultyModel, chunks, open_workspace, run_atomic, tasks
 
 PROMPT = [HumanMessage("Name one fact.")]
 
@@ -153,3 +153,106 @@ def test_verbose_lets_library_info_logs_through(monkeypatch: pytest.MonkeyPatch,
     assert logging.getLogger("httpx").level == logging.INFO
     assert main(["runs"]) == 0
     assert logging.getLogger("httpx").level == logging.WARNING
+
+
+def test_a_5xx_or_timeout_beyond_the_retries_mid_run_fails_that_call_only(stub_settings: Settings,
+                                                                           stub_openai: StubOpenAI) -> None:
+    model = make_chat_model(stub_settings.with_changes(request_timeout_s=0.3), "generation")
+    stub_openai.queue(text_reply("first"), *[error_reply(502, "bad gateway")] * 2, Reply(body={}, delay_s=0.6),
+                      Reply(body={}, delay_s=0.6))
+    assert invoke_text(model, PROMPT) == "first"
+    with pytest.raises(ModelCallFailed, match=f"^The model endpoint {stub_openai.base_url} failed with HTTP 502 "
+                                              "after 1 retries: Error code: 502 - bad gateway \\(The server is "
+                                              "failing; check its logs or try again later.\\)$"):
+        invoke_structured(model, Fact, PROMPT)
+    with pytest.raises(ModelCallFailed, match="did not answer within 0.3 s \\(after 1 retries\\)"):
+        invoke_text(model, PROMPT)
+    # A 502 is no refusal of the method: json_schema was asked twice (one retry), no other method tried.
+    assert kinds(stub_openai) == ["text", "json_schema", "json_schema", "text", "text"]
+
+
+def mentioning(text: str, reply: Reply):  # noqa: ANN201 - a fault
+    """Every chat call whose messages mention `text` gets `reply`, however often it is retried."""
+    def fault(request: RecordedRequest) -> Reply | None:
+        return reply if any(text in str(m.get("content")) for m in (request.body or {}).get("messages", [])) else None
+    return fault
+
+
+@pytest.fixture
+def questions_by_chunk(stub_settings: Settings, stub_openai: StubOpenAI) -> dict[str, list[str]]:
+    """The verified questions a fault-free run makes, by chunk position (the second run gets a fresh home)."""
+    stub_openai.default = FaultyModel()
+    workspace = open_workspace(stub_settings.with_changes(home=stub_settings.home / "clean"))
+    assert run_atomic(workspace, concurrency=1).status == "completed"
+    position = {chunk.id: chunk.position for chunk in chunks(workspace)}
+    made: dict[str, list[str]] = {}
+    for task in sorted(tasks(workspace), key=lambda t: t.question):
+        assert task.status == "pending"
+        made.setdefault(str(position[task.chunk_id]), []).append(task.question)
+    assert sorted(map(len, made.values())) == [2, 2]
+    return made
+
+
+BAD_GATEWAY = error_reply(502, "bad gateway")
+
+
+def test_a_call_failing_beyond_its_retries_fails_its_candidate_and_the_unit_goes_on(
+        stub_settings: Settings, stub_openai: StubOpenAI, questions_by_chunk: dict[str, list[str]]) -> None:
+    victim, sibling = questions_by_chunk["0"]
+    stub_openai.default = FaultyModel(mentioning(victim, BAD_GATEWAY))
+    workspace = open_workspace(stub_settings)
+    clean_run_requests = len(stub_openai.chat_requests)
+    run = run_atomic(workspace, concurrency=1)
+    assert (run.status, run.error, run.counts.errors) == ("completed", None, [])
+    assert len(run.done_units) == 2
+    by_question = {t.question: t for t in tasks(workspace)}
+    assert sorted(by_question) == sorted([*questions_by_chunk["0"], *questions_by_chunk["1"]])
+    failed = by_question.pop(victim)
+    assert (failed.status, failed.failure_reason) == (
+        "failed_verification", f"model call failed: The model endpoint {stub_openai.base_url} failed with HTTP 502 "
+                               "after 1 retries: Error code: 502 - bad gateway")
+    assert failed.run_id == run.id and failed.chunk_id == by_question[sibling].chunk_id
+    assert [t.status for t in by_question.values()] == ["pending"] * 3
+    # The canonical-answer call was tried twice (one retry), and the candidate went no further.
+    fault = mentioning(victim, BAD_GATEWAY)
+    assert sum(fault(r) is not None for r in stub_openai.chat_requests[clean_run_requests:]) == 2
+    assert (run.counts.funnel["atomic_candidates"], run.counts.funnel["atomic_accepted"]) == (4, 3)
+
+
+def test_a_unit_whose_every_candidate_lost_its_call_is_an_endpoint_error_and_stays_undone(
+        stub_settings: Settings, stub_openai: StubOpenAI, questions_by_chunk: dict[str, list[str]]) -> None:
+    first, second = questions_by_chunk["0"]
+    stub_openai.default = FaultyModel(mentioning(first, BAD_GATEWAY), mentioning(second, BAD_GATEWAY))
+    workspace = open_workspace(stub_settings)
+    run = run_atomic(workspace, concurrency=1)
+    [error] = run.counts.errors
+    assert error.unit == f"atomic:{chunks(workspace)[0].id}" and error.unit not in run.done_units
+    assert error.error == (f"ModelUnavailableError: every candidate's model call failed; the last: The model "
+                           f"endpoint {stub_openai.base_url} failed with HTTP 502 after 1 retries: Error code: 502 - "
+                           "bad gateway")
+    assert sorted(t.question for t in tasks(workspace)) == questions_by_chunk["1"]
+
+
+def test_a_llama_cpp_run_that_finds_no_facts_says_why_in_its_summary(
+        stub_settings: Settings, stub_openai: StubOpenAI, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # What SmolLM2-135M behind llama-cpp-python answered for two Python library pages: a forced tool
+    # call with no conclusions. The summary said 0 candidates and nothing about why.
+    stub_openai.llama_cpp_errors = True
+    stub_openai.default = answer_with({"conclusions": []})
+    workspace = open_workspace(stub_settings)
+    monkeypatch.setenv("TASKCRAFT_HOME", str(workspace.settings.home))
+    monkeypatch.setenv("OPENAI_BASE_URL", stub_openai.base_url)
+    monkeypatch.setenv("TASKCRAFT_MODEL", "stub-model")
+    code = main(["generate", "--kinds", "atomic", "--engine", "openai", "--concurrency", "1", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert (code, summary["status"], summary["candidates"], summary["errors"]) == (0, "completed", 0, [])
+    first, second = chunks(workspace)
+    hint = "candidates need a sentence that states a date, a number with a unit, a year or a proper name"
+    assert summary["empty_units"] == [
+        {"unit": f"atomic:{first.id}", "reason": f"chunk 0 of “RV Storm Petrel” has no extractable facts ({hint})"},
+        {"unit": f"atomic:{second.id}", "reason": f"chunk 1 of “RV Storm Petrel” has no extractable facts ({hint})"}]
+    # json_schema and the client's two retries of its 500 (the default max_retries), as the real server
+    # was asked, then tool calling for every later call.
+    assert kinds(stub_openai) == ["json_schema"] * 3 + ["tools"] * 2
+    assert summary["calls"]["by_step"] == {"atomic.conclusions": 2}

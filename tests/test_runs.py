@@ -188,7 +188,7 @@ def test_stages_run_in_order_and_everything_is_counted(workspace: Workspace) -> 
                     "depth": {"candidates": 6, "accepted": 6, "rejected": 0, "duplicates": 0, "present": 0},
                     "width": {"candidates": 3, "accepted": 3, "rejected": 0, "duplicates": 0, "present": 0},
                     "explore": {"candidates": 2, "accepted": 1, "rejected": 1, "duplicates": 0, "present": 0}},
-        "model_calls": 6 * 2 + 6 * 3 + 1 + 3 * 4 + 5, "errors": [],
+        "model_calls": 6 * 2 + 6 * 3 + 1 + 3 * 4 + 5, "errors": [], "empty_units": [],
         # the fake pipeline counts its calls without steps
         "calls": {"by_step": {}, "total": 0, "per_candidate": 0.0, "per_verified": 0.0,
                   "per_candidate_by_step": {}, "per_verified_by_step": {}},

@@ -175,3 +175,27 @@ def test_two_people_in_two_roles_sign_in_through_a_real_identity_provider(tmp_pa
         expect(ada.get_by_role("heading", name="Audit log")).to_be_visible()
         assert store.get_task("t1").status == "accepted"  # type: ignore[union-attr]
         browser.close()
+
+
+def test_a_task_link_opened_signed_out_opens_that_task_after_sign_in(tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    home = seeded_home(tmp_path)
+    linked = "When was the harbour ledger of 1887 catalogued?"
+    Store(Settings(home=home).resolved_database_url).add_tasks([make_task("t2", linked, "1902")])
+    with identity_provider() as provider, studio(home, SECRETS.replace("PROVIDER", provider)) as url, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        rob = context.new_page()
+        _goto(rob, f"{url}/review?task=t2")
+        expect(rob.get_by_text("The linked task opens after sign-in.")).to_be_visible()
+        _sign_in(rob, url, "rob")  # the provider sends him back to the studio's root
+        expect(rob.get_by_text(linked, exact=True)).to_be_visible(timeout=30_000)
+        assert "task=t2" in rob.url and QUESTION not in rob.content()
+
+        later = context.new_page()  # the link is used once: a new tab opens the studio as usual
+        _goto(later, url)
+        expect(later.get_by_role("heading", name="TaskCraft Studio")).to_be_visible()
+        assert linked not in later.content()
+        browser.close()

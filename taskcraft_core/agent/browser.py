@@ -28,7 +28,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from taskcraft_core.errors import IngestError, TaskCraftError, UnsafeURLError
-from taskcraft_core.ingest.web import check_url, fetch_url
+from taskcraft_core.ingest.web import IPAddress, check_url, fetch_url
 from taskcraft_core.settings import Settings
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
@@ -42,7 +42,18 @@ SCREENSHOT_QUALITY = 50
 EXCERPT_CHARS = 1500
 READ_PART_CHARS = 4000
 MAX_LINKS = 60
-SETTLE_S = 2.5  # a page's text may change after load (a search page fills its results by script)
+SETTLE_S = 3.0  # a page's text may change after load (a search page fills its results by script)
+QUIET_S = 0.15  # a page is settled when its DOM has not changed for this long ...
+QUIET_AFTER_FORM_S = 0.45  # ... or this long after a form (a search loads its index, then lists results)
+# Resolves once the DOM has not changed for `quiet` ms (or after `most` ms in any case).
+QUIET_JS = """([quiet, most]) => new Promise(resolve => {
+  let timer;
+  const done = () => { observer.disconnect(); resolve(true); };
+  const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quiet); });
+  observer.observe(document, {subtree: true, childList: true, characterData: true});
+  timer = setTimeout(done, quiet);
+  setTimeout(done, most);
+})"""
 LOCAL_SCHEMES = ("data", "blob", "about")
 
 T = TypeVar("T")
@@ -132,6 +143,23 @@ def browser_executable(settings: Settings) -> str | None:
     return DEBIAN_CHROMIUM if os.path.exists(DEBIAN_CHROMIUM) else None
 
 
+def launch_args(start_url: str, pinned: IPAddress | None) -> list[str]:
+    """Chromium's arguments; with the address the URL guard checked for the start URL's host, the
+    browser connects to that address instead of resolving the name again (as fetch_url does: a
+    second lookup could answer with a private address)."""
+    host = urlsplit(start_url).hostname
+    if pinned is None or host is None:
+        return list(CHROMIUM_ARGS)
+    address = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    return [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {host} {address}"]
+
+
+def chromium_available(settings: Settings) -> bool:
+    """Whether a configured or Debian browser is there to drive (Playwright's own is not looked for)."""
+    executable = browser_executable(settings)
+    return executable is not None and os.path.exists(executable)
+
+
 # The page's main text, links and controls, read in the page (one round trip).
 READ_PAGE_JS = """() => {
   const main = document.querySelector('[role=main], main, article, .body, #content') || document.body;
@@ -150,7 +178,13 @@ READ_PAGE_JS = """() => {
       search: !!(e.form && ((e.form.getAttribute('role') || '') + e.form.className + e.form.action + e.name)
         .toLowerCase().match(/search|[?&/]q\\b|^q$/)) || (e.getAttribute('type') || '') === 'search',
       options: e.tagName === 'SELECT' ? [...e.options].map(o => o.text.trim()) : []}));
-  return {title: document.title, text: main.innerText, links, fields};
+  // inline code as `code` (as ingestion writes it), read off the live page and put back at once
+  const codes = [...main.querySelectorAll('code')].filter(c => !c.closest('pre'));
+  const saved = codes.map(c => [...c.childNodes]);
+  codes.forEach(c => { c.textContent = '`' + c.textContent + '`'; });
+  const text = main.innerText;
+  codes.forEach((c, i) => c.replaceChildren(...saved[i]));
+  return {title: document.title, text, links, fields};
 }"""
 
 
@@ -202,11 +236,13 @@ class BrowserSession:
     _last_load: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pw: Any = None
+    _pinned: IPAddress | None = None
     _browser: Any = None
     _page: Any = None
 
     def __enter__(self) -> BrowserSession:
-        check_url(self.start_url, self.limits.allow_private_urls)  # a refused start fails before any browser
+        # A refused start fails before any browser; the address the guard checked is the one the browser uses.
+        self._pinned = check_url(self.start_url, self.limits.allow_private_urls)
         guard_settings = self.settings.with_changes(allow_private_urls=self.limits.allow_private_urls)
         self.robots = load_robots(self.start_url, guard_settings)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser")
@@ -238,7 +274,7 @@ class BrowserSession:
         self._pw = sync_playwright().start()
         try:
             self._browser = self._pw.chromium.launch(executable_path=browser_executable(self.settings),
-                                                     args=CHROMIUM_ARGS)
+                                                     args=launch_args(self.start_url, self._pinned))
         except Exception as error:
             self._pw.stop()
             raise TaskCraftError(f"could not start the browser ({str(error).splitlines()[0]})",
@@ -300,7 +336,7 @@ class BrowserSession:
             return f"the budget of {self.limits.max_seconds:g} s is spent"
         return None
 
-    def _load(self, navigate: Callable[[Any], Any]) -> None:
+    def _load(self, navigate: Callable[[Any], Any], quiet_s: float = QUIET_S) -> None:
         """One page load within the budget, the rate limit and the page timeout (on the browser thread)."""
         spent = self.budget_left()
         if spent:
@@ -316,10 +352,10 @@ class BrowserSession:
             navigate(self._page)
         except PlaywrightError as error:
             raise TaskCraftError(self._load_failure(str(error)), hint="the exploration goes on without it") from None
-        self._settle()
+        self._settle(quiet_s)
 
-    def _load_and_read(self, navigate: Callable[[Any], Any]) -> PageView:
-        self._load(navigate)
+    def _load_and_read(self, navigate: Callable[[Any], Any], quiet_s: float = QUIET_S) -> PageView:
+        self._load(navigate, quiet_s)
         return self._read()
 
     def _load_failure(self, error: str) -> str:
@@ -331,22 +367,15 @@ class BrowserSession:
             return f"refused {refused.url}: {refused.reason}" if refused else "the request was refused"
         return f"the page could not be loaded ({first})"
 
-    def _settle(self) -> None:
-        """Wait for the load event (briefly) and for the main text to stop changing."""
-        try:
-            self._page.wait_for_load_state("load", timeout=self.limits.page_timeout_s * 1000)
-        except Exception:  # a slow image must not fail the step: the text is what counts
-            pass
-        deadline, last = time.monotonic() + SETTLE_S, None
-        while time.monotonic() < deadline:
+    def _settle(self, quiet_s: float) -> None:
+        """Wait for the load event and for the page's DOM to stop changing (scripts filling it)."""
+        for _attempt in range(3):
             try:
-                text = self._page.evaluate("() => document.body ? document.body.innerText.length : 0")
-            except Exception:  # the document is being replaced: look again
-                text = None
-            if text is not None and text == last:
-                break
-            last = text
-            time.sleep(0.15)
+                self._page.wait_for_load_state("load", timeout=self.limits.page_timeout_s * 1000)
+                self._page.evaluate(QUIET_JS, [int(quiet_s * 1000), int(SETTLE_S * 1000)])
+                return
+            except Exception:  # noqa: BLE001 (the document was replaced meanwhile, or an image is slow: again)
+                time.sleep(quiet_s)
 
     def _read(self) -> PageView:
         raw = self._page.evaluate(READ_PAGE_JS)
@@ -407,7 +436,7 @@ class BrowserSession:
                     raise
                 # no navigation: the form updated the page in place (settling waits for its text)
 
-        return self._on_thread(lambda: self._load_and_read(submit))
+        return self._on_thread(lambda: self._load_and_read(submit, QUIET_AFTER_FORM_S))
 
     def select_option(self, number: int, option: str) -> PageView:
         found = self._field(number, ("select",))
@@ -419,7 +448,7 @@ class BrowserSession:
         def choose(page: Any) -> None:
             self._control(page, found).select_option(label=option, timeout=timeout)
 
-        return self._on_thread(lambda: self._load_and_read(choose))
+        return self._on_thread(lambda: self._load_and_read(choose, QUIET_AFTER_FORM_S))
 
     def screenshot(self) -> bytes | None:
         """A small JPEG of the current page (None when the page cannot be captured)."""

@@ -16,7 +16,7 @@ from taskcraft_core.errors import EnvironmentFailure, TaskCraftError
 from taskcraft_core.settings import Settings
 from taskcraft_core.workspace import Workspace, environment_failure_of, open_workspace, settings_from_environment
 
-COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "lineage", "check", "worker"]
+COMMAND_MODULES: list[str] = ["ingest", "generate", "curate", "dedup", "lineage", "check", "worker", "explore"]
 EXIT_ENVIRONMENT = 3
 # Re-indexing fewer entries than this takes a moment and shows no progress.
 PROGRESS_FROM = 500
@@ -66,7 +66,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     home runs again on the home opened read-only; the others get the index checked (and rebuilt if
     needed) before they start."""
     try:
-        workspace = open_workspace(settings, print_index_progress) if getattr(args, "searches", True) else \
+        workspace = open_workspace(settings, print_index_progress, print_index_waiting) \
+            if getattr(args, "searches", True) else \
             Workspace.open(settings)
         return int(args.handler(args, workspace))
     except Exception as error:
@@ -81,6 +82,11 @@ def print_index_progress(what: str, done: int, total: int) -> None:
     if total < PROGRESS_FROM:
         return
     print(f"the vector index did not match the database; re-indexing {what}: {done}/{total}", file=sys.stderr,
+          flush=True)
+
+
+def print_index_waiting() -> None:
+    print("another process is bringing the vector index in step with the database; waiting for it", file=sys.stderr,
           flush=True)
 
 

@@ -162,6 +162,8 @@ def _print_summary(run: GenerationRun, summary: RunSummary) -> None:
               f"by step per candidate: {steps}")
     for error in summary.errors:
         print(f"  failed unit {error.unit}: {error.error}")
+    for empty in summary.empty_units:
+        print(f"  nothing from {empty.unit}: {empty.reason}")
 
 
 def run_cancel(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -1,6 +1,7 @@
 """Atomic tasks (METHOD §1.1): identifier → conclusions of a chunk → one question per conclusion →
 canonical answer → verification. Every candidate becomes a Task, verified or failed with its
-reason; one candidate's malformed model output never costs the chunk its other candidates.
+reason; one candidate's malformed model output or failed model call never costs the chunk its other
+candidates. Only the calls every candidate needs (identifier, conclusions) fail the whole unit.
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from taskcraft_core.errors import ModelOutputError, TaskCraftError
+from taskcraft_core.errors import ModelCallFailed, ModelOutputError, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
 from taskcraft_core.generate.grounding import neighbourhood, regrounding_problem, uniqueness_problem
 from taskcraft_core.generate.protocol import Conclusion
 from taskcraft_core.generate.text import contains_answer, normalise_answer
-from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Document, Task, content_id
 from taskcraft_core.store import TaskFilter
@@ -39,6 +40,9 @@ def generate_atomic(document: Document, chunk: Chunk, ctx: GenerationContext) ->
     try:
         identifier = ctx.engine.identify(document, usage.at("identify"))
         conclusions = ctx.engine.extract_conclusions(identifier, document, chunk, usage.at("conclusions"))
+    except ModelCallFailed as failed:
+        # No candidate exists yet to carry the failure: the unit fails, and a resume redoes it.
+        raise ModelUnavailableError(failed.message, hint=failed.hint) from failed
     except ModelOutputError as malformed:
         raise NoCandidatesError(
             f"chunk {chunk.position} of “{document.title}”: the conclusion extractor's output was malformed: "
@@ -112,12 +116,12 @@ def _candidate(identifier: str, document: Document, chunk: Chunk, conclusion: Co
     try:
         fields["question"] = ctx.engine.write_question(identifier, conclusion, usage.at("question"))
     except ModelOutputError as malformed:
-        return failed_task(fields, f"question writer output was malformed: {malformed.message}", usage)
+        return failed_task(fields, output_failure("question writer output was malformed", malformed), usage)
     fields["id"] = content_id("atomic", question_key(fields["question"]), chunk.id)
     try:
         fields["golden_answer"] = ctx.engine.canonical_answer(fields["question"], conclusion, usage.at("canonical"))
     except ModelOutputError as malformed:
-        return failed_task(fields, f"answer refiner output was malformed: {malformed.message}", usage)
+        return failed_task(fields, output_failure("answer refiner output was malformed", malformed), usage)
     if contains_answer(fields["golden_answer"], fields["question"]) or contains_answer(conclusion.answer,
                                                                                         fields["question"]):
         return failed_task(fields, "the question reveals its answer", usage)
@@ -128,5 +132,5 @@ def _candidate(identifier: str, document: Document, chunk: Chunk, conclusion: Co
     try:
         outcome = verify(fields["question"], fields["golden_answer"], ctx, usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"verification failed on malformed model output: {malformed.message}", usage)
+        return failed_task(fields, output_failure("verification failed on malformed model output", malformed), usage)
     return verified_task(fields, outcome, usage)

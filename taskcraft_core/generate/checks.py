@@ -22,12 +22,10 @@ from pydantic import BaseModel, ValidationError
 from taskcraft_core.agent.tools import tool_schemas
 from taskcraft_core.generate.grounding import numbers_in
 from taskcraft_core.generate.text import iso_date, normalise_answer
+from taskcraft_core.schema import CHECK_NAMES as CHECK_NAMES  # where they are named; imported from here too
 from taskcraft_core.schema import Task
 from taskcraft_core.store import Store, TaskFilter
 
-CHECK_NAMES: tuple[str, ...] = (
-    "answer_in_question", "answer_not_observed", "solvable_without_tools", "hops_not_used", "tool_args_invalid",
-)
 # Numbers up to this are common words ("one of", "two sides"): in words they count only beside their unit.
 SMALL_NUMBER = 10
 MAX_RUN = 4  # words of a question joined when looking for an answer written without its spaces

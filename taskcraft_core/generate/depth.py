@@ -21,11 +21,11 @@ from langchain_core.tools import ToolException
 from rapidfuzz import fuzz
 
 from taskcraft_core.agent.tools import resolve_link, searxng_search
-from taskcraft_core.errors import ModelOutputError
+from taskcraft_core.errors import ModelCallFailed, ModelOutputError, ModelUnavailableError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
 from taskcraft_core.generate.protocol import Superset
 from taskcraft_core.generate.text import contains_answer, mention_pattern, normalise_answer
-from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import Outcome, failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.index.vectors import Passage
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, TrajectoryStep, content_id
@@ -41,15 +41,22 @@ logger = logging.getLogger(__name__)
 def extend_depth(task: Task, ctx: GenerationContext) -> list[Task]:
     """New depth tasks from one verified task, hop after hop: every attempt that reached a merged
     question is returned (failed ones with their reason); each hop builds on the previous hop's
-    accepted task (parent_ids). Stops at the first hop without an accepted attempt."""
+    accepted task (parent_ids). Stops at the first hop without an accepted attempt. When nothing was
+    made and a superset search lost its model call, the endpoint failed, not the task: ModelUnavailableError
+    (the unit is left for a resume)."""
     settings = ctx.workspace.settings
     made: list[Task] = []
+    lost_call: ModelCallFailed | None = None
     current, used_documents = task, {task.document_id}
     for hop in range(1, settings.max_hops + 1):
         accepted = None
         for passage in backward_search(current.content_identifier, used_documents, ctx)[: settings.hop_attempts]:
             check_cancelled(ctx)
-            attempt = depth_attempt(current, passage, hop, ctx)
+            try:
+                attempt = depth_attempt(current, passage, hop, ctx)
+            except ModelCallFailed as failed:  # before any superset: no candidate to carry the failure
+                lost_call = failed
+                continue
             if attempt is not None:
                 made.append(attempt)
                 if attempt.status == "pending":
@@ -58,6 +65,8 @@ def extend_depth(task: Task, ctx: GenerationContext) -> list[Task]:
         if accepted is None:
             break
         current = accepted
+    if not made and lost_call is not None:
+        raise ModelUnavailableError(lost_call.message, hint=lost_call.hint) from lost_call
     return made
 
 
@@ -148,6 +157,8 @@ def _attempt(current: Task, passage: Passage, hop: int, ctx: GenerationContext, 
     engine, identifier = ctx.engine, current.content_identifier
     try:
         superset = engine.find_superset(identifier, passage, usage.at("superset"), subject_names(identifier, ctx)[1:])
+    except ModelCallFailed:
+        raise
     except ModelOutputError:
         return None  # nothing was proposed, so there is no candidate to record
     if superset is None:
@@ -156,12 +167,13 @@ def _attempt(current: Task, passage: Passage, hop: int, ctx: GenerationContext, 
     try:
         fields["question"] = engine.merge_depth(current.question, identifier, superset, usage.at("depth_merge"))
     except ModelOutputError as malformed:
-        return failed_task(fields, f"merge output was malformed: {malformed.message}", usage, hops=current.hops + 1)
+        return failed_task(fields, output_failure("merge output was malformed", malformed), usage,
+                           hops=current.hops + 1)
     fields["id"] = content_id("depth", question_key(fields["question"]), current.id)
     try:
         return _checked(current, superset, fields, hop, ctx, usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"a check failed on malformed model output: {malformed.message}", usage,
+        return failed_task(fields, output_failure("a check failed on malformed model output", malformed), usage,
                            hops=current.hops + 1)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from taskcraft_core.agent.loop import AgentResult, run_agent
 from taskcraft_core.agent.tools import make_tools
+from taskcraft_core.errors import ModelCallFailed, ModelOutputError
 from taskcraft_core.generate.checks import with_checks
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.difficulty import difficulty
@@ -20,6 +21,9 @@ from taskcraft_core.generate.prompts import SOLVER_SYSTEM_PROMPT
 from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.models.chat import Usage, raise_translated
 from taskcraft_core.schema import Task, TrajectoryStep, Verification
+
+# How a candidate's failure reason starts when a model call failed beyond its retries (ModelCallFailed).
+CALL_FAILED = "model call failed"
 
 
 @dataclass
@@ -95,6 +99,19 @@ def agent_rejection(check: Verification, result: AgentResult, accepted: bool) ->
     if not result.finished:
         return f"agent failed: {result.failure}"
     return f"agent failed (score {check.agent_score})"
+
+
+def output_failure(what: str, error: ModelOutputError) -> str:
+    """A candidate's failure reason when a step got no usable answer: a failed call says so (the
+    candidate is not to blame), a malformed answer names the step whose output it was."""
+    if isinstance(error, ModelCallFailed):
+        return f"{CALL_FAILED}: {error.message}"
+    return f"{what}: {error.message}"
+
+
+def failed_on_call(task: Task) -> bool:
+    """Whether a candidate failed because a model call failed (not on its merits)."""
+    return task.status == "failed_verification" and (task.failure_reason or "").startswith(f"{CALL_FAILED}: ")
 
 
 def question_key(question: str) -> str:

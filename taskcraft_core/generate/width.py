@@ -16,7 +16,7 @@ from rapidfuzz import fuzz
 from taskcraft_core.errors import ModelOutputError
 from taskcraft_core.generate.context import GenerationContext
 from taskcraft_core.generate.text import contains_answer, normalise_answer
-from taskcraft_core.generate.verify import failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Task, content_id
 
@@ -90,7 +90,7 @@ def _extend(group: list[Task], ctx: GenerationContext, usage: Usage) -> Task:
             return failed_task(fields, problem, usage, hops=hops, width=len(group))
         outcome = verify(fields["question"], golden, ctx, usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"model output was malformed: {malformed.message}", usage, hops=hops,
+        return failed_task(fields, output_failure("model output was malformed", malformed), usage, hops=hops,
                            width=len(group))
     return verified_task(fields, outcome, usage, hops=hops, width=len(group))
 

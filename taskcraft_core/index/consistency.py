@@ -3,13 +3,21 @@
 The database owns the data; the Chroma collections are derived from it. An index that does not match
 (deleted, emptied, restored from another backup, half-written by a failed ingest) is detected by
 counts per collection plus a sample of ids from both ends of the database, and brought back in step
-before anything searches it. Documents an ingest left "indexing" are finished first.
+before anything searches it. Documents an ingest left "indexing" are finished first. One process at
+a time repairs (a lock on the database); the others wait for it and then find the index in step.
+
+The app does not hold its first page for a large repair (36,000 tasks imported without vectors take
+minutes to embed): `IndexCatchUp` repairs a small gap at once and a large one in a background thread,
+whose progress the pages that search the index show.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -21,6 +29,10 @@ logger = logging.getLogger(__name__)
 IndexProgress = Callable[[str, int, int], None]  # (what is being indexed, done, total)
 # Collection ids are listed in pages of this size (below SQLite's limit on query variables).
 ID_PAGE = 5000
+REPAIR_LOCK = "index-repair"
+# Entries an app process embeds before its first page (about a second with WordLlama on one core);
+# a larger gap is caught up in the background.
+INLINE_REPAIR_LIMIT = 200
 
 
 class CollectionCheck(BaseModel):
@@ -61,9 +73,36 @@ def check_index(workspace: IndexedStore) -> list[CollectionCheck]:
     ]
 
 
-def ensure_index(workspace: IndexedStore, progress: IndexProgress | None = None) -> IndexRepair:
+def index_gap(workspace: IndexedStore) -> int:
+    """About how many entries a repair would embed or remove: the count differences, the whole
+    collection when sampled ids are missing (another database's index), plus unfinished chunks."""
+    gap = sum(check.expected if check.missing_samples else abs(check.expected - check.indexed)
+              for check in check_index(workspace))
+    return gap + sum(len(chunks) for _, chunks in workspace.store.unfinished_documents())
+
+
+def ensure_index(workspace: IndexedStore, progress: IndexProgress | None = None,
+                 waiting: Callable[[], None] | None = None) -> IndexRepair:
     """Finish documents left "indexing", then bring each collection that does not match the
-    database back in step: missing entries embedded and added, entries of nothing removed."""
+    database back in step: missing entries embedded and added, entries of nothing removed. While
+    another process repairs, this waits for it (calling `waiting` first) and then checks again."""
+    with _repair_lock(workspace, waiting):
+        return _bring_in_step(workspace, progress)
+
+
+@contextmanager
+def _repair_lock(workspace: IndexedStore, waiting: Callable[[], None] | None) -> Iterator[None]:
+    with workspace.store.maintenance_lock(REPAIR_LOCK, wait=False) as held:
+        if held:
+            yield
+            return
+    if waiting:
+        waiting()
+    with workspace.store.maintenance_lock(REPAIR_LOCK):
+        yield
+
+
+def _bring_in_step(workspace: IndexedStore, progress: IndexProgress | None) -> IndexRepair:
     repair = IndexRepair(documents_finished=finish_unfinished_documents(workspace))
     for check in check_index(workspace):
         if check.in_step:
@@ -142,3 +181,76 @@ def _sync_tasks(workspace: IndexedStore, progress: IndexProgress | None) -> tupl
         if progress:
             progress("tasks", min(start + TEXT_BATCH, len(missing)), len(missing))
     return len(missing), removed
+
+
+class CatchUpStatus(BaseModel):
+    """Where the index of an open data home stands: `in_step`; `waiting` (another process repairs it);
+    `running` (this process embeds `done` of `total` missing `what`); `failed` (with the error)."""
+
+    state: Literal["in_step", "waiting", "running", "failed"] = "in_step"
+    what: str = ""
+    done: int = 0
+    total: int = 0
+    error: str = ""
+
+
+class IndexCatchUp:
+    """Brings one data home's index in step for a process: a gap up to `inline_limit` entries at once
+    (`start` returns when it is done), a larger one, or one another process is repairing, in one
+    background thread (`start` returns at once; `status` tells the progress, `wait` blocks until it ends)."""
+
+    def __init__(self, workspace: IndexedStore, inline_limit: int = INLINE_REPAIR_LIMIT) -> None:
+        self.workspace = workspace
+        self.inline_limit = inline_limit
+        self._status = CatchUpStatus()
+        self._guard = threading.Lock()
+        self._started = False
+        self._thread = threading.Thread(target=self._repair_in_background, name="taskcraft-index-catch-up",
+                                        daemon=True)
+
+    def start(self) -> None:
+        """Check the index and repair it (inline or in the background); a second call does nothing."""
+        with self._guard:
+            if self._started:
+                return
+            self._started = True
+        if index_gap(self.workspace) <= self.inline_limit and self._repair_inline():
+            return
+        self._set(state="running")
+        self._thread.start()
+
+    @property
+    def status(self) -> CatchUpStatus:
+        with self._guard:
+            return self._status.model_copy()
+
+    def wait(self, timeout_s: float | None = None) -> CatchUpStatus:
+        """Block until a background catch-up has ended (or the timeout passed); the status then."""
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return self.status
+
+    def _repair_inline(self) -> bool:
+        """Repair now unless another process is repairing (False: then it is left to the background)."""
+        with self.workspace.store.maintenance_lock(REPAIR_LOCK, wait=False) as held:
+            if held:
+                _bring_in_step(self.workspace, None)
+            return held
+
+    def _repair_in_background(self) -> None:
+        try:
+            with _repair_lock(self.workspace, waiting=lambda: self._set(state="waiting")):
+                self._set(state="running")
+                _bring_in_step(self.workspace, self._progress)
+        except Exception as error:  # the app goes on with the index as it is; the next process retries
+            logger.exception("bringing the index in step failed")
+            self._set(state="failed", error=str(error) or type(error).__name__)
+            return
+        self._set(state="in_step", what="", done=0, total=0)
+
+    def _progress(self, what: str, done: int, total: int) -> None:
+        self._set(state="running", what=what, done=done, total=total)
+
+    def _set(self, **changes: object) -> None:
+        with self._guard:
+            self._status = self._status.model_copy(update=changes)

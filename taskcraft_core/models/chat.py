@@ -5,8 +5,9 @@
 JSON mode for servers lacking a method, and retries a malformed answer with feedback.
 `invoke_text` asks for plain text. Both translate client failures into the studio's errors:
 `ModelUnavailableError` when the endpoint itself fails (unreachable, 5xx, timeouts, auth, unknown
-model) and `ModelOutputError` when one request gets no usable answer (so a run records that
-candidate as failed and goes on).
+model), `ModelCallFailed` when one call of an endpoint that answered before met a transient fault
+beyond its retries, and `ModelOutputError` when one request gets no usable answer (for both, a run
+records that candidate as failed and goes on).
 """
 
 from __future__ import annotations
@@ -450,10 +451,24 @@ def _server_says(model: BaseChatModel, error: openai.APIStatusError) -> str:
     return text if len(text) <= SERVER_MESSAGE_CHARS else text[:SERVER_MESSAGE_CHARS] + "… (cut)"
 
 
+# Faults of one call that another call may not meet: a 5xx that names no option, a timeout. Refused
+# connections, keys and model names are the endpoint's, and fail the unit whatever the call.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (openai.APITimeoutError, openai.InternalServerError)
+
+
 def raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
-    """Client failures become ModelUnavailableError with a hint (ModelCallFailed for a non-JSON answer
-    from an endpoint that answered JSON before: that call fails, not the run); anything else is a bug
-    and surfaces."""
+    """Client failures become ModelUnavailableError with a hint; anything else is a bug and surfaces.
+    A transient fault that outlasted the retries (a 5xx, a timeout, a non-JSON body) at an endpoint
+    that has answered JSON before in this process is ModelCallFailed: that call fails its candidate,
+    not the unit or the run. Before any answer, the same fault means a wrong or dead endpoint."""
+    translated = _translated(model, error)
+    if isinstance(error, TRANSIENT_ERRORS) and _has_answered(model):
+        translated = ModelCallFailed(translated.message, hint=translated.hint)
+    raise translated from error
+
+
+def _translated(model: BaseChatModel, error: Exception) -> ModelUnavailableError | ModelCallFailed:
+    """The studio's error for a client failure (raises `error` itself when it is not one)."""
     endpoint, retries = _endpoint(model), getattr(model, "max_retries", 0)
     if isinstance(error, openai.APITimeoutError):
         timeout = getattr(model, "request_timeout", None)
@@ -480,16 +495,22 @@ def raise_translated(model: BaseChatModel, error: Exception) -> NoReturn:
         hint = "The server is failing; check its logs or try again later."
     elif _is_non_json_answer(error):
         body = error.doc if isinstance(error, json.JSONDecodeError) else str(error)
-        if endpoint_has_answered(endpoint):
+        if _has_answered(model):
             failed = f"The endpoint {endpoint} answered with something that is not JSON {retries + 1} times " \
                      f"(a proxy's error page?): {_preview(body)}"
             hint = "A transient fault of the endpoint or a proxy; resume the run to retry."
-            raise ModelCallFailed(_scrub(model, failed), hint=hint) from error
+            return ModelCallFailed(_scrub(model, failed), hint=hint)
         message = f"The endpoint {endpoint} answered with something that is not JSON: {_preview(body)}"
         hint = "OPENAI_BASE_URL must point at the OpenAI-compatible API (usually ending in /v1), not a web page."
     else:
         raise error
-    raise ModelUnavailableError(_scrub(model, message), hint=hint) from error
+    return ModelUnavailableError(_scrub(model, message), hint=hint)
+
+
+def _has_answered(model: BaseChatModel) -> bool:
+    """Whether the model's endpoint (any of its replicas) has answered a chat call with JSON before."""
+    urls = model.replica_urls if isinstance(model, ReplicatedChatOpenAI) else [_endpoint(model)]
+    return any(endpoint_has_answered(url) for url in urls)
 
 
 def _is_non_json_answer(error: Exception) -> bool:

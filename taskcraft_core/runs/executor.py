@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from taskcraft_core.errors import ModelUnavailableError
+from taskcraft_core.generate.verify import CALL_FAILED, failed_on_call
 from taskcraft_core.runs.call_counts import add_steps
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory, RunPlanner, WorkUnit
 from taskcraft_core.schema import (
@@ -221,7 +222,14 @@ class Executor:
         if error is not None:
             self.record_error(unit, error)
             return
-        self.record_tasks(unit, [self.own(task) for task in tasks or []])
+        made = [self.own(task) for task in tasks or []]
+        if made and all(failed_on_call(task) for task in made):
+            # Nothing of the unit got through: the endpoint failed, not the candidates. The unit is an
+            # error (a resume redoes it) and counts towards the run giving up on the endpoint.
+            reason = (made[-1].failure_reason or "").removeprefix(f"{CALL_FAILED}: ")
+            self.record_error(unit, ModelUnavailableError(f"every candidate's model call failed; the last: {reason}"))
+            return
+        self.record_tasks(unit, made)
 
     def own(self, task: Task) -> Task:
         return task if task.run_id else task.model_copy(update={"run_id": self.state.run.id})

@@ -48,6 +48,7 @@ from taskcraft_core.runs.executor import (
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory
 from taskcraft_core.schema import (
     Document,
+    EmptyUnit,
     GenerationRun,
     RunConfig,
     RunCounts,
@@ -431,6 +432,8 @@ class RunSummary(BaseModel):
     calls: dict[str, Any] = Field(default_factory=dict, description="Model calls by step, per candidate and "
                                   "per verified task (`StepCalls.report`).")
     errors: list[UnitError]
+    empty_units: list[EmptyUnit] = Field(default_factory=list, description="Units that had nothing to give, "
+                                         "with the reason (a chunk without facts): why a run made few candidates.")
     status: str = ""
     error: str | None = None
 
@@ -441,6 +444,7 @@ def run_summary(run: GenerationRun) -> RunSummary:
                for kind in STAGES if kind in run.config.request.kinds}
     return RunSummary(
         run_id=run.id, by_kind=by_kind, model_calls=run.model_calls, errors=list(run.counts.errors),
+        empty_units=list(run.counts.empty_units),
         candidates=sum(counts.candidates for counts in by_kind.values()),
         accepted=sum(counts.accepted for counts in by_kind.values()),
         rejected=sum(counts.rejected for counts in by_kind.values()),

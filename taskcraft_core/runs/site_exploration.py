@@ -71,7 +71,8 @@ class ExploreSummary(BaseModel):
     run_id: str
     status: str
     start_url: str
-    pages_visited: int = Field(description="States (distinct pages) the explorer saw and stored.")
+    pages_visited: int = Field(description="States the explorer reached: distinct page contents (fingerprints); "
+                               "a search results page is one state per result list.")
     interactions: int = Field(description="Steps that used a page function (search, select).")
     steps: int
     candidates: int
@@ -87,12 +88,13 @@ class ExploreSummary(BaseModel):
 def start_exploration(workspace: Workspace, request: ExploreRequest,
                       cancel: threading.Event | None = None) -> ExploreSummary:
     """Create a run for the request and carry it out (see the module doc); returns its summary."""
-    run = create_exploration_run(workspace, request)
-    return _carry_out(workspace, run, request, None, cancel)
+    run = create_exploration(workspace, request)
+    return run_exploration(workspace, run.id, cancel)
 
 
-def create_exploration_run(workspace: Workspace, request: ExploreRequest) -> GenerationRun:
-    """Store a new exploration run for the request (status "running"), not yet carried out."""
+def create_exploration(workspace: Workspace, request: ExploreRequest) -> GenerationRun:
+    """Store a website exploration run (status running, nothing explored yet); `run_exploration`
+    carries it out (a page can start that in a thread and show the steps as they are stored)."""
     require(workspace.principal, "generate")
     engine = make_engine(workspace.settings, _engine_choice(request.engine))
     run = GenerationRun(id=uuid.uuid4().hex[:16], config=RunConfig(
@@ -104,10 +106,17 @@ def create_exploration_run(workspace: Workspace, request: ExploreRequest) -> Gen
     return run
 
 
+def run_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
+    """Carry out a created website exploration run; returns its summary."""
+    require(workspace.principal, "generate")
+    run = _exploration_run(workspace, run_id)
+    return _carry_out(workspace, run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), None, cancel)
+
+
 def start_exploration_in_background(workspace: Workspace, request: ExploreRequest) -> str:
     """Create an exploration run and carry it out on a background thread; returns its id at once
     (a page polls the run record, `cancel_run` stops it)."""
-    run = create_exploration_run(workspace, request)
+    run = create_exploration(workspace, request)
     _in_background(workspace, run, request, None)
     return run.id
 
@@ -118,9 +127,21 @@ def resume_exploration_in_background(workspace: Workspace, run_id: str) -> None:
     _in_background(workspace, run, request, run_id)
 
 
+def exploration_runs(workspace: Workspace, limit: int = 50) -> list[GenerationRun]:
+    """The newest website exploration runs (other generation runs left out)."""
+    return [run for run in workspace.store.list_runs(limit) if is_exploration(run)]
+
+
 def is_exploration(run: GenerationRun) -> bool:
     """Whether a run is a website exploration (resumed with `resume_exploration`, not the stage executor)."""
     return EXPLORE_KEY in run.config.settings
+
+
+def _exploration_run(workspace: Workspace, run_id: str) -> GenerationRun:
+    run = workspace.store.get_run(run_id)
+    if run is None or not is_exploration(run):
+        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    return run
 
 
 def _in_background(workspace: Workspace, run: GenerationRun, request: ExploreRequest, resumed_id: str | None) -> None:
@@ -142,9 +163,7 @@ def resume_exploration(workspace: Workspace, run_id: str, cancel: threading.Even
 def _resumable(workspace: Workspace, run_id: str) -> tuple[GenerationRun, ExploreRequest]:
     """The stopped exploration run and its request, marked running again."""
     require(workspace.principal, "generate")
-    run = workspace.store.get_run(run_id)
-    if run is None or not is_exploration(run):
-        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    run = _exploration_run(workspace, run_id)
     if run.status == "running":
         raise TaskCraftError(f"The exploration {run_id} is running.", hint="cancel it first, or wait for it")
     workspace.store.update_run(run_id, status="running", finished_at=None, error=None)
@@ -153,15 +172,13 @@ def _resumable(workspace: Workspace, run_id: str) -> tuple[GenerationRun, Explor
 
 def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
     """The summary of a stored website exploration run (what a page shows after or during it)."""
-    run = workspace.store.get_run(run_id)
-    if run is None or EXPLORE_KEY not in run.config.settings:
-        raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
+    run = _exploration_run(workspace, run_id)
     tasks = workspace.store.get_tasks(workspace.store.list_task_ids(TaskFilter(run_ids=[run_id])),
                                       with_trajectory=False)
     steps = workspace.store.exploration_steps(run_id, screenshots=False)
     info = run.config.settings.get("explore_outcome", {})
     return _summary(run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), tasks,
-                    pages=len({s.document_id for s in steps if s.document_id}),
+                    pages=len({s.fingerprint for s in steps if s.fingerprint}),
                     interactions=sum(s.action in ("type_and_submit", "select_option") and not s.error for s in steps),
                     steps=len(steps), stopped=info.get("stopped", ""), refused=info.get("refused", 0),
                     problems=info.get("problems", []), functions=info.get("functions", []))
@@ -188,17 +205,16 @@ def _carry_out(workspace: Workspace, run: GenerationRun, request: ExploreRequest
                                          allow_private_urls=request.allow_private_urls)
     tasks: list[Task] = []
     exploration: SiteExploration | None = None
-    status = "completed"
+    status = "cancelled"  # until the exploration says otherwise
     try:
         with _CancelWatcher(workspace, run.id, ctx.cancel), \
                 BrowserSession(request.start_url, settings, limits) as session:
             resumed = rebuild_exploration(ctx, request.start_url) if resumed_id else None
             exploration = explore_site(request.start_url, ctx, session, steps_per_turn=request.steps_per_turn,
                                        resumed=resumed)
-            if exploration.stopped == "cancelled":
-                status = "cancelled"
-            else:
+            if exploration.stopped != "cancelled":
                 tasks = _write_tasks(exploration, ctx, session, request, limits)
+            status = "cancelled" if exploration.stopped == "cancelled" else "completed"
     except GenerationCancelled:
         status = "cancelled"
     except BaseException as error:

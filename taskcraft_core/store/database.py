@@ -20,6 +20,7 @@ from taskcraft_core.store.document_state import DocumentStateStore
 from taskcraft_core.store.documents import DocumentStore
 from taskcraft_core.store.explorations import ExplorationStore
 from taskcraft_core.store.lineage import LineageStore
+from taskcraft_core.store.maintenance_lock import MaintenanceLockStore
 from taskcraft_core.store.names import DocumentNamesStore
 from taskcraft_core.store.review_rounds import ReviewRoundStore
 from taskcraft_core.store.reviews import ReviewStore
@@ -42,7 +43,7 @@ def upgrade_schema(engine: Engine) -> None:
 
 class Store(DocumentStore, DocumentStateStore, DocumentNamesStore, TaskStore, TaskOutcomeStore, ReviewStore,
             ReviewRoundStore, RunStore, LineageStore, AuditStore, CheckStore, RunLockStore,
-            ExplorationStore):
+            MaintenanceLockStore, ExplorationStore):
     """All reads and writes of the studio's records, one mixin per record family. `read_only` opens
     the database without writing anything (reading commands on a read-only data home); it must then
     be at the newest schema."""

@@ -20,8 +20,9 @@ from urllib.parse import urldefrag
 from taskcraft_core.agent.browser import BrowserSession, make_browser_tools, observed_url
 from taskcraft_core.agent.loop import AgentResult, run_agent
 from taskcraft_core.errors import ModelOutputError, TaskCraftError
-from taskcraft_core.generate.context import GenerationContext, check_cancelled
-from taskcraft_core.generate.explore.records import GoalCandidate, ObservedPage, SiteExploration, locate_in_page
+from taskcraft_core.generate.context import GenerationCancelled, GenerationContext, check_cancelled
+from taskcraft_core.generate.explore.records import CandidateAnswer, GoalCandidate, ObservedPage, SiteExploration
+from taskcraft_core.generate.explore.tasks import seen_span
 from taskcraft_core.generate.prompts import EXPLORE_SITE_SOLVER_SYSTEM
 from taskcraft_core.generate.text import contains_answer
 from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
@@ -35,13 +36,23 @@ def generate_goal_tasks(exploration: SiteExploration, ctx: GenerationContext, se
                         guidelines: Sequence[str] = GUIDELINE_FAMILIES, per_guideline: int = 5) -> list[Task]:
     """Every candidate the engine writes for each guideline, as a Task: grounded, executed in the
     session's browser and verified (status pending), or failed_verification with the reason. A
-    guideline whose writer output is malformed gives none (the problem is noted on the exploration)."""
+    guideline whose writer output is malformed gives none (the problem is noted on the exploration).
+    A cancel keeps the tasks verified so far (and sets the exploration's `stopped`)."""
     families = [guideline_name(g) for g in guidelines]
     unknown = [g for g in families if g not in GUIDELINE_FAMILIES]
     if unknown or not families:
         raise TaskCraftError(f"Unknown guideline families: {', '.join(unknown) or '(none given)'}.",
                              hint=f"Choose among {', '.join(GUIDELINE_FAMILIES)}.")
     tasks: dict[str, Task] = {}
+    try:
+        _write_and_verify(exploration, ctx, session, families, per_guideline, tasks)
+    except GenerationCancelled:
+        exploration.stopped = "cancelled"
+    return list(tasks.values())
+
+
+def _write_and_verify(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
+                      families: Sequence[str], per_guideline: int, tasks: dict[str, Task]) -> None:
     for guideline in families:
         check_cancelled(ctx)
         usage = Usage()
@@ -56,7 +67,6 @@ def generate_goal_tasks(exploration: SiteExploration, ctx: GenerationContext, se
             check_cancelled(ctx)
             task = goal_task(candidate, exploration, ctx, session)
             tasks.setdefault(task.id, task)
-    return list(tasks.values())
 
 
 def goal_task(candidate: GoalCandidate, exploration: SiteExploration, ctx: GenerationContext,
@@ -111,12 +121,14 @@ def ground(candidate: GoalCandidate, exploration: SiteExploration,
     for answer in candidate.answers:
         page = exploration.memory.page_at(same_page(answer.url))
         text = exploration.texts.get(page.document_id, "") if page else ""
-        if page is None or locate_in_page(answer.answer, answer.evidence, ObservedPage(
-                document_id=page.document_id, title="", start=0, text=text)) is None:
+        written = CandidateAnswer(answer=answer.answer, document_id=page.document_id if page else "",
+                                  evidence=answer.evidence)
+        if page is None or seen_span(written, ObservedPage(document_id=page.document_id, title="", start=0,
+                                                           text=text)) is None:
             return {}, f"the answer “{answer.answer}” was not seen on {answer.url}"
         document = ctx.workspace.store.get_document(page.document_id)
-        span = locate_in_page(answer.answer, answer.evidence, ObservedPage(
-            document_id=page.document_id, title="", start=0, text=document.text)) if document else None
+        span = seen_span(written, ObservedPage(document_id=page.document_id, title="", start=0,
+                                               text=document.text)) if document else None
         located = {"document_id": page.document_id, "span_start": span[0] if span else None,
                    "span_end": span[1] if span else None,
                    "chunk_id": _chunk_id(ctx, page.document_id, span) if span else None}

@@ -270,6 +270,8 @@ class SiteExploration(BaseModel):
     problems: list[str] = Field(default_factory=list, description="Malformed engine outputs, failed steps.")
     stopped: str = Field("", description="Why it stopped: budget, nothing left, cancelled.")
     refused: list[str] = Field(default_factory=list, description="Requests refused (URL: reason).")
+    failed_urls: list[str] = Field(default_factory=list,
+                                   description="Pages that could not be loaded (not tried again).")
 
 
 class GoalAnswer(BaseModel):

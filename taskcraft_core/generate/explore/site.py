@@ -159,6 +159,8 @@ class SiteExplorer:
             view = self.act(action)
         except TaskCraftError as error:
             self.record(action, turn, before, error=error.message)
+            if target := self.target_url(action, before):
+                self.exploration.failed_urls.append(target)
             self.refresh()
             return
         learned = self.learn(action, view, before, new_pages)
@@ -166,6 +168,17 @@ class SiteExplorer:
         if action.tool in INTERACTIONS:
             self.exploration.interactions += 1
         self.last_action = action.tool
+
+    @staticmethod
+    def target_url(action: ExploreAction, before: PageView | None) -> str | None:
+        """The page an open_url or open_link action was after (None for other actions)."""
+        if action.tool == "open_url":
+            return str(action.args.get("url"))
+        number = action.args.get("number")
+        if action.tool == "open_link" and before is not None and isinstance(number, int) \
+                and 1 <= number <= len(before.links):
+            return before.links[number - 1].url
+        return None
 
     def act(self, action: ExploreAction) -> PageView:
         session, args = self.session, action.args
@@ -222,9 +235,12 @@ class SiteExplorer:
         page = PageSeen(document_id=document_id, title=view.title, first_step=self.exploration.steps, url=view.url,
                         fingerprint=view.fingerprint, outlinks=view.links, link_text=link_text)
         self.memory.pages.append(page)
-        self.exploration.texts[document_id] = view.text
-        new_pages.append(ObservedPage(document_id=document_id, title=view.title, start=0,
-                                      text=view.text[:SUMMARY_CHARS]))
+        # Facts are noted in the text ingestion extracted (prose; code and navigation left out), which is
+        # what the task will point at; the executor reads the same sentences off the page.
+        document = self.ctx.workspace.store.get_document(document_id)
+        text = document.text if document else view.text
+        self.exploration.texts[document_id] = text
+        new_pages.append(ObservedPage(document_id=document_id, title=view.title, start=0, text=text[:SUMMARY_CHARS]))
         return f"new state “{view.title}” ({view.fingerprint}), stored as document {document_id}"
 
     def new_functions(self, view: PageView) -> list[FunctionFound]:
@@ -264,12 +280,14 @@ class SiteExplorer:
 
     def view(self) -> SiteView:
         current = self.session.view
+        failed = set(self.exploration.failed_urls)
         visited = [p.url for p in self.memory.pages if p.url]
-        seen = set(visited)
+        seen = set(visited) | failed
         known = {link.url: link for page in self.memory.pages for link in page.outlinks if link.url not in seen}
         return SiteView(
             current=current.observation() if current else "(no page)", url=current.url if current else "",
-            links=current.links if current else [], fields=[f.model_dump() for f in current.fields] if current else [],
+            links=[link for link in current.links if link.url not in failed] if current else [],
+            fields=[f.model_dump() for f in current.fields] if current else [],
             visited=visited, known_links=list(known.values())[:MAX_KNOWN_LINKS], functions=self.memory.functions,
             searches=[s.term for s in self.memory.searches], summary=self.summary(), last_action=self.last_action,
             steps_left=max(0, self.session.limits.max_pages - self.session.page_loads))

@@ -15,7 +15,7 @@ from typing import Any
 
 from taskcraft_core.agent.loop import AgentResult, run_agent
 from taskcraft_core.agent.tools import make_link_tools, make_tools, page_observed
-from taskcraft_core.errors import ModelOutputError, TaskCraftError
+from taskcraft_core.errors import ModelCallFailed, ModelOutputError, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import (
     GUIDELINES,
@@ -29,7 +29,7 @@ from taskcraft_core.generate.explore.walk import LISTED_PAGE, choose_start_page,
 from taskcraft_core.generate.prompts import EXPLORE_SOLVER_SYSTEM
 from taskcraft_core.generate.protocol import Golden
 from taskcraft_core.generate.text import contains_answer, sentences
-from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import Outcome, failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, content_id, guideline_name
 
@@ -50,7 +50,8 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
                            max_tasks_per_guideline: int = 5) -> list[Task]:
     """Every candidate the engine writes for each guideline, as a Task: grounded, executed and
     verified (status pending), or failed_verification with the reason. A guideline whose writer
-    output is malformed gives no candidates; NoExploreTasksError when no guideline gave any."""
+    output is malformed gives no candidates; NoExploreTasksError when no guideline gave any, or
+    ModelUnavailableError when none did and a writer's model call failed (the endpoint's fault)."""
     guidelines = [guideline_name(g) for g in guidelines]  # an old name ("retrieval") still asks for its family
     unknown = [g for g in guidelines if g not in GUIDELINES]
     if unknown or not guidelines:
@@ -58,6 +59,7 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
                              hint=f"Choose among {', '.join(GUIDELINES)}.")
     tasks: dict[str, Task] = {}
     problems: list[str] = []
+    lost_call: ModelCallFailed | None = None
     for guideline in guidelines:
         check_cancelled(ctx)
         usage = Usage()
@@ -65,7 +67,8 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
             candidates = ctx.engine.write_explore_tasks(exploration, guideline, max_tasks_per_guideline,
                                                         usage.at("explore_writer"))
         except ModelOutputError as malformed:
-            problems.append(f"{guideline}: the task writer's output was malformed: {malformed.message}")
+            lost_call = malformed if isinstance(malformed, ModelCallFailed) else lost_call
+            problems.append(f"{guideline}: " + output_failure("the task writer's output was malformed", malformed))
             continue
         finally:
             ctx.usage.merge(usage)
@@ -75,6 +78,8 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
             check_cancelled(ctx)
             task = explore_task(candidate, exploration, ctx)
             tasks.setdefault(task.id, task)
+    if not tasks and lost_call is not None:
+        raise ModelUnavailableError(lost_call.message, hint=lost_call.hint) from lost_call
     if not tasks:
         raise NoExploreTasksError("no explore task could be written: " + "; ".join(problems),
                                   hint="explore longer (more turns or steps) or from a page with more links")
@@ -108,7 +113,8 @@ def _explore_task(candidate: ExploreCandidate, exploration: Exploration, ctx: Ge
         outcome = verify_explore(candidate.question, fields["golden_answer"], candidate.required_pages, titles, ctx,
                                  usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"verification failed on malformed model output: {malformed.message}", usage, **size)
+        return failed_task(fields, output_failure("verification failed on malformed model output", malformed), usage,
+                           **size)
     return verified_task(fields, outcome, usage, **size)
 
 
@@ -138,14 +144,14 @@ def ground_answers(candidate: ExploreCandidate, exploration: Exploration) -> tup
         if answer.document_id not in candidate.required_pages or observed is None:
             return [], f"the answer “{answer.answer}” is on a page the route does not reach"
         page = ObservedPage(document_id=answer.document_id, title="", start=observed[0], text=observed[1])
-        span = _seen_span(answer, page)
+        span = seen_span(answer, page)
         if span is None:
             return [], f"the answer “{answer.answer}” was not seen on page {answer.document_id!r}"
         spans.append(span)
     return spans, None
 
 
-def _seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] | None:
+def seen_span(answer: CandidateAnswer, page: ObservedPage) -> tuple[int, int] | None:
     """A given span inside the observed text that holds the answer, else the answer found in that
     text, else the evidence sentence when it holds the answer in another form (a date as 1962-03-14)."""
     end_of_page = page.start + len(page.text)

@@ -336,8 +336,9 @@ def site_action(out: SiteActionOut, view: SiteView) -> ExploreAction | None:
             return ExploreAction(tool=tool, args=args | {"option": out.option})
         if tool == "open_link":
             return ExploreAction(tool=tool, args=args)
-    raise ModelOutputError(f"the explorer chose {tool or '(nothing)'} {out.number or ''} {out.url or ''}, which the "
-                           "current page cannot do".replace("  ", " "), hint="try again or use a stronger model")
+    chosen = " ".join(part for part in (tool or "(nothing)", str(out.number or ""), out.url or "") if part)
+    raise ModelOutputError(f"the explorer chose {chosen}, which the current page cannot do",
+                           hint="try again or use a stronger model")
 
 
 def _goal_candidate(task: GoalTaskOut, guideline: str) -> GoalCandidate:

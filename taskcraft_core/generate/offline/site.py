@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import combinations
+from itertools import combinations, islice
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -29,6 +29,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from taskcraft_core.agent.browser import LinkSeen, observed_fields, observed_links, observed_url
 from taskcraft_core.generate.explore.records import (
     ExploreAction,
+    Fact,
     GoalAnswer,
     GoalCandidate,
     PageSeen,
@@ -38,13 +39,15 @@ from taskcraft_core.generate.explore.records import (
 from taskcraft_core.generate.offline.cloze import (
     NOT_FOUND,
     OfflinePolicyModel,
+    cloze_question,
     extract_answer,
     parse_cloze,
     policy_reply,
     quoted,
 )
-from taskcraft_core.generate.offline.explore import Ask, ask_for
-from taskcraft_core.generate.text import canonical_form, normalise_answer
+from taskcraft_core.generate.offline.explore import Ask
+from taskcraft_core.generate.text import canonical_form, contains_answer, fact_spans, normalise_answer
+from taskcraft_core.schema import GUIDELINE_FAMILIES
 
 Call = Callable[[str, dict[str, Any]], str]
 SEARCH_EVERY = 4  # pages seen per search the explorer makes
@@ -124,6 +127,18 @@ def choose_site_action(view: SiteView) -> ExploreAction | None:
 # ---- task writer -----------------------------------------------------------------------------------
 
 
+def goal_ask(fact: Fact, title: str) -> Ask | None:
+    """The fact's statement as a cloze question words it (the wh-phrase takes a code name's noun
+    too, a leading pronoun becomes the subject); None when it gives the answer away."""
+    at = fact.span_start - (fact.evidence_start or 0)
+    span = next((s for s in fact_spans(fact.evidence, title) if s.start == at), None)
+    if span is None:
+        return None
+    question = cloze_question(title, fact.evidence, span)
+    statement = question.removeprefix(f"According to “{quoted(title)}”, ").removesuffix("?")
+    return None if contains_answer(fact.answer, statement) else Ask(fact, statement)
+
+
 @dataclass
 class Seen:
     """The pages the explorer read (with their facts as the policy can ask them), each fact asked
@@ -136,7 +151,7 @@ class Seen:
     def __post_init__(self) -> None:
         for page in self.exploration.memory.pages:
             facts = self.exploration.memory.facts_on(page.document_id)
-            self.asks[page.document_id] = [a for f in facts if (a := ask_for(f, page.title)) is not None]
+            self.asks[page.document_id] = [a for f in facts if (a := goal_ask(f, page.title)) is not None]
 
     def page(self, url: str) -> PageSeen | None:
         return self.exploration.memory.page_at(url)
@@ -248,11 +263,17 @@ TEMPLATES: dict[str, Callable[[Seen], Iterator[GoalCandidate]]] = {
 
 
 def write_goal_tasks(exploration: SiteExploration, guideline: str, limit: int) -> list[GoalCandidate]:
-    seen, written = Seen(exploration), list[GoalCandidate]()
-    for candidate in TEMPLATES[guideline](seen):
-        if len(written) == limit:
-            break
-        written.append(candidate)
+    """Up to `limit` candidates of the family: first asking facts the families before it (in
+    GUIDELINE_FAMILIES order, each writing `limit`) did not ask, then, if that leaves it short, any."""
+    unused = Seen(exploration)
+    for earlier in GUIDELINE_FAMILIES[:GUIDELINE_FAMILIES.index(guideline)]:
+        for _count, _candidate in zip(range(limit), TEMPLATES[earlier](unused), strict=False):
+            pass  # marks the facts it asks as used
+    written = list(islice(TEMPLATES[guideline](unused), limit))
+    if len(written) < limit:
+        questions = {candidate.question for candidate in written}
+        more = (c for c in TEMPLATES[guideline](Seen(exploration)) if c.question not in questions)
+        written += list(islice(more, limit - len(written)))
     return written
 
 

@@ -32,8 +32,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     # NULL for other kinds, and for explore tasks stored before it existed (their relation held the family).
-    with op.batch_alter_table("tasks") as batch:
-        batch.add_column(sa.Column("guideline", sa.String(32), nullable=True))
+    # A plain ADD COLUMN: the batch form rebuilds the table on SQLite, which drops tasks' cascading rows.
+    op.add_column("tasks", sa.Column("guideline", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
