@@ -9,7 +9,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages._common import engine_label, index_catching_up, may, user_errors, workspace
+from app_pages._exploration import ACTIVE_EXPLORATION, show_explore, show_trajectory
 from taskcraft_core.runs import service as runs
+from taskcraft_core.runs import site_exploration as site
 from taskcraft_core.runs.queue import queue_health
 from taskcraft_core.schema import GenerationRun
 from taskcraft_core.workspace import Workspace
@@ -70,8 +72,13 @@ def resume_controls(ws: Workspace) -> None:
                           help="A resumed run uses your endpoint and key (Settings), not the ones it started with.")
     if st.button("Resume", key="generate_resume"):
         with user_errors():
-            runs.resume_run_in_background(ws, chosen)
-            st.session_state[ACTIVE_RUN] = chosen
+            run = ws.store.get_run(chosen)
+            if run is not None and site.is_exploration(run):
+                site.resume_exploration_in_background(ws, chosen)
+                st.session_state[ACTIVE_EXPLORATION] = chosen
+            else:
+                runs.resume_run_in_background(ws, chosen)
+                st.session_state[ACTIVE_RUN] = chosen
             st.session_state[RESUMED] = (f"Resumed run {chosen} with your endpoint and key: "
                                          f"{engine_label(ws.settings)}.")
             st.rerun()
@@ -122,6 +129,7 @@ if request is not None:
         st.session_state[ACTIVE_RUN] = runs.start_run_in_background(ws, request)
 if st.session_state.get(ACTIVE_RUN):
     live_progress(st.session_state[ACTIVE_RUN])
+show_explore(ws)
 
 history = ws.store.list_runs(limit=50)
 resume_controls(ws)
@@ -135,3 +143,4 @@ if history:
         st.json(next(run.config.model_dump(mode="json") for run in history if run.id == shown))
 else:
     st.caption("No runs yet.")
+show_trajectory(ws, history)

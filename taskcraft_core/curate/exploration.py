@@ -28,18 +28,22 @@ def step_record(step: ExplorationStep, screenshot_dir: Path | None = None) -> di
     return record
 
 
-def export_exploration(store: Store, run_id: str, out: Path, screenshot_dir: Path | None = None) -> int:
-    """Write the run's exploration steps to `out` as JSONL; returns how many. A run without
-    exploration steps is an error (nothing would be written)."""
+def exploration_jsonl(store: Store, run_id: str, screenshot_dir: Path | None = None) -> str:
+    """The run's exploration steps as JSONL text, in order. A run without exploration steps is an
+    error (nothing would be written)."""
     steps = store.exploration_steps(run_id)
     if not steps:
         raise TaskCraftError(f"The run {run_id} has no exploration steps.",
                              hint="explore a website first: python -m taskcraft_core explore START_URL")
     if screenshot_dir is not None:
         screenshot_dir.mkdir(parents=True, exist_ok=True)
+    return "".join(json.dumps(step_record(step, screenshot_dir), ensure_ascii=False) + "\n" for step in steps)
+
+
+def export_exploration(store: Store, run_id: str, out: Path, screenshot_dir: Path | None = None) -> int:
+    """Write the run's exploration steps to `out` as JSONL (whole or not at all); returns how many."""
+    text = exploration_jsonl(store, run_id, screenshot_dir)
     partial = out.with_name(out.name + ".part")
-    with partial.open("w", encoding="utf-8") as lines:
-        for step in steps:
-            lines.write(json.dumps(step_record(step, screenshot_dir), ensure_ascii=False) + "\n")
+    partial.write_text(text, encoding="utf-8")
     partial.replace(out)
-    return len(steps)
+    return text.count("\n")

@@ -11,7 +11,11 @@ does not visit a state it has seen), and writes tasks from everything.
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +33,7 @@ from taskcraft_core.generate.explore.site import explore_site, rebuild_explorati
 from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.prompts import PROMPT_VERSION
 from taskcraft_core.models.chat import Usage
+from taskcraft_core.runs.executor import HEARTBEAT_INTERVAL_S
 from taskcraft_core.schema import (
     GUIDELINE_FAMILIES,
     GenerationRun,
@@ -42,6 +47,7 @@ from taskcraft_core.schema import (
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
+log = logging.getLogger(__name__)
 EXPLORE_KEY = "explore_site"  # the run config's settings entry holding the exploration request
 
 
@@ -107,27 +113,61 @@ def run_exploration(workspace: Workspace, run_id: str, cancel: threading.Event |
     return _carry_out(workspace, run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), None, cancel)
 
 
+def start_exploration_in_background(workspace: Workspace, request: ExploreRequest) -> str:
+    """Create an exploration run and carry it out on a background thread; returns its id at once
+    (a page polls the run record, `cancel_run` stops it)."""
+    run = create_exploration(workspace, request)
+    _in_background(workspace, run, request, None)
+    return run.id
+
+
+def resume_exploration_in_background(workspace: Workspace, run_id: str) -> None:
+    """`resume_exploration` on a background thread (checks done before it starts, errors raised here)."""
+    run, request = _resumable(workspace, run_id)
+    _in_background(workspace, run, request, run_id)
+
+
 def exploration_runs(workspace: Workspace, limit: int = 50) -> list[GenerationRun]:
     """The newest website exploration runs (other generation runs left out)."""
-    return [run for run in workspace.store.list_runs(limit) if EXPLORE_KEY in run.config.settings]
+    return [run for run in workspace.store.list_runs(limit) if is_exploration(run)]
+
+
+def is_exploration(run: GenerationRun) -> bool:
+    """Whether a run is a website exploration (resumed with `resume_exploration`, not the stage executor)."""
+    return EXPLORE_KEY in run.config.settings
 
 
 def _exploration_run(workspace: Workspace, run_id: str) -> GenerationRun:
     run = workspace.store.get_run(run_id)
-    if run is None or EXPLORE_KEY not in run.config.settings:
+    if run is None or not is_exploration(run):
         raise TaskCraftError(f"No website exploration run with id {run_id}.", hint="list runs with `runs`")
     return run
 
 
+def _in_background(workspace: Workspace, run: GenerationRun, request: ExploreRequest, resumed_id: str | None) -> None:
+    def carry_out() -> None:
+        try:
+            _carry_out(workspace, run, request, resumed_id, None)
+        except Exception:  # noqa: BLE001 (the run record holds the error; a thread has no one to tell)
+            log.exception("exploration %s failed", run.id)
+
+    threading.Thread(target=carry_out, name=f"explore-{run.id}", daemon=True).start()
+
+
 def resume_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
     """Continue a stopped (cancelled, interrupted or failed) website exploration from its stored steps."""
+    run, request = _resumable(workspace, run_id)
+    return _carry_out(workspace, run, request, run_id, cancel)
+
+
+def _resumable(workspace: Workspace, run_id: str) -> tuple[GenerationRun, ExploreRequest]:
+    """The stopped exploration run and its request, marked running again."""
     require(workspace.principal, "generate")
     run = _exploration_run(workspace, run_id)
     if run.status == "running":
         raise TaskCraftError(f"The exploration {run_id} is running.", hint="cancel it first, or wait for it")
-    request = ExploreRequest(**run.config.settings[EXPLORE_KEY])
     workspace.store.update_run(run_id, status="running", finished_at=None, error=None)
-    return _carry_out(workspace, run, request, run_id, cancel)
+    return run, ExploreRequest(**run.config.settings[EXPLORE_KEY])
 
 
 def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
@@ -195,8 +235,9 @@ def _write_tasks(exploration: SiteExploration, ctx: GenerationContext, session: 
 
 
 class _CancelWatcher:
-    """Turns a cancel written on the run (by `cancel_run`, from any process) into the context's flag:
-    a thread reads the run's status every `poll_s` while the exploration runs."""
+    """Turns a cancel written on the run (by `cancel_run`, from any process) into the context's flag,
+    and keeps the run's heartbeat (so no one takes a live exploration for one a dead process left): a
+    thread reads the run's status every `poll_s` while the exploration runs."""
 
     def __init__(self, workspace: Workspace, run_id: str, flag: threading.Event, poll_s: float = 0.5) -> None:
         self.workspace, self.run_id, self.flag, self.poll_s = workspace, run_id, flag, poll_s
@@ -204,6 +245,7 @@ class _CancelWatcher:
         self.thread = threading.Thread(target=self.watch, name=f"cancel-{run_id}", daemon=True)
 
     def __enter__(self) -> _CancelWatcher:
+        self.beat()
         self.thread.start()
         return self
 
@@ -212,11 +254,21 @@ class _CancelWatcher:
         self.thread.join()
 
     def watch(self) -> None:
+        last_beat = time.monotonic()
         while not self.done.wait(self.poll_s):
             run = self.workspace.store.get_run(self.run_id)
             if run is not None and run.status == "cancelled":
                 self.flag.set()
                 return
+            if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
+                self.beat()
+                last_beat = time.monotonic()
+
+    def beat(self) -> None:
+        run = self.workspace.store.get_run(self.run_id)
+        if run is not None:
+            self.workspace.store.update_run(self.run_id, counts=run.counts.model_copy(update={
+                "stage": "explore", "heartbeat": utcnow(), "pid": os.getpid(), "host": socket.gethostname()}))
 
 
 def _finish(workspace: Workspace, run: GenerationRun, exploration: SiteExploration | None, tasks: Sequence[Task],
