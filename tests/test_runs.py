@@ -26,6 +26,7 @@ from taskcraft_core.runs.service import (
     create_run,
     execute_run,
     interrupted_runs,
+    resume_run_in_background,
     run_progress,
     run_summary,
 )
@@ -386,3 +387,27 @@ def test_a_unit_with_nothing_to_give_is_done_and_noted_not_failed(workspace: Wor
         EmptyUnit(unit="atomic:doc0:1", reason="chunk 1 of Doc 0 has no extractable facts")]
     assert finished.counts.model_dump()["funnel"]["atomic_empty_units"] == 1
     assert run_summary(finished).model_dump()["accepted"] == 5
+
+
+def test_the_stage_executor_refuses_a_website_exploration_and_names_its_resume(workspace: Workspace) -> None:
+    from taskcraft_core.runs.site_exploration import ExploreRequest, create_exploration
+
+    run = create_exploration(workspace, ExploreRequest(start_url="https://docs.example.org/", engine="offline"))
+    workspace.store.update_run(run.id, status="interrupted")
+    for resume in (resume_run_in_background, execute_run):
+        with pytest.raises(TaskCraftError, match=f"Run {run.id} is a website exploration") as refused:
+            resume(workspace, run.id)
+        assert refused.value.hint == f"Resume it with `explore --resume {run.id}` or on the Generate page."
+    assert workspace.store.get_run(run.id).status == "interrupted"
+
+
+def test_a_running_website_exploration_keeps_a_heartbeat_so_it_is_not_taken_for_a_dead_one(
+        workspace: Workspace) -> None:
+    from taskcraft_core.runs.site_exploration import ExploreRequest, _CancelWatcher, create_exploration
+
+    run = create_exploration(workspace, ExploreRequest(start_url="https://docs.example.org/", engine="offline"))
+    workspace.store.update_run(run.id, started_at=utcnow() - timedelta(minutes=5))  # started long ago
+    with _CancelWatcher(workspace, run.id, threading.Event()):
+        beating = workspace.store.get_run(run.id)
+        assert beating.counts.pid == os.getpid() and beating.counts.heartbeat is not None
+        assert interrupted_runs(workspace) == [] and workspace.store.get_run(run.id).status == "running"

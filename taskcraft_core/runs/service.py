@@ -46,6 +46,7 @@ from taskcraft_core.runs.executor import (
     snapshot_workspace,
 )
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory
+from taskcraft_core.runs.site_exploration import is_exploration
 from taskcraft_core.schema import (
     Document,
     EmptyUnit,
@@ -211,7 +212,7 @@ def execute_run(workspace: Workspace, run_id: str, progress: ProgressCallback | 
     """Execute a stored run until it completes, is cancelled or fails; blocking. Executing a run
     again resumes it: done units are skipped, units that failed are retried."""
     require(workspace.principal, "generate")
-    run = _get_run(workspace.store, run_id)
+    run = _stage_run(workspace.store, run_id)
     _claim(run)
     return _execute_claimed(workspace, run, progress, pipeline)
 
@@ -312,7 +313,7 @@ def resume_run_in_background(workspace: Workspace, run_id: str) -> None:
 
 
 def _in_background(workspace: Workspace, run_id: str) -> None:
-    run = _get_run(workspace.store, run_id)
+    run = _stage_run(workspace.store, run_id)
     if workspace.settings.workers == "queue":
         if run.status == "running" and run.counts.heartbeat is not None:  # a new run has none yet
             raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
@@ -392,6 +393,15 @@ def _get_run(store: Store, run_id: str) -> GenerationRun:
     run = store.get_run(run_id)
     if run is None:
         raise TaskCraftError(f"No generation run with id {run_id}.", "List runs with `runs`.")
+    return run
+
+
+def _stage_run(store: Store, run_id: str) -> GenerationRun:
+    """A run the stage executor may execute: a website exploration has its own (`site_exploration`)."""
+    run = _get_run(store, run_id)
+    if is_exploration(run):
+        raise TaskCraftError(f"Run {run_id} is a website exploration.",
+                             f"Resume it with `explore --resume {run_id}` or on the Generate page.")
     return run
 
 
