@@ -120,9 +120,8 @@ def test_goal_tasks_in_every_family_are_executed_and_verified_from_their_traject
     assert summary.by_family["information_retrieval"] == {"candidates": 2, "accepted": 2}
     assert (summary.candidates, summary.accepted) == (len(tasks), len(accepted))
     feature = next(t for t in accepted if t.guideline == "feature_use")
-    assert feature.question == ("Using the site's search (search for “Brenna Light”), find the page “Brenna Light — "
-                                "the lighthouse”. There: Brenna Light was first lit on what date by the keeper Jonas "
-                                "Vell?")
+    assert feature.question == ("Use the site's search to find the page “Brenna Light — the lighthouse” and answer "
+                                "from it: Brenna Light was first lit on what date by the keeper Jonas Vell?")
     assert feature.golden_answer == "1871-03-14" and feature.engine == "offline"
     tools = [s.tool for s in feature.trajectory if s.type == "tool"]
     assert tools == ["read_page", "type_and_submit", "open_link"]
@@ -314,7 +313,7 @@ def test_the_offline_executor_answers_a_question_it_cannot_read_with_not_found()
         return "Page: Home\nURL: http://127.0.0.1/\nText: Nothing here.\nLinks (0):\n(none)\nFields:\n(none)"
 
     assert solve_goal("Tell me everything about ### ??", browser) == NOT_FOUND
-    assert solve_goal("Using the site's search (search for “x”), find the page “X”. There: what?", browser) == \
+    assert solve_goal("Use the site's search to find the page “X” and answer from it: what?", browser) == \
         NOT_FOUND  # no search box on the page: nothing typed, nothing made up
     assert calls == [("read_page", {}), ("read_page", {})]
 

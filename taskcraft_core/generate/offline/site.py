@@ -7,12 +7,13 @@ opens a result about the term; otherwise it opens the first descriptive link to 
 tries each filter (select) once, and goes back to remembered links when a page has nothing new.
 Task writer: one goal-style template per guideline family over the facts noted on the pages seen:
 
-    Using the site's search (search for “pickle”), find the page “pickle — Python object
-    serialization”. There: the pickle module implements which protocols?
+    Use the site's search to find the page “pickle — Python object serialization” and answer from
+    it: the pickle module implements which protocols?
 
+A task names the page to reach and whether to use the search, not the search terms or the clicks.
 Executor: `GoalPolicyModel`, a chat model behind the real agent loop, that reads the question back,
-reaches each page by a link on the current page or by the site's search (or, when the task forbids
-the search, by the links it names) and reads each answer off the page.
+reaches each page by a link on the current page or by searching for the page's name (or, when the
+task forbids the search, through the section it names) and reads each answer off the page.
 """
 
 from __future__ import annotations
@@ -55,18 +56,18 @@ NAV_WORDS = {"index", "modules", "next", "previous", "prev", "home", "up", "top"
              "about", "help", "copyright"}
 REPEATABLE_KINDS = ("year", "date", "quantity", "code", "percent", "money", "name")
 TEXT_PART = re.compile(r"^Text: (?P<text>.*?)\nLinks \(", re.DOTALL | re.MULTILINE)
-# The templates, as the policy reads them back.
-FEATURE = re.compile(r"^Using the site's search \(search for “(?P<term>[^“”]+)”\), find the page “(?P<name>[^“”]+)”\. "
-                     r"There: (?P<statement>.+)\?$", re.DOTALL)
-RETRIEVE = re.compile(r"^On this site, find the page “(?P<name>[^“”]+)”\. There: (?P<statement>.+)\?$", re.DOTALL)
-NAVIGATE = re.compile(r"^Without using the site's search, browse from the start page to the page “(?P<name>[^“”]+)” "
-                      r"\(it is linked from “(?P<via>[^“”]+)”\)\. There: (?P<statement>.+)\?$", re.DOTALL)
-COMPOSE = re.compile(r"^Using the site's search \(search for “(?P<term>[^“”]+)”\), find the page “(?P<name>[^“”]+)”, "
-                     r"then follow its link “(?P<next>[^“”]+)”\. Answer both, in order:\n1\. (?P<first>.+)\?\n"
-                     r"2\. (?P<second>.+)\?$", re.DOTALL)
-REPEAT = re.compile(r"^(?:The start page|The page “(?P<hub>[^“”]+)”) links to “(?P<one>[^“”]+)” and to "
-                    r"“(?P<two>[^“”]+)”\. Give the same kind of fact from each, in order:\n"
-                    r"1\. (?P<first>.+)\?\n2\. (?P<second>.+)\?$", re.DOTALL)
+# The templates, as the policy reads them back. Each names the goal (the page to reach, what to
+# answer) and the means (search or not), never the search terms or the clicks.
+FEATURE = re.compile(r"^Use the site's search to find the page “(?P<name>[^“”]+)” and answer from it: "
+                     r"(?P<statement>.+)\?$", re.DOTALL)
+RETRIEVE = re.compile(r"^Find the page “(?P<name>[^“”]+)” on this site and answer from it: (?P<statement>.+)\?$",
+                      re.DOTALL)
+NAVIGATE = re.compile(r"^Without the site's search, browse to the page “(?P<name>[^“”]+)”, which is under "
+                      r"“(?P<via>[^“”]+)”, and answer from it: (?P<statement>.+)\?$", re.DOTALL)
+COMPOSE = re.compile(r"^Use the site's search to find the page “(?P<name>[^“”]+)” and the page “(?P<next>[^“”]+)” "
+                     r"it links to, and answer in order:\n1\. (?P<first>.+)\?\n2\. (?P<second>.+)\?$", re.DOTALL)
+REPEAT = re.compile(r"^(?:The start page|The page “(?P<hub>[^“”]+)”) lists “(?P<one>[^“”]+)” and “(?P<two>[^“”]+)”\. "
+                    r"Answer from each of the two, in order:\n1\. (?P<first>.+)\?\n2\. (?P<second>.+)\?$", re.DOTALL)
 
 
 # ---- explorer ---------------------------------------------------------------------------------------
@@ -181,6 +182,12 @@ class Seen:
                 yield link, target
 
 
+def found_by_its_name(term: str, result: LinkSeen) -> bool:
+    """Whether a search result is what a search for its own name finds (the term is its name): a
+    task then names only the page, and whoever does it finds the term in the page's name."""
+    return normalise_answer(term) == normalise_answer(short_name(result.text))
+
+
 def names_page(text: str, page: PageSeen) -> bool:
     """Whether a link's text names the page: its name (before “ — ”) is in the page's title."""
     return normalise_answer(short_name(text)) in normalise_answer(page.title)
@@ -190,9 +197,10 @@ def feature_use(seen: Seen) -> Iterator[GoalCandidate]:
     for search in seen.exploration.memory.searches:
         for link in search.results:
             page = seen.page(link.url)
-            if page is not None and names_page(link.text, page) and (ask := seen.free(page)):
-                question = (f"Using the site's search (search for “{quoted(search.term)}”), find the page "
-                            f"“{quoted(link.text)}”. There: {ask.statement}?")
+            if page is not None and found_by_its_name(search.term, link) and names_page(link.text, page) \
+                    and (ask := seen.free(page)):
+                question = (f"Use the site's search to find the page “{quoted(link.text)}” and answer from it: "
+                            f"{ask.statement}?")
                 yield seen.candidate("feature_use", question, [page], [ask], search=True)
 
 
@@ -201,7 +209,7 @@ def information_retrieval(seen: Seen) -> Iterator[GoalCandidate]:
     for hub in seen.exploration.memory.pages:
         for link, page in seen.linked(hub):
             if page is not start and (ask := seen.free(page)):
-                question = f"On this site, find the page “{quoted(link.text)}”. There: {ask.statement}?"
+                question = f"Find the page “{quoted(link.text)}” on this site and answer from it: {ask.statement}?"
                 yield seen.candidate("information_retrieval", question, [page], [ask], search=None)
 
 
@@ -213,9 +221,8 @@ def navigation(seen: Seen) -> Iterator[GoalCandidate]:
     for via_link, via in seen.linked(start):
         for link, page in seen.linked(via):
             if page.document_id != start.document_id and (ask := seen.free(page)):
-                question = (f"Without using the site's search, browse from the start page to the page "
-                            f"“{quoted(link.text)}” (it is linked from “{quoted(via_link.text)}”). "
-                            f"There: {ask.statement}?")
+                question = (f"Without the site's search, browse to the page “{quoted(link.text)}”, which is under "
+                            f"“{quoted(via_link.text)}”, and answer from it: {ask.statement}?")
                 yield seen.candidate("navigation", question, [via, page], [ask], search=False)
 
 
@@ -223,15 +230,15 @@ def composition(seen: Seen) -> Iterator[GoalCandidate]:
     for search in seen.exploration.memory.searches:
         for result in search.results:
             found = seen.page(result.url)
-            if found is None:
+            if found is None or not found_by_its_name(search.term, result):
                 continue
             for link, page in seen.linked(found):
                 first = seen.free(found)
                 second = seen.free(page) if first else None
                 if first and second:
-                    question = (f"Using the site's search (search for “{quoted(search.term)}”), find the page "
-                                f"“{quoted(result.text)}”, then follow its link “{quoted(link.text)}”. Answer both, "
-                                f"in order:\n1. {first.statement}?\n2. {second.statement}?")
+                    question = (f"Use the site's search to find the page “{quoted(result.text)}” and the page "
+                                f"“{quoted(link.text)}” it links to, and answer in order:\n1. {first.statement}?\n"
+                                f"2. {second.statement}?")
                     yield seen.candidate("composition", question, [found, page], [first, second], search=True)
                     break
                 if first:
@@ -247,9 +254,8 @@ def repetition(seen: Seen) -> Iterator[GoalCandidate]:
                 first = seen.free(one, kind)
                 second = seen.free(two, kind) if first else None
                 if first and second:
-                    question = (f"{hub_name} links to “{quoted(link_a.text)}” and "
-                                f"to “{quoted(link_b.text)}”. Give the same kind of fact from each, in order:\n"
-                                f"1. {first.statement}?\n2. {second.statement}?")
+                    question = (f"{hub_name} lists “{quoted(link_a.text)}” and “{quoted(link_b.text)}”. Answer "
+                                f"from each of the two, in order:\n1. {first.statement}?\n2. {second.statement}?")
                     yield seen.candidate("repetition", question, [hub, one, two], [first, second], search=None)
                     break
                 if first:
@@ -336,7 +342,7 @@ def solve_goal(question: str, call: Call) -> str:
     browser = Browser(call)
     browser.do("read_page", {})
     if m := FEATURE.match(question):
-        found = browser.search(m["term"]) and browser.open_named(m["name"])
+        found = browser.search(short_name(m["name"])) and browser.open_named(m["name"])
         return (browser.answer(m["name"], m["statement"]) if found else None) or NOT_FOUND
     if m := RETRIEVE.match(question):
         return (browser.answer(m["name"], m["statement"]) if browser.reach(m["name"], None) else None) or NOT_FOUND
@@ -344,8 +350,8 @@ def solve_goal(question: str, call: Call) -> str:
         found = browser.reach(m["via"], None, may_search=False) and browser.open_named(m["name"])
         return (browser.answer(m["name"], m["statement"]) if found else None) or NOT_FOUND
     if m := COMPOSE.match(question):
-        first = browser.answer(m["name"], m["first"]) if browser.search(m["term"]) and browser.open_named(
-            m["name"]) else None
+        first = browser.answer(m["name"], m["first"]) if browser.search(short_name(m["name"])) and \
+            browser.open_named(m["name"]) else None
         second = browser.answer(m["next"], m["second"]) if first and browser.open_named(m["next"]) else None
         return f"1. {first or 'unknown'}\n2. {second or 'unknown'}"
     if m := REPEAT.match(question):
