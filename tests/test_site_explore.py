@@ -328,3 +328,25 @@ def test_the_browser_connects_to_the_address_the_url_guard_checked() -> None:
     assert launch_args("https://docs.example.org/a", ip_address("2606:2800:220:1::1"))[-1] == \
         "--host-resolver-rules=MAP docs.example.org [2606:2800:220:1::1]"
     assert launch_args("http://127.0.0.1:8000/", None) == CHROMIUM_ARGS  # private addresses allowed: not checked
+
+
+def test_website_tasks_go_through_the_near_duplicate_gate_and_into_the_index(sites: tuple, tmp_path: Path) -> None:
+    from taskcraft_core.index.task_vectors import index_tasks
+
+    url, _server, _other = sites
+    workspace = open_workspace(tmp_path / "home", duplicate_action="skip")
+    earlier = Task(id="earlier", kind="atomic", question=(
+        "Use the site's search to find the page “Brenna Light — the lighthouse” and answer from it: Brenna Light was "
+        "first lit on what date by the keeper Jonas Vell?"), golden_answer="1871-03-14",
+        content_identifier="Brenna Light", engine="offline", model="offline")
+    workspace.store.add_tasks([earlier])
+    index_tasks(workspace, [earlier])
+    summary = start_exploration(workspace, ExploreRequest(start_url=f"{url}/index.html", max_pages=12,
+                                                          engine="offline", tasks_per_guideline=2,
+                                                          guidelines=["feature_use", "navigation"]))
+    tasks = run_tasks(workspace, summary.run_id)
+    [feature] = [t for t in tasks if t.guideline == "feature_use"]
+    assert (feature.status, feature.failure_reason) == ("duplicate", "near-duplicate of earlier")
+    assert summary.by_family["feature_use"] == {"candidates": 1, "accepted": 0}
+    assert any(t.status == "pending" for t in tasks if t.guideline == "navigation")
+    assert {t.id for t in tasks} <= set(workspace.index.task_ids())

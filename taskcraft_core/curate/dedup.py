@@ -383,6 +383,15 @@ def gate_candidate(workspace: Workspace, task: Task, threshold: float | None = N
     return None
 
 
+def gate_outcome(settings: Settings, task: Task, pair: DuplicatePair) -> Task:
+    """The candidate the gate matched: "duplicate" (duplicate_action skip), or left in the review
+    queue with the suspicion written on it (flag)."""
+    other = pair.b if pair.a == task.id else pair.a
+    if settings.duplicate_action == "skip":
+        return task.model_copy(update={"status": "duplicate", "failure_reason": f"near-duplicate of {other}"})
+    return task.model_copy(update={"failure_reason": f"possible near-duplicate of {other}"})
+
+
 # ---- decisions ----------------------------------------------------------------------------------
 
 

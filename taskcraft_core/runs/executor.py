@@ -280,16 +280,15 @@ class Executor:
         return [self.gate_one(task) if task.status == "pending" else task for task in tasks]
 
     def gate_one(self, task: Task) -> Task:
+        # Here, not at the top: dedup (numpy, rapidfuzz) loads when a run gates, not with the Generate page.
+        from taskcraft_core.curate.dedup import gate_outcome
+
         assert self.pipeline.gate is not None
         pair = self.pipeline.gate(self.workspace, task)
         if pair is None:
             return task
-        other = pair.b if pair.a == task.id else pair.a
         self.state.funnel[f"{task.kind}_duplicates"] = self.state.funnel.get(f"{task.kind}_duplicates", 0) + 1
-        if self.workspace.settings.duplicate_action == "skip":
-            return task.model_copy(update={"status": "duplicate", "failure_reason": f"near-duplicate of {other}"})
-        # "flag": the task stays in the review queue, with the suspicion written on it.
-        return task.model_copy(update={"failure_reason": f"possible near-duplicate of {other}"})
+        return gate_outcome(self.workspace.settings, task, pair)
 
     def count(self, task: Task) -> None:
         funnel = self.state.funnel

@@ -32,6 +32,7 @@ from taskcraft_core.generate.explore.records import SiteExploration
 from taskcraft_core.generate.explore.site import explore_site, rebuild_exploration
 from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.prompts import PROMPT_VERSION
+from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.runs.executor import HEARTBEAT_INTERVAL_S
 from taskcraft_core.schema import (
@@ -230,8 +231,18 @@ def _write_tasks(exploration: SiteExploration, ctx: GenerationContext, session: 
     executor_limits = limits.model_copy(update={"max_pages": max(limits.max_pages, 20),
                                                 "max_seconds": max(limits.max_seconds, 120.0)})
     session.limits = executor_limits
-    return generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
-                               per_guideline=request.tasks_per_guideline)
+    tasks = generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
+                                per_guideline=request.tasks_per_guideline)
+    return [_gated(ctx.workspace, task) if task.status == "pending" else task for task in tasks]
+
+
+def _gated(workspace: Workspace, task: Task) -> Task:
+    """A verified website task through the near-duplicate gate, like every generated task."""
+    # Here, not at the top: dedup loads when an exploration gates, not with the pages that list runs.
+    from taskcraft_core.curate.dedup import gate_candidate, gate_outcome
+
+    pair = gate_candidate(workspace, task)
+    return task if pair is None else gate_outcome(workspace.settings, task, pair)
 
 
 class _CancelWatcher:
@@ -284,6 +295,7 @@ def _finish(workspace: Workspace, run: GenerationRun, exploration: SiteExplorati
         "settings": run.config.settings | {"explore_outcome": outcome}})
     stored = workspace.store.get_run(run.id) or run
     workspace.store.update_run(run.id, tasks, config=config)
+    index_tasks(workspace, tasks)
     summary = exploration_summary(workspace, run.id)  # counts every task of the run, a resumed one's too
     funnel = {"explore_candidates": summary.candidates, "explore_accepted": summary.accepted,
               "explore_rejected": summary.candidates - summary.accepted}
