@@ -4,6 +4,11 @@ huge page end a step with a clear error; same-site compares sites, not spellings
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +26,7 @@ from taskcraft_core.agent.browser import (
 )
 from taskcraft_core.errors import IngestError, TaskCraftError
 from taskcraft_core.settings import Settings
+from tests.site_pages import harbour_site
 from tests.site_server import serve_pages
 
 pytestmark = [pytest.mark.browser,
@@ -136,3 +142,24 @@ def test_a_link_with_an_invalid_port_is_refused_with_a_reason(tmp_path: Path) ->
 def test_the_browser_leaves_signals_to_the_studio() -> None:
     options = launch_options(Settings(), "http://127.0.0.1:8000/", None)
     assert (options["handle_sigint"], options["handle_sigterm"], options["handle_sighup"]) == (False, False, False)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_cancels_the_exploration_after_its_step_and_keeps_the_browser_to_close(
+        tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group (the CLI, Playwright's driver): the first one
+    must not kill the browser under the exploration; the run ends cancelled, with its summary."""
+    with serve_pages({}) as (other_url, _), serve_pages(harbour_site(other_url)) as (url, server):
+        command = [sys.executable, "-m", "taskcraft_core", "explore", f"{url}/index.html", "--allow-private-urls",
+                   "--max-pages", "12", "--engine", "offline", "--json"]
+        environment = os.environ | {"TASKCRAFT_HOME": str(tmp_path / "home")}
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=environment, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while "/index.html" not in server.requested and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 2, err
+    summary = json.loads(out)
+    assert summary["status"] == "cancelled" and summary["pages_visited"] >= 1
