@@ -32,13 +32,27 @@ class QuietFiles(SimpleHTTPRequestHandler):
 
 
 class FixedPages(QuietFiles):
-    """Serves `pages` (path -> html); `/slow.html` answers only after 30 s; `/robots.txt` from pages too."""
+    """Serves `pages` (path -> html) and `redirects` (path -> Location, a 302); `/slow.html` answers only
+    after 4 s; `/robots.txt` from pages too. A POST is recorded as "POST <path>" and answered like a GET."""
 
     pages: dict[str, str] = {}
+    redirects: dict[str, str] = {}
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.server.requested.append(f"POST {self.path}")  # type: ignore[attr-defined]
+        self.answer(self.path.split("?")[0])
 
     def do_GET(self) -> None:  # noqa: N802
         self.server.requested.append(self.path)  # type: ignore[attr-defined]
-        path = self.path.split("?")[0]
+        self.answer(self.path.split("?")[0])
+
+    def answer(self, path: str) -> None:
+        if path in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.redirects[path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path == "/slow.html":
             time.sleep(4)
         body = self.pages.get(path)
@@ -73,7 +87,8 @@ def serve_directory(root: Path) -> Iterator[tuple[str, RecordingServer]]:
 
 
 @contextmanager
-def serve_pages(pages: dict[str, str]) -> Iterator[tuple[str, RecordingServer]]:
-    handler = type("Pages", (FixedPages,), {"pages": pages})
+def serve_pages(pages: dict[str, str], redirects: dict[str, str] | None = None
+                ) -> Iterator[tuple[str, RecordingServer]]:
+    handler = type("Pages", (FixedPages,), {"pages": pages, "redirects": redirects or {}})
     with running(RecordingServer(("127.0.0.1", 0), handler)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}", server

@@ -134,12 +134,19 @@ def test_goal_tasks_in_every_family_are_executed_and_verified_from_their_traject
     assert document is not None and document.text[feature.span_start:feature.span_end] == lit  # 1871-03-14 written so
 
 
+def test_verified_website_tasks_pass_the_checks_of_their_tool_calls(explored: tuple) -> None:
+    workspace, summary = explored
+    verified = [t for t in run_tasks(workspace, summary.run_id) if t.verification is not None]
+    assert len(verified) >= 8
+    assert {t.id: t.checks for t in verified} == {t.id: {} for t in verified}  # the browser tools' schemas known
+
+
 def test_requests_to_another_site_or_disallowed_by_robots_are_never_made(explored: tuple, sites: tuple) -> None:
     workspace, summary = explored
     _url, server, other = sites
     assert other.requested == []  # not the image every page shows, not the partner link
     assert "/private/records.html" not in server.requested and "/robots.txt" in server.requested
-    assert summary.refused >= 9  # the image, once per page load
+    assert summary.refused >= 8  # the image, once per page that loaded (not the slow one: given up after 1 s)
     steps = workspace.store.exploration_steps(summary.run_id)
     assert not any("private" in s.url or "partner" in s.observation for s in steps)
 

@@ -12,6 +12,7 @@ thread owns it and every call is handed to that thread (the agent runs tools in 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -19,16 +20,17 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from taskcraft_core.errors import IngestError, TaskCraftError, UnsafeURLError
-from taskcraft_core.ingest.web import IPAddress, check_url, fetch_url
+from taskcraft_core.ingest.web import IPAddress, check_url, fetch_url, human_size
 from taskcraft_core.settings import Settings
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
@@ -55,6 +57,12 @@ QUIET_JS = """([quiet, most]) => new Promise(resolve => {
   setTimeout(done, most);
 })"""
 LOCAL_SCHEMES = ("data", "blob", "about")
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+PAGE_TEXT_CHARS = 200_000  # the most main text read off one page (a huge page is cut, not carried whole)
+MAX_REDIRECTS = 10
+READ_ATTEMPTS = 2  # a page that replaces its document while it is read is read once more
+LAUNCH_WITHIN_S = 60.0  # starting Chromium on a busy machine
+ANSWER_MARGIN_S = 5.0  # beyond the page timeouts and settle time, before a browser that does not answer is stopped
 
 T = TypeVar("T")
 
@@ -154,6 +162,33 @@ def launch_args(start_url: str, pinned: IPAddress | None) -> list[str]:
     return [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {host} {address}"]
 
 
+def launch_options(settings: Settings, start_url: str, pinned: IPAddress | None) -> dict[str, Any]:
+    """Playwright's launch options. Ctrl-C, SIGTERM and SIGHUP are the studio's to handle (a cancel ends
+    the run, then the session closes the browser): Playwright must not kill the browser on the first one."""
+    return {"executable_path": browser_executable(settings), "args": launch_args(start_url, pinned),
+            "handle_sigint": False, "handle_sigterm": False, "handle_sighup": False}
+
+
+def site_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host in lower case, port or the scheme's default): what two URLs of one site share
+    (ws: counts as http:, wss: as https:). Raises ValueError for a port that is no port."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower(), parts.scheme.lower())
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+def http_equivalent(url: str) -> str:
+    """A WebSocket URL as the http(s) URL the URL guard judges (ws: -> http:, wss: -> https:)."""
+    scheme, rest = url.split(":", 1)
+    return {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme) + ":" + rest
+
+
+def redirect_target(url: str, response: Any) -> str | None:
+    """Where a 3xx response sends the browser (None when it is no redirect)."""
+    location = response.headers.get("location") if 300 <= response.status < 400 else None
+    return urljoin(url, location) if location else None
+
+
 def chromium_available(settings: Settings) -> bool:
     """Whether a configured or Debian browser is there to drive (Playwright's own is not looked for)."""
     executable = browser_executable(settings)
@@ -161,7 +196,7 @@ def chromium_available(settings: Settings) -> bool:
 
 
 # The page's main text, links and controls, read in the page (one round trip).
-READ_PAGE_JS = """() => {
+READ_PAGE_JS = """(maxChars) => {
   const main = document.querySelector('[role=main], main, article, .body, #content') || document.body;
   const visible = (e) => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length);
   const links = [...document.querySelectorAll('a[href]')].filter(visible)
@@ -182,10 +217,13 @@ READ_PAGE_JS = """() => {
   const codes = [...main.querySelectorAll('code')].filter(c => !c.closest('pre'));
   const saved = codes.map(c => [...c.childNodes]);
   codes.forEach(c => { c.textContent = '`' + c.textContent + '`'; });
-  const text = main.innerText;
+  const text = main.innerText.slice(0, maxChars);
   codes.forEach((c, i) => c.replaceChildren(...saved[i]));
   return {title: document.title, text, links, fields};
 }"""
+
+
+HTML_SIZE_JS = "() => new Blob([document.documentElement ? document.documentElement.outerHTML : '']).size"
 
 
 @dataclass
@@ -239,6 +277,8 @@ class BrowserSession:
     _pinned: IPAddress | None = None
     _browser: Any = None
     _page: Any = None
+    _stopped: str | None = None
+    _redirected_to: str | None = None
 
     def __enter__(self) -> BrowserSession:
         # A refused start fails before any browser; the address the guard checked is the one the browser uses.
@@ -247,7 +287,7 @@ class BrowserSession:
         self.robots = load_robots(self.start_url, guard_settings)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser")
         try:
-            self._on_thread(self._launch)
+            self._on_thread(self._launch, within_s=LAUNCH_WITHIN_S)
         except Exception:
             self.__exit__(None, None, None)
             raise
@@ -260,21 +300,39 @@ class BrowserSession:
         try:
             self._on_thread(self._close)
         finally:
-            self._thread.shutdown(wait=True)
+            self._thread.shutdown(wait=self._stopped is None)  # a thread stuck on a stopped browser is left
             self._thread = None
 
-    def _on_thread(self, work: Callable[[], T]) -> T:
+    def _on_thread(self, work: Callable[[], T], within_s: float | None = None) -> T:
+        """Run `work` on the browser thread; a browser that does not answer in time (a page's script that
+        loops for ever blocks every call) is stopped, and the call fails instead of waiting for ever."""
         if self._thread is None:
             raise TaskCraftError("the browser session is not open", hint="use the session in a with block")
-        return self._thread.submit(work).result()
+        within_s = within_s or self.answer_within_s()
+        try:
+            return self._thread.submit(work).result(timeout=within_s)
+        except FutureTimeout:
+            self._stop_browser(f"the page stopped answering within {within_s:g} s; the browser was stopped")
+            raise TaskCraftError(str(self._stopped), hint="a script on the page may run for ever") from None
+
+    def answer_within_s(self) -> float:
+        """How long one call may keep the browser thread: its loads and waits at most, and a margin."""
+        return 6 * self.limits.page_timeout_s + 3 * SETTLE_S + self.limits.rate_limit_s + ANSWER_MARGIN_S
+
+    def _stop_browser(self, reason: str) -> None:
+        """Close the browser from outside its thread, which is waiting on the page. The sync API cannot
+        be called from here, so the close is scheduled on that thread's event loop (it runs while the
+        thread waits); the waiting call then fails at once."""
+        self._stopped = reason
+        if self._browser is not None:
+            asyncio.run_coroutine_threadsafe(self._browser._impl_obj.close(reason=reason), self._browser._loop)
 
     def _launch(self) -> None:
         from playwright.sync_api import sync_playwright
 
         self._pw = sync_playwright().start()
         try:
-            self._browser = self._pw.chromium.launch(executable_path=browser_executable(self.settings),
-                                                     args=launch_args(self.start_url, self._pinned))
+            self._browser = self._pw.chromium.launch(**launch_options(self.settings, self.start_url, self._pinned))
         except Exception as error:
             self._pw.stop()
             raise TaskCraftError(f"could not start the browser ({str(error).splitlines()[0]})",
@@ -282,15 +340,18 @@ class BrowserSession:
                                       "Chromium or Chrome executable") from None
         context = self._browser.new_context(viewport=VIEWPORT, device_scale_factor=SCREENSHOT_SCALE,
                                             user_agent=f"Mozilla/5.0 (X11; Linux x86_64) {USER_AGENT}",
-                                            service_workers="block")
+                                            service_workers="block", accept_downloads=False)
         context.route("**/*", self._route)
+        context.route_web_socket(re.compile(".*"), self._route_web_socket)
         self._page = context.new_page()
 
     def _close(self) -> None:
-        if self._browser is not None:
-            self._browser.close()
-        if self._pw is not None:
-            self._pw.stop()
+        try:
+            if self._browser is not None:
+                self._browser.close()
+        finally:
+            if self._pw is not None:
+                self._pw.stop()
 
     # ---- the rules every request meets -----------------------------------------------------
 
@@ -299,11 +360,13 @@ class BrowserSession:
         parts = urlsplit(url)
         if parts.scheme in LOCAL_SCHEMES:
             return None
-        start = urlsplit(self.start_url)
-        if self.limits.same_site and (parts.scheme, parts.netloc) != (start.scheme, start.netloc):
-            return f"{parts.netloc or url} is another site (same-site rule)"
         try:
+            site = site_of(url)  # a port that is no port fails here, whatever the rules
+            if self.limits.same_site and site != site_of(self.start_url):
+                return f"{parts.netloc or url} is another site (same-site rule)"
             check_url(url, self.limits.allow_private_urls)
+        except ValueError as error:  # e.g. a port above 65535
+            return f"not a valid URL ({error})"
         except (UnsafeURLError, IngestError) as error:
             return error.message
         if navigation and not self.robots.allows(url):
@@ -311,13 +374,59 @@ class BrowserSession:
         return None
 
     def _route(self, route: Any, request: Any) -> None:
-        reason = self.refusal(request.url, request.is_navigation_request())
-        if reason is None:
-            route.continue_()
+        """Every request meets the rules, and so does every hop of a redirect: Chromium routes neither the
+        hops nor the Location of a redirect handed back to it, so redirects are not followed by Chromium.
+        The page's own navigation is stopped at a redirect and `_navigate` opens its Location as a new
+        navigation (the page's URL stays right); a resource's redirect is followed here, hop by hop."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        reason = self._request_refusal(request)
+        if reason is not None:
+            self._refuse(route, request.url, reason)
             return
-        with self._lock:
-            self.refused.append(Refusal(request.url, reason))
+        url, navigation = request.url, request.is_navigation_request()
+        try:
+            for _hop in range(MAX_REDIRECTS):
+                response = route.fetch(url=url, max_redirects=0, timeout=self.limits.page_timeout_s * 1000)
+                target = redirect_target(url, response)
+                if target is None:
+                    route.fulfill(response=response)
+                    return
+                if reason := self.refusal(target, navigation):
+                    self._refuse(route, target, reason)
+                    return
+                if navigation and request.frame == self._page.main_frame:
+                    self._redirected_to = target
+                    route.abort("aborted")
+                    return
+                url = target
+            self._refuse(route, url, f"more than {MAX_REDIRECTS} redirects")
+        except PlaywrightError:  # no answer in time, connection refused: the request fails as it would
+            route.abort("failed")
+
+    def _request_refusal(self, request: Any) -> str | None:
+        """Why the browser may not make this request: the URL rules; and navigations only by GET (a form's
+        POST could log in, comment or change the site's data)."""
+        if request.is_navigation_request() and request.method != "GET":
+            return f"only GET navigations (this one is a {request.method})"
+        return self.refusal(request.url, request.is_navigation_request())
+
+    def _route_web_socket(self, socket: Any) -> None:
+        """A WebSocket meets the URL rules too (Chromium does not route it as a request)."""
+        reason = self.refusal(http_equivalent(socket.url), navigation=False)
+        if reason is None:
+            socket.connect_to_server()
+            return
+        self._record_refusal(socket.url, reason)
+        socket.close(code=1008, reason="refused")
+
+    def _refuse(self, route: Any, url: str, reason: str) -> None:
+        self._record_refusal(url, reason)
         route.abort("blockedbyclient")
+
+    def _record_refusal(self, url: str, reason: str) -> None:
+        with self._lock:
+            self.refused.append(Refusal(url, reason))
 
     # ---- budget and pace --------------------------------------------------------------------
 
@@ -329,7 +438,9 @@ class BrowserSession:
         self.page_loads, self._started = 0, time.monotonic()
 
     def budget_left(self) -> str | None:
-        """None while pages and seconds remain; else what is spent."""
+        """None while pages and seconds remain; else what is spent (or why the browser was stopped)."""
+        if self._stopped:
+            return self._stopped
         if self.page_loads >= self.limits.max_pages:
             return f"the budget of {self.limits.max_pages} page loads is spent"
         if self.elapsed_s() >= self.limits.max_seconds:
@@ -348,23 +459,55 @@ class BrowserSession:
         self.page_loads += 1
         from playwright.sync_api import Error as PlaywrightError
 
+        refused_before = len(self.refused)
         try:
-            navigate(self._page)
+            self._navigate(navigate)
         except PlaywrightError as error:
-            raise TaskCraftError(self._load_failure(str(error)), hint="the exploration goes on without it") from None
+            raise TaskCraftError(self._load_failure(str(error), self.refused[refused_before:]),
+                                 hint="the exploration goes on without it") from None
         self._settle(quiet_s)
+
+    def _navigate(self, navigate: Callable[[Any], Any]) -> None:
+        """Run the navigation; a redirect `_route` stopped is opened as a new navigation (which meets the
+        rules again), up to MAX_REDIRECTS of them."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        step: Callable[[Any], Any] = navigate
+        for _hop in range(MAX_REDIRECTS):
+            self._redirected_to = None
+            try:
+                step(self._page)
+            except PlaywrightError:
+                if self._redirected_to is None:
+                    raise
+            if self._redirected_to is None:
+                return
+            step = self._goto(self._redirected_to)
+        raise TaskCraftError(f"more than {MAX_REDIRECTS} redirects", hint="the exploration goes on without it")
+
+    def _goto(self, url: str) -> Callable[[Any], Any]:
+        timeout = self.limits.page_timeout_s * 1000
+        return lambda page: page.goto(url, timeout=timeout, wait_until="domcontentloaded")
 
     def _load_and_read(self, navigate: Callable[[Any], Any], quiet_s: float = QUIET_S) -> PageView:
         self._load(navigate, quiet_s)
+        reason = self.refusal(self._page.url, navigation=True)
+        if reason:  # every hop is routed; the page reached is checked all the same
+            refused = self._page.url
+            self._page.goto("about:blank")
+            raise TaskCraftError(f"refused {refused}: {reason}", hint="stay on the start URL's site")
         return self._read()
 
-    def _load_failure(self, error: str) -> str:
+    def _load_failure(self, error: str, refused: list[Refusal]) -> str:
+        """Why a load failed, in words: a request this load had refused (a redirect hop's shows up as an
+        interrupted navigation), a timeout, or Playwright's first line."""
         first = error.splitlines()[0] if error else "unknown error"
+        if refused and ("ERR_BLOCKED_BY_CLIENT" in first or "interrupted by another navigation" in first):
+            return f"refused {refused[-1].url}: {refused[-1].reason}"
         if "Timeout" in first:
             return f"the page did not load within {self.limits.page_timeout_s:g} s"
         if "ERR_BLOCKED_BY_CLIENT" in first:
-            refused = self.refused[-1] if self.refused else None
-            return f"refused {refused.url}: {refused.reason}" if refused else "the request was refused"
+            return "the request was refused"
         return f"the page could not be loaded ({first})"
 
     def _settle(self, quiet_s: float) -> None:
@@ -377,8 +520,23 @@ class BrowserSession:
             except Exception:  # noqa: BLE001 (the document was replaced meanwhile, or an image is slow: again)
                 time.sleep(quiet_s)
 
+    def _ask(self, call: Callable[[], T]) -> T:
+        """What the page answers; a page that replaces its document meanwhile is given time and asked again,
+        then fails with a TaskCraftError (not Playwright's own error, which would end the run)."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return call()
+            except PlaywrightError as error:
+                if attempt + 1 == READ_ATTEMPTS or self._stopped:
+                    raise TaskCraftError(f"the page could not be read ({str(error).splitlines()[0]})",
+                                         hint="the page changed while it was read; try again") from None
+                self._settle(QUIET_S)
+        raise AssertionError("unreachable")
+
     def _read(self) -> PageView:
-        raw = self._page.evaluate(READ_PAGE_JS)
+        raw = self._ask(lambda: self._page.evaluate(READ_PAGE_JS, PAGE_TEXT_CHARS))
         links: list[LinkSeen] = []
         seen: set[str] = set()
         for link in raw["links"]:
@@ -400,12 +558,10 @@ class BrowserSession:
     # ---- actions (each returns the page reached) ------------------------------------------------
 
     def open_url(self, url: str) -> PageView:
-        timeout = self.limits.page_timeout_s * 1000
         reason = self.refusal(url, navigation=True)
         if reason:
             raise TaskCraftError(f"refused {url}: {reason}", hint="stay on the start URL's site")
-        return self._on_thread(lambda: self._load_and_read(lambda p: p.goto(url, timeout=timeout,
-                                                                           wait_until="domcontentloaded")))
+        return self._on_thread(lambda: self._load_and_read(self._goto(url)))
 
     def open_link(self, number: int) -> PageView:
         return self.open_url(self._link(number).url)
@@ -462,7 +618,16 @@ class BrowserSession:
         return self._on_thread(capture)
 
     def html(self) -> str:
-        return self._on_thread(lambda: str(self._page.content()))
+        """The current page's HTML (IngestError when it is larger than url_max_bytes: it is not stored)."""
+        limit = self.settings.url_max_bytes
+
+        def content() -> str:
+            if self._ask(lambda: self._page.evaluate(HTML_SIZE_JS)) > limit:
+                raise IngestError(f"the page is larger than the {human_size(limit)} limit (url_max_bytes)",
+                                  hint="raise url_max_bytes to store larger pages")
+            return str(self._ask(self._page.content))
+
+        return self._on_thread(content)
 
     def _link(self, number: int) -> LinkSeen:
         links = self.view.links if self.view else []
@@ -486,6 +651,35 @@ class BrowserSession:
 
 
 # ---- the tools ------------------------------------------------------------------------------
+
+
+class OpenLinkArgs(BaseModel):
+    number: int = Field(description="The link's number in the current page's Links list.")
+
+
+class GoBackArgs(BaseModel):
+    pass
+
+
+class ReadPageArgs(BaseModel):
+    part: int = Field(1, description="Which part of the page's text: 1 is the beginning.")
+
+
+class TypeAndSubmitArgs(BaseModel):
+    field: int = Field(description="The text field's number in the page's Fields list.")
+    text: str = Field(description="What to type.")
+
+
+class SelectOptionArgs(BaseModel):
+    field: int = Field(description="The select field's number in the page's Fields list.")
+    option: str = Field(description="The option's visible text.")
+
+
+BROWSER_TOOL_ARGS: dict[str, type[BaseModel]] = {
+    "open_link": OpenLinkArgs, "go_back": GoBackArgs, "read_page": ReadPageArgs,
+    "type_and_submit": TypeAndSubmitArgs, "select_option": SelectOptionArgs}
+"""Each browser tool's argument schema: the tools take it, and the checks of a task's tool calls read it."""
+BROWSER_TOOLS = tuple(BROWSER_TOOL_ARGS)
 
 
 def make_browser_tools(session: BrowserSession) -> list[BaseTool]:
@@ -521,11 +715,10 @@ def make_browser_tools(session: BrowserSession) -> list[BaseTool]:
         Fields list, e.g. a filter or a version switch; returns the page after the change."""
         return observed(lambda: session.select_option(field, option))
 
-    return [StructuredTool.from_function(func=f) for f in (open_link, go_back, read_page, type_and_submit,
-                                                             select_option)]
+    return [StructuredTool.from_function(func=f, args_schema=BROWSER_TOOL_ARGS[f.__name__])
+            for f in (open_link, go_back, read_page, type_and_submit, select_option)]
 
 
-BROWSER_TOOLS = ("open_link", "go_back", "read_page", "type_and_submit", "select_option")
 URL_LINE = "URL: "
 LINK_LINE = re.compile(r"^\[(?P<number>\d+)\] (?P<text>.*) -> (?P<url>\S+)$", re.MULTILINE)
 FIELD_LINE = re.compile(r"^\{(?P<number>\d+)\} (?:(?P<kind>search|text) box|select) '(?P<name>[^']*)'", re.MULTILINE)

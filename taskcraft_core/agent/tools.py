@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlencode, urljoin, urlsplit
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field, ValidationError
 
+from taskcraft_core.agent.browser import BROWSER_TOOL_ARGS
 from taskcraft_core.errors import TaskCraftError
 from taskcraft_core.index.vectors import Passage
 from taskcraft_core.ingest.loaders import load_document
@@ -85,8 +86,10 @@ class WebSearchArgs(BaseModel):
 
 def tool_schemas() -> dict[str, type[BaseModel]]:
     """Every tool the studio has (solver and explorer), by name, with its argument schema."""
-    return {"search_corpus": SearchArgs, "read_document": ReadArgs, "fetch_url": FetchArgs,
-            "web_search": WebSearchArgs, "list_links": LinksArgs, "follow_link": FollowArgs}
+    schemas: dict[str, type[BaseModel]] = {
+        "search_corpus": SearchArgs, "read_document": ReadArgs, "fetch_url": FetchArgs,
+        "web_search": WebSearchArgs, "list_links": LinksArgs, "follow_link": FollowArgs}
+    return schemas | BROWSER_TOOL_ARGS
 
 
 def make_tools(workspace: Workspace, *, allow_fetch: bool, web_search: WebSearch | None = None) -> list[BaseTool]:
