@@ -411,3 +411,25 @@ def test_a_running_website_exploration_keeps_a_heartbeat_so_it_is_not_taken_for_
         beating = workspace.store.get_run(run.id)
         assert beating.counts.pid == os.getpid() and beating.counts.heartbeat is not None
         assert interrupted_runs(workspace) == [] and workspace.store.get_run(run.id).status == "running"
+
+
+def test_the_exploration_watcher_survives_a_database_error_and_still_sees_the_cancel(workspace: Workspace) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from taskcraft_core.runs.site_exploration import ExploreRequest, _CancelWatcher, create_exploration
+
+    run = create_exploration(workspace, ExploreRequest(start_url="https://docs.example.org/", engine="offline"))
+    original, failures = workspace.store.get_run, []
+
+    def locked_once(run_id: str) -> GenerationRun | None:
+        if not failures:
+            failures.append(run_id)
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+        return original(run_id)
+
+    flag = threading.Event()
+    with _CancelWatcher(workspace, run.id, flag, poll_s=0.01):
+        workspace.store.get_run = locked_once  # type: ignore[method-assign]
+        workspace.store.update_run(run.id, status="cancelled")
+        assert flag.wait(5)
+    assert failures == [run.id]

@@ -267,13 +267,19 @@ class _CancelWatcher:
     def watch(self) -> None:
         last_beat = time.monotonic()
         while not self.done.wait(self.poll_s):
-            run = self.workspace.store.get_run(self.run_id)
-            if run is not None and run.status == "cancelled":
-                self.flag.set()
-                return
-            if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
-                self.beat()
-                last_beat = time.monotonic()
+            try:
+                if self.cancelled():
+                    self.flag.set()
+                    return
+                if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
+                    self.beat()
+                    last_beat = time.monotonic()
+            except Exception:  # noqa: BLE001 (a database hiccup must not stop the heartbeat for good)
+                log.exception("exploration %s: reading or beating the run failed; trying again", self.run_id)
+
+    def cancelled(self) -> bool:
+        run = self.workspace.store.get_run(self.run_id)
+        return run is not None and run.status == "cancelled"
 
     def beat(self) -> None:
         run = self.workspace.store.get_run(self.run_id)
