@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -97,6 +98,7 @@ def create_exploration(workspace: Workspace, request: ExploreRequest) -> Generat
     """Store a website exploration run (status running, nothing explored yet); `run_exploration`
     carries it out (a page can start that in a thread and show the steps as they are stored)."""
     require(workspace.principal, "generate")
+    _require_private_urls(workspace, request)
     engine = make_engine(workspace.settings, _engine_choice(request.engine))
     run = GenerationRun(id=uuid.uuid4().hex[:16], config=RunConfig(
         request=RunRequest(kinds=["explore"], engine=engine.name), engine=_engine_choice(engine.name) or "offline",
@@ -110,22 +112,20 @@ def create_exploration(workspace: Workspace, request: ExploreRequest) -> Generat
 def run_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
     """Carry out a created website exploration run; returns its summary."""
     require(workspace.principal, "generate")
-    run = _exploration_run(workspace, run_id)
-    return _carry_out(workspace, run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), None, cancel)
+    return _carry_out(_job(workspace, _exploration_run(workspace, run_id), cancel), resumed=False)
 
 
 def start_exploration_in_background(workspace: Workspace, request: ExploreRequest) -> str:
     """Create an exploration run and carry it out on a background thread; returns its id at once
     (a page polls the run record, `cancel_run` stops it)."""
     run = create_exploration(workspace, request)
-    _in_background(workspace, run, request, None)
+    _in_background(_job(workspace, run, None), resumed=False)
     return run.id
 
 
 def resume_exploration_in_background(workspace: Workspace, run_id: str) -> None:
     """`resume_exploration` on a background thread (checks done before it starts, errors raised here)."""
-    run, request = _resumable(workspace, run_id)
-    _in_background(workspace, run, request, run_id)
+    _in_background(_resumable(workspace, run_id, None), resumed=True)
 
 
 def exploration_runs(workspace: Workspace, limit: int = 50) -> list[GenerationRun]:
@@ -145,30 +145,67 @@ def _exploration_run(workspace: Workspace, run_id: str) -> GenerationRun:
     return run
 
 
-def _in_background(workspace: Workspace, run: GenerationRun, request: ExploreRequest, resumed_id: str | None) -> None:
+def _require_private_urls(workspace: Workspace, request: ExploreRequest) -> None:
+    """A request that allows private addresses needs the right to use them (not only the page's form)."""
+    if request.allow_private_urls:
+        require(workspace.principal, "private_urls")
+
+
+def _in_background(job: _Job, resumed: bool) -> None:
     def carry_out() -> None:
         try:
-            _carry_out(workspace, run, request, resumed_id, None)
+            _carry_out(job, resumed)
         except Exception:  # noqa: BLE001 (the run record holds the error; a thread has no one to tell)
-            log.exception("exploration %s failed", run.id)
+            log.exception("exploration %s failed", job.run.id)
 
-    threading.Thread(target=carry_out, name=f"explore-{run.id}", daemon=True).start()
+    threading.Thread(target=carry_out, name=f"explore-{job.run.id}", daemon=True).start()
 
 
 def resume_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
     """Continue a stopped (cancelled, interrupted or failed) website exploration from its stored steps."""
-    run, request = _resumable(workspace, run_id)
-    return _carry_out(workspace, run, request, run_id, cancel)
+    return _carry_out(_resumable(workspace, run_id, cancel), resumed=True)
 
 
-def _resumable(workspace: Workspace, run_id: str) -> tuple[GenerationRun, ExploreRequest]:
-    """The stopped exploration run and its request, marked running again."""
+def _resumable(workspace: Workspace, run_id: str, cancel: threading.Event | None) -> _Job:
+    """The stopped exploration run, ready to carry out and claimed: marked running again only when it is
+    not running (or the process that ran it is dead), in one write, so of two resumes one is refused."""
     require(workspace.principal, "generate")
-    run = _exploration_run(workspace, run_id)
-    if run.status == "running":
-        raise TaskCraftError(f"The exploration {run_id} is running.", hint="cancel it first, or wait for it")
-    workspace.store.update_run(run_id, status="running", finished_at=None, error=None)
-    return run, ExploreRequest(**run.config.settings[EXPLORE_KEY])
+    job = _job(workspace, _exploration_run(workspace, run_id), cancel)
+    _require_private_urls(workspace, job.request)
+    if not workspace.store.claim_run(run_id, _stopped, status="running", finished_at=None, error=None,
+                                     counts=_beating(job.run.counts)):
+        raise TaskCraftError(f"The exploration {run_id} is already running.", hint="cancel it first, or wait for it")
+    return job
+
+
+def _stopped(run: GenerationRun) -> bool:
+    # Here, not at the top: the service imports this module.
+    from taskcraft_core.runs.service import _looks_dead
+
+    return run.status != "running" or _looks_dead(run)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What carrying out an exploration run needs, built before the run is marked running."""
+
+    workspace: Workspace
+    run: GenerationRun
+    request: ExploreRequest
+    ctx: GenerationContext
+    limits: BrowserLimits
+
+
+def _job(workspace: Workspace, run: GenerationRun, cancel: threading.Event | None) -> _Job:
+    settings = workspace.settings
+    request = ExploreRequest(**run.config.settings[EXPLORE_KEY])
+    engine = make_engine(settings, _engine_choice(run.config.engine))
+    ctx = GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id,
+                            cancel=cancel or threading.Event(), acceptance=AcceptanceRule.from_settings(settings))
+    limits = BrowserLimits.from_settings(settings, same_site=request.same_site, max_pages=request.max_pages,
+                                         max_seconds=request.max_seconds,
+                                         allow_private_urls=request.allow_private_urls)
+    return _Job(workspace, run, request, ctx, limits)
 
 
 def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
@@ -195,24 +232,17 @@ def _engine_choice(name: str | None) -> Literal["offline", "openai"] | None:
     raise TaskCraftError(f"Unknown engine {name!r}.", hint="Use offline or openai.")
 
 
-def _carry_out(workspace: Workspace, run: GenerationRun, request: ExploreRequest, resumed_id: str | None,
-               cancel: threading.Event | None) -> ExploreSummary:
+def _carry_out(job: _Job, resumed: bool) -> ExploreSummary:
+    workspace, run, request, ctx, limits = job.workspace, job.run, job.request, job.ctx, job.limits
     settings = workspace.settings
-    engine = make_engine(settings, _engine_choice(run.config.engine))
-    ctx = GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id,
-                            cancel=cancel or threading.Event(), acceptance=AcceptanceRule.from_settings(settings))
-    limits = BrowserLimits.from_settings(settings, same_site=request.same_site, max_pages=request.max_pages,
-                                         max_seconds=request.max_seconds,
-                                         allow_private_urls=request.allow_private_urls)
     tasks: list[Task] = []
     exploration: SiteExploration | None = None
     status = "cancelled"  # until the exploration says otherwise
     try:
         with _CancelWatcher(workspace, run.id, ctx.cancel), \
                 BrowserSession(request.start_url, settings, limits) as session:
-            resumed = rebuild_exploration(ctx, request.start_url) if resumed_id else None
             exploration = explore_site(request.start_url, ctx, session, steps_per_turn=request.steps_per_turn,
-                                       resumed=resumed)
+                                       resumed=rebuild_exploration(ctx, request.start_url) if resumed else None)
             if exploration.stopped != "cancelled":
                 tasks = _write_tasks(exploration, ctx, session, request, limits)
             status = "cancelled" if exploration.stopped == "cancelled" else "completed"
@@ -284,8 +314,13 @@ class _CancelWatcher:
     def beat(self) -> None:
         run = self.workspace.store.get_run(self.run_id)
         if run is not None:
-            self.workspace.store.update_run(self.run_id, counts=run.counts.model_copy(update={
-                "stage": "explore", "heartbeat": utcnow(), "pid": os.getpid(), "host": socket.gethostname()}))
+            self.workspace.store.update_run(self.run_id, counts=_beating(run.counts))
+
+
+def _beating(counts: RunCounts) -> RunCounts:
+    """The counts with a fresh heartbeat of this process."""
+    return counts.model_copy(update={"stage": "explore", "heartbeat": utcnow(), "pid": os.getpid(),
+                                     "host": socket.gethostname()})
 
 
 def _finish(workspace: Workspace, run: GenerationRun, exploration: SiteExploration | None, tasks: Sequence[Task],
