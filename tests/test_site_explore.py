@@ -350,3 +350,51 @@ def test_website_tasks_go_through_the_near_duplicate_gate_and_into_the_index(sit
     assert summary.by_family["feature_use"] == {"candidates": 1, "accepted": 0}
     assert any(t.status == "pending" for t in tasks if t.guideline == "navigation")
     assert {t.id for t in tasks} <= set(workspace.index.task_ids())
+
+
+def executor_failing_at(monkeypatch: pytest.MonkeyPatch, failures: dict[int, BaseException]) -> list[str]:
+    """The executor, with the failures given raised at those of its runs (counted from 1)."""
+    from taskcraft_core.generate.explore import goals
+
+    original, questions = goals.execute, []
+
+    def execute(question: str, *args: Any) -> Any:
+        questions.append(question)
+        if len(questions) in failures:
+            raise failures[len(questions)]
+        return original(question, *args)
+
+    monkeypatch.setattr(goals, "execute", execute)
+    return questions
+
+
+def test_a_candidate_whose_execution_fails_is_a_failed_task_and_the_others_go_on(
+        sites: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = open_workspace(tmp_path / "home")
+    questions = executor_failing_at(monkeypatch, {1: TaskCraftError("the page did not load within 1 s")})
+    summary = start_exploration(workspace, ExploreRequest(start_url=f"{sites[0]}/index.html", max_pages=12,
+                                                          engine="offline", tasks_per_guideline=2,
+                                                          guidelines=["information_retrieval"]))
+    tasks = {t.question: t for t in run_tasks(workspace, summary.run_id)}
+    assert (summary.status, len(questions), len(tasks)) == ("completed", 2, 2)
+    failed = tasks[questions[0]]
+    assert (failed.status, failed.failure_reason) == (
+        "failed_verification", "execution failed: the page did not load within 1 s")
+    assert tasks[questions[1]].status == "pending"
+
+
+def test_a_browser_crash_while_tasks_are_written_keeps_the_tasks_verified_before_it(
+        sites: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = open_workspace(tmp_path / "home")
+    questions = executor_failing_at(monkeypatch, {2: RuntimeError("Target page, context or browser has been closed")})
+    run = create_exploration(workspace, ExploreRequest(start_url=f"{sites[0]}/index.html", max_pages=12,
+                                                       engine="offline", tasks_per_guideline=2,
+                                                       guidelines=["information_retrieval"]))
+    with pytest.raises(RuntimeError, match="browser has been closed"):
+        run_exploration(workspace, run.id)
+    [kept] = run_tasks(workspace, run.id)
+    assert (kept.question, kept.status) == (questions[0], "pending")
+    stored = workspace.store.get_run(run.id)
+    assert stored is not None and (stored.status, stored.error) == (
+        "failed", "Target page, context or browser has been closed")
+    assert exploration_summary(workspace, run.id).accepted == 1

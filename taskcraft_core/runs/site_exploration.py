@@ -244,7 +244,7 @@ def _carry_out(job: _Job, resumed: bool) -> ExploreSummary:
             exploration = explore_site(request.start_url, ctx, session, steps_per_turn=request.steps_per_turn,
                                        resumed=rebuild_exploration(ctx, request.start_url) if resumed else None)
             if exploration.stopped != "cancelled":
-                tasks = _write_tasks(exploration, ctx, session, request, limits)
+                _write_tasks(exploration, ctx, session, request, limits, tasks)
             status = "cancelled" if exploration.stopped == "cancelled" else "completed"
     except GenerationCancelled:
         status = "cancelled"
@@ -256,14 +256,14 @@ def _carry_out(job: _Job, resumed: bool) -> ExploreSummary:
 
 
 def _write_tasks(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
-                 request: ExploreRequest, limits: BrowserLimits) -> list[Task]:
-    """Tasks from the exploration, executed with a fresh budget per task in the same browser."""
+                 request: ExploreRequest, limits: BrowserLimits, tasks: list[Task]) -> None:
+    """Tasks from the exploration, executed with a fresh budget per task in the same browser, appended
+    to `tasks` as they are made (what `_finish` stores whatever happens next)."""
     executor_limits = limits.model_copy(update={"max_pages": max(limits.max_pages, 20),
                                                 "max_seconds": max(limits.max_seconds, 120.0)})
     session.limits = executor_limits
-    tasks = generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
-                                per_guideline=request.tasks_per_guideline)
-    return [_gated(ctx.workspace, task) if task.status == "pending" else task for task in tasks]
+    generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
+                        per_guideline=request.tasks_per_guideline, into=tasks)
 
 
 def _gated(workspace: Workspace, task: Task) -> Task:
@@ -325,7 +325,9 @@ def _beating(counts: RunCounts) -> RunCounts:
 
 def _finish(workspace: Workspace, run: GenerationRun, exploration: SiteExploration | None, tasks: Sequence[Task],
             ctx: GenerationContext, status: str, error: str | None) -> ExploreSummary:
-    """Store the tasks, the documents read and the outcome on the run, in one write."""
+    """Store the tasks (verified ones through the near-duplicate gate), the documents read and the
+    outcome on the run, in one write."""
+    tasks = [_gated(workspace, task) if task.status == "pending" else task for task in tasks]
     pages = [p.document_id for p in exploration.memory.pages] if exploration else []
     outcome = {
         "stopped": exploration.stopped if exploration else "", "refused": len(exploration.refused) if exploration

@@ -19,7 +19,7 @@ from urllib.parse import urldefrag
 
 from taskcraft_core.agent.browser import BrowserSession, make_browser_tools, observed_url
 from taskcraft_core.agent.loop import AgentResult, run_agent
-from taskcraft_core.errors import ModelOutputError, TaskCraftError
+from taskcraft_core.errors import EnvironmentFailure, ModelOutputError, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationCancelled, GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import CandidateAnswer, GoalCandidate, ObservedPage, SiteExploration
 from taskcraft_core.generate.explore.tasks import seen_span
@@ -33,26 +33,29 @@ EXECUTOR_MIN_STEPS = 12  # a composed task reads, searches, opens and reads twic
 
 
 def generate_goal_tasks(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession, *,
-                        guidelines: Sequence[str] = GUIDELINE_FAMILIES, per_guideline: int = 5) -> list[Task]:
+                        guidelines: Sequence[str] = GUIDELINE_FAMILIES, per_guideline: int = 5,
+                        into: list[Task] | None = None) -> list[Task]:
     """Every candidate the engine writes for each guideline, as a Task: grounded, executed in the
-    session's browser and verified (status pending), or failed_verification with the reason. A
-    guideline whose writer output is malformed gives none (the problem is noted on the exploration).
-    A cancel keeps the tasks verified so far (and sets the exploration's `stopped`)."""
+    session's browser and verified (status pending), or failed_verification with the reason (one whose
+    execution fails, say its start page does not load, too). A guideline whose writer output is
+    malformed gives none (the problem is noted on the exploration). Each task is appended to `into`
+    (a list the caller owns) as it is made, so a failure midway keeps the tasks made before it; a
+    cancel keeps them too (and sets the exploration's `stopped`)."""
     families = [guideline_name(g) for g in guidelines]
     unknown = [g for g in families if g not in GUIDELINE_FAMILIES]
     if unknown or not families:
         raise TaskCraftError(f"Unknown guideline families: {', '.join(unknown) or '(none given)'}.",
                              hint=f"Choose among {', '.join(GUIDELINE_FAMILIES)}.")
-    tasks: dict[str, Task] = {}
+    tasks = [] if into is None else into
     try:
         _write_and_verify(exploration, ctx, session, families, per_guideline, tasks)
     except GenerationCancelled:
         exploration.stopped = "cancelled"
-    return list(tasks.values())
+    return tasks
 
 
 def _write_and_verify(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
-                      families: Sequence[str], per_guideline: int, tasks: dict[str, Task]) -> None:
+                      families: Sequence[str], per_guideline: int, tasks: list[Task]) -> None:
     for guideline in families:
         check_cancelled(ctx)
         usage = Usage()
@@ -66,7 +69,8 @@ def _write_and_verify(exploration: SiteExploration, ctx: GenerationContext, sess
         for candidate in candidates[:per_guideline]:
             check_cancelled(ctx)
             task = goal_task(candidate, exploration, ctx, session)
-            tasks.setdefault(task.id, task)
+            if all(made.id != task.id for made in tasks):
+                tasks.append(task)
 
 
 def goal_task(candidate: GoalCandidate, exploration: SiteExploration, ctx: GenerationContext,
@@ -95,6 +99,10 @@ def _goal_task(candidate: GoalCandidate, exploration: SiteExploration, ctx: Gene
         outcome = verify_goal(candidate, fields["golden_answer"], exploration.start_url, ctx, session, usage)
     except ModelOutputError as malformed:
         return failed_task(fields, f"verification failed on malformed model output: {malformed.message}", usage, **size)
+    except (GenerationCancelled, ModelUnavailableError, EnvironmentFailure):
+        raise  # the run's fault, not the candidate's
+    except TaskCraftError as error:
+        return failed_task(fields, f"execution failed: {error.message}", usage, **size)
     return verified_task(fields, outcome, usage, **size)
 
 
