@@ -398,3 +398,33 @@ def test_a_browser_crash_while_tasks_are_written_keeps_the_tasks_verified_before
     assert stored is not None and (stored.status, stored.error) == (
         "failed", "Target page, context or browser has been closed")
     assert exploration_summary(workspace, run.id).accepted == 1
+
+
+def test_a_goal_writer_call_that_failed_costs_its_guideline_and_alone_an_endpoint_error(
+        sites: tuple, tmp_path: Path) -> None:
+    from taskcraft_core.errors import ModelCallFailed, ModelUnavailableError
+    from taskcraft_core.generate.explore.records import GoalCandidate, SiteExploration
+    from taskcraft_core.generate.offline.engine import OfflineEngine
+
+    class WriterCallFails(OfflineEngine):
+        def write_goal_tasks(self, exploration: SiteExploration, guideline: str, limit: int,
+                             usage: Usage) -> list[GoalCandidate]:
+            if guideline == "navigation":
+                raise ModelCallFailed("The model endpoint http://127.0.0.1:9/v1 failed with HTTP 502 after 2 retries: "
+                                      "bad gateway", hint="The server is failing; check its logs or try again later.")
+            return super().write_goal_tasks(exploration, guideline, limit, usage)
+
+    workspace = open_workspace(tmp_path / "home")
+    workspace.store.save_run(GenerationRun(id="run-lost"))
+    ctx = GenerationContext(workspace, WriterCallFails(), Usage(), run_id="run-lost")
+    settings, start = workspace.settings, f"{sites[0]}/index.html"
+    with BrowserSession(start, settings, BrowserLimits.from_settings(settings, max_pages=4)) as session:
+        exploration = explore_site(start, ctx, session)
+        made = generate_goal_tasks(exploration, ctx, session, guidelines=["feature_use", "navigation"],
+                                   per_guideline=1)
+        assert [t.guideline for t in made] == ["feature_use"]
+        assert exploration.problems == ["navigation: model call failed: The model endpoint http://127.0.0.1:9/v1 "
+                                        "failed with HTTP 502 after 2 retries: bad gateway"]
+        with pytest.raises(ModelUnavailableError, match="failed with HTTP 502 after 2 retries: bad gateway") as lost:
+            generate_goal_tasks(exploration, ctx, session, guidelines=["navigation"])
+    assert type(lost.value) is ModelUnavailableError

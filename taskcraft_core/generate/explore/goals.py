@@ -22,10 +22,10 @@ from taskcraft_core.agent.loop import AgentResult, run_agent
 from taskcraft_core.errors import EnvironmentFailure, ModelOutputError, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationCancelled, GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import CandidateAnswer, GoalCandidate, ObservedPage, SiteExploration
-from taskcraft_core.generate.explore.tasks import seen_span
+from taskcraft_core.generate.explore.tasks import seen_span, written_candidates
 from taskcraft_core.generate.prompts import EXPLORE_SITE_SOLVER_SYSTEM
 from taskcraft_core.generate.text import contains_answer
-from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import Outcome, failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import GUIDELINE_FAMILIES, Task, TrajectoryStep, Verification, content_id, guideline_name
 
@@ -56,16 +56,10 @@ def generate_goal_tasks(exploration: SiteExploration, ctx: GenerationContext, se
 
 def _write_and_verify(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
                       families: Sequence[str], per_guideline: int, tasks: list[Task]) -> None:
-    for guideline in families:
-        check_cancelled(ctx)
-        usage = Usage()
-        try:
-            candidates = ctx.engine.write_goal_tasks(exploration, guideline, per_guideline, usage.at("explore_writer"))
-        except ModelOutputError as malformed:
-            exploration.problems.append(f"{guideline}: the task writer's output was malformed: {malformed.message}")
-            continue
-        finally:
-            ctx.usage.merge(usage)
+    def write(guideline: str, usage: Usage) -> list[GoalCandidate]:
+        return ctx.engine.write_goal_tasks(exploration, guideline, per_guideline, usage)
+
+    for _guideline, candidates in written_candidates(families, write, ctx, exploration.problems):
         for candidate in candidates[:per_guideline]:
             check_cancelled(ctx)
             task = goal_task(candidate, exploration, ctx, session)
@@ -98,7 +92,8 @@ def _goal_task(candidate: GoalCandidate, exploration: SiteExploration, ctx: Gene
     try:
         outcome = verify_goal(candidate, fields["golden_answer"], exploration.start_url, ctx, session, usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"verification failed on malformed model output: {malformed.message}", usage, **size)
+        return failed_task(fields, output_failure("verification failed on malformed model output", malformed), usage,
+                           **size)
     except (GenerationCancelled, ModelUnavailableError, EnvironmentFailure):
         raise  # the run's fault, not the candidate's
     except TaskCraftError as error:
