@@ -428,3 +428,42 @@ def test_a_goal_writer_call_that_failed_costs_its_guideline_and_alone_an_endpoin
         with pytest.raises(ModelUnavailableError, match="failed with HTTP 502 after 2 retries: bad gateway") as lost:
             generate_goal_tasks(exploration, ctx, session, guidelines=["navigation"])
     assert type(lost.value) is ModelUnavailableError
+
+
+def test_an_llm_explorer_stuck_on_invalid_actions_stops_after_three_idle_turns(sites: tuple, tmp_path: Path) -> None:
+    start = f"{sites[0]}/index.html"
+    workspace = open_workspace(tmp_path / "home")
+    generation = [structured({"tool": "fly", "number": 1}),
+                  structured({"summary": "A harbour office with a search box.", "facts": []}),
+                  *[structured({"tool": "open_link", "number": 99})] * 3]  # no summary after a turn without pages
+    ctx = scripted(workspace, generation, [])
+    settings = workspace.settings
+    with BrowserSession(start, settings, BrowserLimits.from_settings(settings, max_pages=8)) as session:
+        exploration = explore_site(start, ctx, session, steps_per_turn=2)
+    assert exploration.stopped == "the explorer chose no usable action in 3 turns in a row"
+    assert [p.split(":")[0] for p in exploration.problems] == ["turn 1", "turn 2", "turn 3", "turn 4"]
+    assert exploration.steps == 1 and len(ctx.engine.generation.received) == 5  # type: ignore[attr-defined]
+
+
+def test_an_llm_explorer_whose_endpoint_fails_ends_with_that_reason_and_keeps_what_it_found(
+        sites: tuple, tmp_path: Path) -> None:
+    from taskcraft_core.errors import ModelCallFailed
+
+    start = f"{sites[0]}/index.html"
+    workspace = open_workspace(tmp_path / "home")
+    ctx = scripted(workspace, [structured({"tool": "type_and_submit", "number": 1, "text": "Brenna Light"})], [])
+    chosen = ctx.engine.choose_site_action
+
+    def then_a_502(view: Any, usage: Usage) -> Any:
+        if workspace.store.exploration_steps("run-llm", screenshots=False)[1:]:
+            raise ModelCallFailed("The model endpoint http://127.0.0.1:9/v1 failed with HTTP 502 after 2 retries")
+        return chosen(view, usage)
+
+    ctx.engine.choose_site_action = then_a_502  # type: ignore[method-assign]
+    settings = workspace.settings
+    with BrowserSession(start, settings, BrowserLimits.from_settings(settings, max_pages=8)) as session:
+        exploration = explore_site(start, ctx, session, steps_per_turn=5)
+    assert exploration.stopped == ("the model endpoint failed: The model endpoint http://127.0.0.1:9/v1 failed with "
+                                   "HTTP 502 after 2 retries")
+    assert [s.action for s in workspace.store.exploration_steps("run-llm")] == ["open_url", "type_and_submit"]
+    assert len(exploration.memory.pages) == 2 and exploration.problems == []
