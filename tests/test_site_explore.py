@@ -467,3 +467,21 @@ def test_an_llm_explorer_whose_endpoint_fails_ends_with_that_reason_and_keeps_wh
                                    "HTTP 502 after 2 retries")
     assert [s.action for s in workspace.store.exploration_steps("run-llm")] == ["open_url", "type_and_submit"]
     assert len(exploration.memory.pages) == 2 and exploration.problems == []
+
+
+def test_the_executor_budget_is_a_setting_and_the_run_has_a_page_cap(sites: tuple, tmp_path: Path) -> None:
+    request = ExploreRequest(start_url=f"{sites[0]}/index.html", max_pages=4, engine="offline", tasks_per_guideline=2,
+                             guidelines=["information_retrieval", "navigation"])
+    workspace = open_workspace(tmp_path / "capped", explore_run_max_pages=6)
+    summary = start_exploration(workspace, request)
+    tasks = run_tasks(workspace, summary.run_id)
+    spent = [t for t in tasks if t.failure_reason == "run page budget spent"]
+    # the explorer's 4 loads, then the first task's executor loads 2 pages: the cap of 6 is reached
+    assert (len(tasks), len(spent), summary.stopped) == (4, 3, "the budget of 4 page loads is spent")
+    assert [t.guideline for t in tasks if t not in spent] == ["information_retrieval"]
+    assert summary.problems[-1] == ("run page budget spent: 6 page loads reached the run's cap of 6; "
+                                    "3 candidate(s) not executed")
+    workspace = open_workspace(tmp_path / "one-page", explore_task_max_pages=1)
+    summary = start_exploration(workspace, request)
+    reasons = {t.failure_reason for t in run_tasks(workspace, summary.run_id)}
+    assert summary.accepted == 0 and reasons == {"executor's answer judged 0"}  # it could open no page

@@ -257,13 +257,15 @@ def _carry_out(job: _Job, resumed: bool) -> ExploreSummary:
 
 def _write_tasks(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
                  request: ExploreRequest, limits: BrowserLimits, tasks: list[Task]) -> None:
-    """Tasks from the exploration, executed with a fresh budget per task in the same browser, appended
-    to `tasks` as they are made (what `_finish` stores whatever happens next)."""
-    executor_limits = limits.model_copy(update={"max_pages": max(limits.max_pages, 20),
-                                                "max_seconds": max(limits.max_seconds, 120.0)})
-    session.limits = executor_limits
+    """Tasks from the exploration, executed in the same browser with the settings' budget per task and
+    within the run's page cap, appended to `tasks` as they are made (what `_finish` stores whatever
+    happens next)."""
+    settings = ctx.workspace.settings
+    session.limits = limits.model_copy(update={"max_pages": settings.explore_task_max_pages,
+                                               "max_seconds": settings.explore_task_max_seconds})
     generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
-                        per_guideline=request.tasks_per_guideline, into=tasks)
+                        per_guideline=request.tasks_per_guideline, into=tasks,
+                        max_run_pages=settings.explore_run_max_pages)
 
 
 def _gated(workspace: Workspace, task: Task) -> Task:

@@ -60,6 +60,7 @@ def explore_site(start_url: str, ctx: GenerationContext, session: BrowserSession
     finally:
         ctx.usage.merge(usage)
         exploration.refused = [f"{r.url}: {r.reason}" for r in session.refused]
+        exploration.page_loads += session.page_loads
     if exploration.memory.pages:
         rename_documents(ctx.workspace)  # a site's name on every title goes, as after any ingest
     return exploration
