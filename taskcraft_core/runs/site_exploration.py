@@ -35,7 +35,7 @@ from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.prompts import PROMPT_VERSION
 from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.runs.executor import HEARTBEAT_INTERVAL_S
+from taskcraft_core.runs.executor import HEARTBEAT_INTERVAL_S, looks_dead
 from taskcraft_core.schema import (
     GUIDELINE_FAMILIES,
     GenerationRun,
@@ -172,17 +172,14 @@ def _resumable(workspace: Workspace, run_id: str, cancel: threading.Event | None
     require(workspace.principal, "generate")
     job = _job(workspace, _exploration_run(workspace, run_id), cancel)
     _require_private_urls(workspace, job.request)
-    if not workspace.store.claim_run(run_id, _stopped, status="running", finished_at=None, error=None,
+    if not workspace.store.claim_run(run_id, _claimable, status="running", finished_at=None, error=None,
                                      counts=_beating(job.run.counts)):
         raise TaskCraftError(f"The exploration {run_id} is already running.", hint="cancel it first, or wait for it")
     return job
 
 
-def _stopped(run: GenerationRun) -> bool:
-    # Here, not at the top: the service imports this module.
-    from taskcraft_core.runs.service import _looks_dead
-
-    return run.status != "running" or _looks_dead(run)
+def _claimable(run: GenerationRun) -> bool:
+    return run.status != "running" or looks_dead(run)
 
 
 @dataclass(frozen=True)
