@@ -115,7 +115,7 @@ def _catch_up_note(waits: str, was_catching_up: bool) -> None:
     if was_catching_up and status.state not in ("running", "waiting"):
         st.rerun()  # the whole page, so what waited for the index opens
     if status.state == "in_step":
-        return False
+        return
     if status.state == "failed":
         st.warning(escape_markdown(f"The search index could not be brought in step with the database: "
                                    f"{status.error}. Searches embed what they need as they go; restart the "

@@ -51,7 +51,8 @@ def live_exploration(run_id: str) -> None:
     steps = ws.store.exploration_steps(run_id, screenshots=False)
     pages = len({step.document_id for step in steps if step.document_id})
     latest = steps[-1].url if steps else "starting the browser"
-    st.progress(min(1.0, pages / max(1, site.ExploreRequest(**run.config.settings[site.EXPLORE_KEY]).max_pages or 1)),
+    budget = site.ExploreRequest(**run.config.settings[site.EXPLORE_KEY]).max_pages or ws.settings.explore_max_pages
+    st.progress(min(1.0, pages / budget),
                 text=f"Exploring · {len(steps)} steps · {pages} pages · {latest}")
     if st.button("Cancel exploration", key="explore_cancel"):
         with user_errors():

@@ -118,7 +118,8 @@ def review_policy(settings: Settings) -> None:
     settlers.caption(f"From {setting_source('adjudicators')}.")
     st.caption("Set for everyone, not per session: every reviewer's queue, the CLI and the workers must count "
                "decisions alike. In the environment of the studio, the CLI and the workers "
-               "(`TASKCRAFT_REVIEWS_PER_TASK=2`), or for the studio in `.streamlit/secrets.toml`:")
+               "(`TASKCRAFT_REVIEWS_PER_TASK=2`, `TASKCRAFT_ADJUDICATORS=ana@example.org,ben`), or for the studio "
+               "alone in `.streamlit/secrets.toml`:")
     st.code('[taskcraft]\nreviews_per_task = 2\nadjudicators = ["ana@example.org", "ben"]', language="toml")
 
 

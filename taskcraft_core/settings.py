@@ -36,6 +36,7 @@ ENV_FIELDS: dict[str, str] = {
     "TASKCRAFT_DUPLICATE_THRESHOLD": "duplicate_threshold",
     "TASKCRAFT_DUPLICATE_ACTION": "duplicate_action",
     "TASKCRAFT_REVIEWS_PER_TASK": "reviews_per_task",
+    "TASKCRAFT_ADJUDICATORS": "adjudicators",
     "TASKCRAFT_WORKERS": "workers",
     "TASKCRAFT_CHROMA_URL": "chroma_url",
     "TASKCRAFT_BROWSER": "browser_executable",
@@ -154,7 +155,7 @@ class Settings(BaseModel):
     )
     adjudicators: list[str] = Field(
         default_factory=list, description="Reviewers (names or signed-in emails) who may settle disputed tasks "
-        "on the Adjudicate queue, besides admins."
+        "on the Adjudicate queue, besides admins (in the environment: comma-separated)."
     )
 
     max_pdf_pages: int = Field(2_000, ge=1, description="Most pages read from one PDF; a longer PDF is refused.")
@@ -179,6 +180,12 @@ class Settings(BaseModel):
     )
 
     model_config = {"frozen": True}
+
+    @field_validator("adjudicators", mode="before")
+    @classmethod
+    def _names_from_a_comma_list(cls, names: object) -> object:
+        """The environment gives a list as one comma-separated string."""
+        return [name.strip() for name in names.split(",") if name.strip()] if isinstance(names, str) else names
 
     @field_validator("openai_base_url", "openai_base_urls", "web_search_url")
     @classmethod

@@ -154,3 +154,28 @@ def test_a_cli_command_waits_for_a_repair_in_another_process_and_says_so(
     assert ("another process is bringing the vector index in step with the database; waiting for it"
             in capsys.readouterr().err.splitlines())
     assert indexed_tasks(settings.home) == 5  # then it found the gap still open and closed it
+
+
+def test_a_task_stored_and_indexed_while_a_repair_reads_the_database_keeps_its_vector(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskcraft_core.index.consistency import ensure_index
+    from taskcraft_core.index.task_vectors import index_tasks
+    from tests.test_pages import make_task
+
+    settings = Settings(home=tmp_path / "home")
+    seed(Store(settings.resolved_database_url), 3)
+    workspace = Workspace.open(settings)
+    workspace.index.collection(TASKS).delete(ids=["task0"])  # out of step: a repair will run
+    list_task_ids = Store.list_task_ids
+
+    def meanwhile_another_writer(store: Store, *args: object, **kwargs: object) -> list[str]:
+        ids = list_task_ids(store, *args, **kwargs)  # what the repair reads ...
+        late = make_task(9)  # ... then someone stores and indexes a task, as imports and runs do
+        store.add_tasks([late])
+        index_tasks(workspace, [late])
+        monkeypatch.setattr(Store, "list_task_ids", list_task_ids)
+        return ids
+
+    monkeypatch.setattr(Store, "list_task_ids", meanwhile_another_writer)
+    ensure_index(workspace)
+    assert sorted(workspace.index.task_ids()) == ["task0", "task1", "task2", "task9"]

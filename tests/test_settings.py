@@ -56,3 +56,10 @@ def test_near_duplicate_settings_come_from_the_environment_with_unchanged_defaul
         Settings.from_env({"TASKCRAFT_DUPLICATE_ACTION": "delete"})
     with pytest.raises(ValidationError):
         Settings(answer_match_ratio=101)
+
+
+def test_adjudicators_come_from_the_environment_as_a_comma_list() -> None:
+    settings = Settings.from_env({"TASKCRAFT_ADJUDICATORS": " ana@example.org, ben ,,",
+                                  "TASKCRAFT_REVIEWS_PER_TASK": "2"})
+    assert (settings.adjudicators, settings.reviews_per_task) == (["ana@example.org", "ben"], 2)
+    assert Settings(adjudicators=["cy"]).adjudicators == ["cy"]

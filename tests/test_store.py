@@ -195,3 +195,21 @@ def test_new_tasks_can_arrive_with_a_decision_made_elsewhere(store: Store) -> No
     assert store.get_task("t001").status == "pending"
     with pytest.raises(ReviewConflict):
         store.record_review("t002", "ann", "accept", expected_latest=None)
+
+
+def test_downgrading_the_exploration_migration_keeps_tasks_and_their_reviews(store: Store) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    store.add_tasks([Task(id="t1", kind="atomic", question="Q?", golden_answer="a", content_identifier="X",
+                          engine="offline", model="offline")])
+    store.record_review("t1", "ana", "accept")
+    config = migration_config()
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005_task_checks")
+        columns = {row[1] for row in connection.execute(text("PRAGMA table_info(tasks)"))}
+        reviews = connection.execute(text("SELECT task_id, decision FROM reviews")).all()
+    assert "guideline" not in columns and "exploration_steps" not in inspect(store.engine).get_table_names()
+    assert [tuple(row) for row in reviews] == [("t1", "accept")]

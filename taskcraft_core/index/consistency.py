@@ -153,8 +153,11 @@ def _remove(workspace: IndexedStore, name: str, ids: set[str]) -> int:
 def _sync_chunks(workspace: IndexedStore, progress: IndexProgress | None) -> tuple[int, int]:
     """Add the chunks of ready documents the collection lacks and remove entries of no chunk (the
     vectors of a document another process is ingesting right now are left alone)."""
-    expected, indexed = workspace.store.ready_chunk_ids(), _collection_ids(workspace, CHUNKS)
+    # The index is read first: an entry written after this read is never taken for a stale one (it
+    # can only show up as missing and be written again), while ingest and imports go on meanwhile.
+    indexed = _collection_ids(workspace, CHUNKS)
     in_flight = {chunk.id for _, chunks in workspace.store.unfinished_documents() for chunk in chunks}
+    expected = workspace.store.ready_chunk_ids()
     removed = _remove(workspace, CHUNKS, indexed - expected - in_flight)
     missing = expected - indexed
     if not missing:
@@ -173,7 +176,8 @@ def _sync_chunks(workspace: IndexedStore, progress: IndexProgress | None) -> tup
 
 def _sync_tasks(workspace: IndexedStore, progress: IndexProgress | None) -> tuple[int, int]:
     """Embed the stored tasks the collection lacks and remove vectors of tasks no longer stored."""
-    expected, indexed = set(workspace.store.list_task_ids()), _collection_ids(workspace, TASKS)
+    indexed = _collection_ids(workspace, TASKS)  # first, as for chunks
+    expected = set(workspace.store.list_task_ids())
     removed = _remove(workspace, TASKS, indexed - expected)
     missing = sorted(expected - indexed)
     for start in range(0, len(missing), TEXT_BATCH):

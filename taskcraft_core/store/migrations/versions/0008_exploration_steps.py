@@ -37,6 +37,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tasks") as batch:
-        batch.drop_column("guideline")
+    op.drop_column("tasks", "guideline")  # plain DROP COLUMN (SQLite 3.35+), for the same reason
     op.drop_table("exploration_steps")
