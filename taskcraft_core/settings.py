@@ -97,6 +97,12 @@ class Settings(BaseModel):
         "when it exists, else the browser Playwright installed.")
     explore_max_pages: int = Field(40, ge=1, description="Most page loads (navigations) one website exploration makes.")
     explore_max_seconds: float = Field(300.0, gt=0, description="Most seconds one website exploration walks the site.")
+    explore_task_max_pages: int = Field(20, ge=1, description="Most page loads of the executor on one website task.")
+    explore_task_max_seconds: float = Field(
+        120.0, gt=0, description="Most seconds of the executor on one website task.")
+    explore_run_max_pages: int = Field(
+        200, ge=1, description="Most page loads of a whole website exploration run (explorer and executor); once "
+        "spent, the candidates not yet executed fail with 'run page budget spent'.")
     explore_rate_limit_s: float = Field(
         0.2, ge=0, description="Least seconds between two page loads of the website explorer and executor.")
     explore_page_timeout_s: float = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -411,3 +412,115 @@ def test_a_running_website_exploration_keeps_a_heartbeat_so_it_is_not_taken_for_
         beating = workspace.store.get_run(run.id)
         assert beating.counts.pid == os.getpid() and beating.counts.heartbeat is not None
         assert interrupted_runs(workspace) == [] and workspace.store.get_run(run.id).status == "running"
+
+
+def test_the_exploration_watcher_survives_a_database_error_and_still_sees_the_cancel(workspace: Workspace) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from taskcraft_core.runs.site_exploration import ExploreRequest, _CancelWatcher, create_exploration
+
+    run = create_exploration(workspace, ExploreRequest(start_url="https://docs.example.org/", engine="offline"))
+    original, failures = workspace.store.get_run, []
+
+    def locked_once(run_id: str) -> GenerationRun | None:
+        if not failures:
+            failures.append(run_id)
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+        return original(run_id)
+
+    flag = threading.Event()
+    with _CancelWatcher(workspace, run.id, flag, poll_s=0.01):
+        workspace.store.get_run = locked_once  # type: ignore[method-assign]
+        workspace.store.update_run(run.id, status="cancelled")
+        assert flag.wait(5)
+    assert failures == [run.id]
+
+
+def exploration(workspace: Workspace, status: str, **request: Any) -> GenerationRun:
+    from taskcraft_core.runs.site_exploration import ExploreRequest, create_exploration
+
+    run = create_exploration(workspace, ExploreRequest(start_url="http://127.0.0.1:9/", engine="offline", **request))
+    workspace.store.update_run(run.id, status=status)
+    return run
+
+
+def test_a_resume_that_cannot_start_leaves_the_run_as_it_was_and_one_that_fails_later_ends_it_failed(
+        workspace: Workspace) -> None:
+    from pydantic import ValidationError
+
+    from taskcraft_core.runs.site_exploration import resume_exploration
+
+    run = exploration(workspace, "interrupted")
+    stored = run.config.settings["explore_site"]
+    workspace.store.update_run(run.id, config=run.config.model_copy(update={  # a request no longer valid
+        "settings": {"explore_site": stored | {"tasks_per_guideline": 0}}}))
+    with pytest.raises(ValidationError, match="tasks_per_guideline"):
+        resume_exploration(workspace, run.id)
+    assert workspace.store.get_run(run.id).status == "interrupted"
+    workspace.store.update_run(run.id, config=run.config)
+    with pytest.raises(TaskCraftError, match="127.0.0.1 resolves to 127.0.0.1, a loopback address"):
+        resume_exploration(workspace, run.id)  # refused by the URL guard once running: the run ends failed
+    stopped = workspace.store.get_run(run.id)
+    assert stopped.status == "failed" and "loopback address" in (stopped.error or "")
+
+
+def test_a_website_exploration_a_dead_process_left_running_can_be_resumed(workspace: Workspace) -> None:
+    from taskcraft_core.runs.site_exploration import resume_exploration
+
+    run = exploration(workspace, "running")
+    with pytest.raises(TaskCraftError, match=f"The exploration {run.id} is already running"):
+        resume_exploration(workspace, run.id)  # its process (this one) is alive and beat just now
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    workspace.store.update_run(run.id, counts=run.counts.model_copy(update={
+        "pid": int(dead.stdout), "host": socket.gethostname(), "heartbeat": utcnow()}))
+    with pytest.raises(TaskCraftError, match="loopback address"):  # it ran on, and the URL guard refused the start
+        resume_exploration(workspace, run.id)
+    assert workspace.store.get_run(run.id).status == "failed"
+
+
+def test_of_two_resumes_at_once_one_claims_the_run_and_the_other_is_refused(workspace: Workspace) -> None:
+    from taskcraft_core.runs.site_exploration import _resumable
+
+    run = exploration(workspace, "interrupted")
+    both_read = threading.Barrier(2, timeout=5)
+    original = workspace.store.get_run
+
+    def read_together(run_id: str) -> GenerationRun | None:
+        found = original(run_id)
+        if threading.current_thread().name.startswith("resume-"):
+            both_read.wait()  # both see the run stopped before either marks it running
+        return found
+
+    workspace.store.get_run = read_together  # type: ignore[method-assign]
+    outcomes: list[str] = []
+
+    def resume() -> None:
+        try:
+            _resumable(workspace, run.id, None)
+            outcomes.append("claimed")
+        except TaskCraftError as refused:
+            outcomes.append(refused.message)
+
+    threads = [threading.Thread(target=resume, name=f"resume-{n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [f"The exploration {run.id} is already running.", "claimed"]
+
+
+def test_an_exploration_allowing_private_addresses_needs_the_right_to_use_them(workspace: Workspace) -> None:
+    from taskcraft_core.access import AccessDenied, signed_in_principal
+    from taskcraft_core.runs.site_exploration import ExploreRequest, create_exploration, resume_exploration
+
+    roles = {"curators": ["cy@example.org"], "default": "viewer"}
+    curator = workspace.acting_as(signed_in_principal("cy@example.org", "Cy", roles))
+    with pytest.raises(AccessDenied, match="may not use private addresses"):
+        create_exploration(curator, ExploreRequest(start_url="http://10.0.0.5/", allow_private_urls=True,
+                                                   engine="offline"))
+    assert workspace.store.list_runs() == []
+    run = exploration(workspace, "interrupted", allow_private_urls=True)  # an admin's
+    with pytest.raises(AccessDenied, match="may not use private addresses"):
+        resume_exploration(curator, run.id)
+    assert workspace.store.get_run(run.id).status == "interrupted"
+    assert create_exploration(curator, ExploreRequest(start_url="https://docs.example.org/", engine="offline"))

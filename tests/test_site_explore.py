@@ -357,3 +357,138 @@ def test_website_tasks_go_through_the_near_duplicate_gate_and_into_the_index(sit
     assert summary.by_family["feature_use"] == {"candidates": 1, "accepted": 0}
     assert any(t.status == "pending" for t in tasks if t.guideline == "navigation")
     assert {t.id for t in tasks} <= set(workspace.index.task_ids())
+
+
+def executor_failing_at(monkeypatch: pytest.MonkeyPatch, failures: dict[int, BaseException]) -> list[str]:
+    """The executor, with the failures given raised at those of its runs (counted from 1)."""
+    from taskcraft_core.generate.explore import goals
+
+    original, questions = goals.execute, []
+
+    def execute(question: str, *args: Any) -> Any:
+        questions.append(question)
+        if len(questions) in failures:
+            raise failures[len(questions)]
+        return original(question, *args)
+
+    monkeypatch.setattr(goals, "execute", execute)
+    return questions
+
+
+def test_a_candidate_whose_execution_fails_is_a_failed_task_and_the_others_go_on(
+        sites: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = open_workspace(tmp_path / "home")
+    questions = executor_failing_at(monkeypatch, {1: TaskCraftError("the page did not load within 1 s")})
+    summary = start_exploration(workspace, ExploreRequest(start_url=f"{sites[0]}/index.html", max_pages=12,
+                                                          engine="offline", tasks_per_guideline=2,
+                                                          guidelines=["information_retrieval"]))
+    tasks = {t.question: t for t in run_tasks(workspace, summary.run_id)}
+    assert (summary.status, len(questions), len(tasks)) == ("completed", 2, 2)
+    failed = tasks[questions[0]]
+    assert (failed.status, failed.failure_reason) == (
+        "failed_verification", "execution failed: the page did not load within 1 s")
+    assert tasks[questions[1]].status == "pending"
+
+
+def test_a_browser_crash_while_tasks_are_written_keeps_the_tasks_verified_before_it(
+        sites: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = open_workspace(tmp_path / "home")
+    questions = executor_failing_at(monkeypatch, {2: RuntimeError("Target page, context or browser has been closed")})
+    run = create_exploration(workspace, ExploreRequest(start_url=f"{sites[0]}/index.html", max_pages=12,
+                                                       engine="offline", tasks_per_guideline=2,
+                                                       guidelines=["information_retrieval"]))
+    with pytest.raises(RuntimeError, match="browser has been closed"):
+        run_exploration(workspace, run.id)
+    [kept] = run_tasks(workspace, run.id)
+    assert (kept.question, kept.status) == (questions[0], "pending")
+    stored = workspace.store.get_run(run.id)
+    assert stored is not None and (stored.status, stored.error) == (
+        "failed", "Target page, context or browser has been closed")
+    assert exploration_summary(workspace, run.id).accepted == 1
+
+
+def test_a_goal_writer_call_that_failed_costs_its_guideline_and_alone_an_endpoint_error(
+        sites: tuple, tmp_path: Path) -> None:
+    from taskcraft_core.errors import ModelCallFailed, ModelUnavailableError
+    from taskcraft_core.generate.explore.records import GoalCandidate, SiteExploration
+    from taskcraft_core.generate.offline.engine import OfflineEngine
+
+    class WriterCallFails(OfflineEngine):
+        def write_goal_tasks(self, exploration: SiteExploration, guideline: str, limit: int,
+                             usage: Usage) -> list[GoalCandidate]:
+            if guideline == "navigation":
+                raise ModelCallFailed("The model endpoint http://127.0.0.1:9/v1 failed with HTTP 502 after 2 retries: "
+                                      "bad gateway", hint="The server is failing; check its logs or try again later.")
+            return super().write_goal_tasks(exploration, guideline, limit, usage)
+
+    workspace = open_workspace(tmp_path / "home")
+    workspace.store.save_run(GenerationRun(id="run-lost"))
+    ctx = GenerationContext(workspace, WriterCallFails(), Usage(), run_id="run-lost")
+    settings, start = workspace.settings, f"{sites[0]}/index.html"
+    with BrowserSession(start, settings, BrowserLimits.from_settings(settings, max_pages=4)) as session:
+        exploration = explore_site(start, ctx, session)
+        made = generate_goal_tasks(exploration, ctx, session, guidelines=["feature_use", "navigation"],
+                                   per_guideline=1)
+        assert [t.guideline for t in made] == ["feature_use"]
+        assert exploration.problems == ["navigation: model call failed: The model endpoint http://127.0.0.1:9/v1 "
+                                        "failed with HTTP 502 after 2 retries: bad gateway"]
+        with pytest.raises(ModelUnavailableError, match="failed with HTTP 502 after 2 retries: bad gateway") as lost:
+            generate_goal_tasks(exploration, ctx, session, guidelines=["navigation"])
+    assert type(lost.value) is ModelUnavailableError
+
+
+def test_an_llm_explorer_stuck_on_invalid_actions_stops_after_three_idle_turns(sites: tuple, tmp_path: Path) -> None:
+    start = f"{sites[0]}/index.html"
+    workspace = open_workspace(tmp_path / "home")
+    generation = [structured({"tool": "fly", "number": 1}),
+                  structured({"summary": "A harbour office with a search box.", "facts": []}),
+                  *[structured({"tool": "open_link", "number": 99})] * 3]  # no summary after a turn without pages
+    ctx = scripted(workspace, generation, [])
+    settings = workspace.settings
+    with BrowserSession(start, settings, BrowserLimits.from_settings(settings, max_pages=8)) as session:
+        exploration = explore_site(start, ctx, session, steps_per_turn=2)
+    assert exploration.stopped == "the explorer chose no usable action in 3 turns in a row"
+    assert [p.split(":")[0] for p in exploration.problems] == ["turn 1", "turn 2", "turn 3", "turn 4"]
+    assert exploration.steps == 1 and len(ctx.engine.generation.received) == 5  # type: ignore[attr-defined]
+
+
+def test_an_llm_explorer_whose_endpoint_fails_ends_with_that_reason_and_keeps_what_it_found(
+        sites: tuple, tmp_path: Path) -> None:
+    from taskcraft_core.errors import ModelCallFailed
+
+    start = f"{sites[0]}/index.html"
+    workspace = open_workspace(tmp_path / "home")
+    ctx = scripted(workspace, [structured({"tool": "type_and_submit", "number": 1, "text": "Brenna Light"})], [])
+    chosen = ctx.engine.choose_site_action
+
+    def then_a_502(view: Any, usage: Usage) -> Any:
+        if workspace.store.exploration_steps("run-llm", screenshots=False)[1:]:
+            raise ModelCallFailed("The model endpoint http://127.0.0.1:9/v1 failed with HTTP 502 after 2 retries")
+        return chosen(view, usage)
+
+    ctx.engine.choose_site_action = then_a_502  # type: ignore[method-assign]
+    settings = workspace.settings
+    with BrowserSession(start, settings, BrowserLimits.from_settings(settings, max_pages=8)) as session:
+        exploration = explore_site(start, ctx, session, steps_per_turn=5)
+    assert exploration.stopped == ("the model endpoint failed: The model endpoint http://127.0.0.1:9/v1 failed with "
+                                   "HTTP 502 after 2 retries")
+    assert [s.action for s in workspace.store.exploration_steps("run-llm")] == ["open_url", "type_and_submit"]
+    assert len(exploration.memory.pages) == 2 and exploration.problems == []
+
+
+def test_the_executor_budget_is_a_setting_and_the_run_has_a_page_cap(sites: tuple, tmp_path: Path) -> None:
+    request = ExploreRequest(start_url=f"{sites[0]}/index.html", max_pages=4, engine="offline", tasks_per_guideline=2,
+                             guidelines=["information_retrieval", "navigation"])
+    workspace = open_workspace(tmp_path / "capped", explore_run_max_pages=6)
+    summary = start_exploration(workspace, request)
+    tasks = run_tasks(workspace, summary.run_id)
+    spent = [t for t in tasks if t.failure_reason == "run page budget spent"]
+    # the explorer's 4 loads, then the first task's executor loads 2 pages: the cap of 6 is reached
+    assert (len(tasks), len(spent), summary.stopped) == (4, 3, "the budget of 4 page loads is spent")
+    assert [t.guideline for t in tasks if t not in spent] == ["information_retrieval"]
+    assert summary.problems[-1] == ("run page budget spent: 6 page loads reached the run's cap of 6; "
+                                    "3 candidate(s) not executed")
+    workspace = open_workspace(tmp_path / "one-page", explore_task_max_pages=1)
+    summary = start_exploration(workspace, request)
+    reasons = {t.failure_reason for t in run_tasks(workspace, summary.run_id)}
+    assert summary.accepted == 0 and reasons == {"executor's answer judged 0"}  # it could open no page

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -49,6 +50,8 @@ STAGES: tuple[str, ...] = TASK_KINDS  # executed in this order
 OUTCOMES: tuple[str, ...] = ("candidates", "accepted", "rejected", "duplicates", "present")
 # How often the coordinator writes a heartbeat and looks for a cancel, in seconds.
 HEARTBEAT_INTERVAL_S = 1.0
+# A "running" run whose heartbeat is older than this belongs to a process that is gone.
+STALE_AFTER = timedelta(seconds=30)
 # Consecutive units failing with ModelUnavailableError before the run gives up.
 UNAVAILABLE_ABORT_AFTER = 3
 
@@ -325,3 +328,25 @@ class Executor:
         self.save()
         if force and self.progress is not None:
             self.progress(self.state.progress())
+
+
+def looks_dead(run: GenerationRun) -> bool:
+    """Whether a run marked running belongs to a process that is gone (no recent heartbeat, or its
+    process on this host has ended)."""
+    beat = run.counts.heartbeat
+    last_sign = beat or run.started_at
+    # SQLite hands datetimes back without their zone; they were written in UTC.
+    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or UTC) > STALE_AFTER:
+        return True
+    pid = run.counts.pid
+    return pid is not None and run.counts.host == socket.gethostname() and not _process_alive(pid)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -21,12 +21,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -43,6 +41,7 @@ from taskcraft_core.runs.executor import (
     Executor,
     ProgressCallback,
     RunProgress,
+    looks_dead,
     snapshot_workspace,
 )
 from taskcraft_core.runs.planning import Pipeline, PipelineFactory
@@ -81,8 +80,6 @@ RUN_SETTINGS: tuple[str, ...] = (
 )
 # Candidates an exploration's task writer makes per guideline family when the run has no limit.
 EXPLORE_TASKS_PER_GUIDELINE = 5
-# A "running" run whose heartbeat is older than this belongs to a process that is gone.
-STALE_AFTER = timedelta(seconds=30)
 
 # Runs executing in this process (a second execution of the same run must not start).
 _active: set[str] = set()
@@ -287,7 +284,7 @@ def _claim(run: GenerationRun) -> None:
     with _active_lock:
         busy_here = run.id in _active
         busy_elsewhere = run.status == "running" and (_on_queue(run) or (
-            run.counts.heartbeat is not None and run.counts.pid != os.getpid() and not _looks_dead(run)))
+            run.counts.heartbeat is not None and run.counts.pid != os.getpid() and not looks_dead(run)))
         if busy_here or busy_elsewhere:
             raise TaskCraftError(f"Run {run.id} is already executing.", "Wait for it, or cancel it first.")
         _active.add(run.id)
@@ -361,32 +358,12 @@ def interrupted_runs(workspace: Workspace) -> list[GenerationRun]:
     """Runs a dead process left unfinished (marked "interrupted" here as they are found)."""
     found: list[GenerationRun] = []
     for run in workspace.store.list_runs(limit=200):
-        if run.status == "running" and run.id not in _active and not _on_queue(run) and _looks_dead(run):
+        if run.status == "running" and run.id not in _active and not _on_queue(run) and looks_dead(run):
             workspace.store.update_run(run.id, status="interrupted")
             run = run.model_copy(update={"status": "interrupted"})
         if run.status == "interrupted":
             found.append(run)
     return found
-
-
-def _looks_dead(run: GenerationRun) -> bool:
-    beat = run.counts.heartbeat
-    last_sign = beat or run.started_at
-    # SQLite hands datetimes back without their zone; they were written in UTC.
-    if utcnow() - last_sign.replace(tzinfo=last_sign.tzinfo or UTC) > STALE_AFTER:
-        return True
-    pid = run.counts.pid
-    return pid is not None and run.counts.host == socket.gethostname() and not _process_alive(pid)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _get_run(store: Store, run_id: str) -> GenerationRun:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -34,7 +35,7 @@ from taskcraft_core.generate.factory import make_engine
 from taskcraft_core.generate.prompts import PROMPT_VERSION
 from taskcraft_core.index.task_vectors import index_tasks
 from taskcraft_core.models.chat import Usage
-from taskcraft_core.runs.executor import HEARTBEAT_INTERVAL_S
+from taskcraft_core.runs.executor import HEARTBEAT_INTERVAL_S, looks_dead
 from taskcraft_core.schema import (
     GUIDELINE_FAMILIES,
     GenerationRun,
@@ -97,6 +98,7 @@ def create_exploration(workspace: Workspace, request: ExploreRequest) -> Generat
     """Store a website exploration run (status running, nothing explored yet); `run_exploration`
     carries it out (a page can start that in a thread and show the steps as they are stored)."""
     require(workspace.principal, "generate")
+    _require_private_urls(workspace, request)
     engine = make_engine(workspace.settings, _engine_choice(request.engine))
     run = GenerationRun(id=uuid.uuid4().hex[:16], config=RunConfig(
         request=RunRequest(kinds=["explore"], engine=engine.name), engine=_engine_choice(engine.name) or "offline",
@@ -110,22 +112,20 @@ def create_exploration(workspace: Workspace, request: ExploreRequest) -> Generat
 def run_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
     """Carry out a created website exploration run; returns its summary."""
     require(workspace.principal, "generate")
-    run = _exploration_run(workspace, run_id)
-    return _carry_out(workspace, run, ExploreRequest(**run.config.settings[EXPLORE_KEY]), None, cancel)
+    return _carry_out(_job(workspace, _exploration_run(workspace, run_id), cancel), resumed=False)
 
 
 def start_exploration_in_background(workspace: Workspace, request: ExploreRequest) -> str:
     """Create an exploration run and carry it out on a background thread; returns its id at once
     (a page polls the run record, `cancel_run` stops it)."""
     run = create_exploration(workspace, request)
-    _in_background(workspace, run, request, None)
+    _in_background(_job(workspace, run, None), resumed=False)
     return run.id
 
 
 def resume_exploration_in_background(workspace: Workspace, run_id: str) -> None:
     """`resume_exploration` on a background thread (checks done before it starts, errors raised here)."""
-    run, request = _resumable(workspace, run_id)
-    _in_background(workspace, run, request, run_id)
+    _in_background(_resumable(workspace, run_id, None), resumed=True)
 
 
 def exploration_runs(workspace: Workspace, limit: int = 50) -> list[GenerationRun]:
@@ -145,30 +145,64 @@ def _exploration_run(workspace: Workspace, run_id: str) -> GenerationRun:
     return run
 
 
-def _in_background(workspace: Workspace, run: GenerationRun, request: ExploreRequest, resumed_id: str | None) -> None:
+def _require_private_urls(workspace: Workspace, request: ExploreRequest) -> None:
+    """A request that allows private addresses needs the right to use them (not only the page's form)."""
+    if request.allow_private_urls:
+        require(workspace.principal, "private_urls")
+
+
+def _in_background(job: _Job, resumed: bool) -> None:
     def carry_out() -> None:
         try:
-            _carry_out(workspace, run, request, resumed_id, None)
+            _carry_out(job, resumed)
         except Exception:  # noqa: BLE001 (the run record holds the error; a thread has no one to tell)
-            log.exception("exploration %s failed", run.id)
+            log.exception("exploration %s failed", job.run.id)
 
-    threading.Thread(target=carry_out, name=f"explore-{run.id}", daemon=True).start()
+    threading.Thread(target=carry_out, name=f"explore-{job.run.id}", daemon=True).start()
 
 
 def resume_exploration(workspace: Workspace, run_id: str, cancel: threading.Event | None = None) -> ExploreSummary:
     """Continue a stopped (cancelled, interrupted or failed) website exploration from its stored steps."""
-    run, request = _resumable(workspace, run_id)
-    return _carry_out(workspace, run, request, run_id, cancel)
+    return _carry_out(_resumable(workspace, run_id, cancel), resumed=True)
 
 
-def _resumable(workspace: Workspace, run_id: str) -> tuple[GenerationRun, ExploreRequest]:
-    """The stopped exploration run and its request, marked running again."""
+def _resumable(workspace: Workspace, run_id: str, cancel: threading.Event | None) -> _Job:
+    """The stopped exploration run, ready to carry out and claimed: marked running again only when it is
+    not running (or the process that ran it is dead), in one write, so of two resumes one is refused."""
     require(workspace.principal, "generate")
-    run = _exploration_run(workspace, run_id)
-    if run.status == "running":
-        raise TaskCraftError(f"The exploration {run_id} is running.", hint="cancel it first, or wait for it")
-    workspace.store.update_run(run_id, status="running", finished_at=None, error=None)
-    return run, ExploreRequest(**run.config.settings[EXPLORE_KEY])
+    job = _job(workspace, _exploration_run(workspace, run_id), cancel)
+    _require_private_urls(workspace, job.request)
+    if not workspace.store.claim_run(run_id, _claimable, status="running", finished_at=None, error=None,
+                                     counts=_beating(job.run.counts)):
+        raise TaskCraftError(f"The exploration {run_id} is already running.", hint="cancel it first, or wait for it")
+    return job
+
+
+def _claimable(run: GenerationRun) -> bool:
+    return run.status != "running" or looks_dead(run)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What carrying out an exploration run needs, built before the run is marked running."""
+
+    workspace: Workspace
+    run: GenerationRun
+    request: ExploreRequest
+    ctx: GenerationContext
+    limits: BrowserLimits
+
+
+def _job(workspace: Workspace, run: GenerationRun, cancel: threading.Event | None) -> _Job:
+    settings = workspace.settings
+    request = ExploreRequest(**run.config.settings[EXPLORE_KEY])
+    engine = make_engine(settings, _engine_choice(run.config.engine))
+    ctx = GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id,
+                            cancel=cancel or threading.Event(), acceptance=AcceptanceRule.from_settings(settings))
+    limits = BrowserLimits.from_settings(settings, same_site=request.same_site, max_pages=request.max_pages,
+                                         max_seconds=request.max_seconds,
+                                         allow_private_urls=request.allow_private_urls)
+    return _Job(workspace, run, request, ctx, limits)
 
 
 def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
@@ -195,26 +229,19 @@ def _engine_choice(name: str | None) -> Literal["offline", "openai"] | None:
     raise TaskCraftError(f"Unknown engine {name!r}.", hint="Use offline or openai.")
 
 
-def _carry_out(workspace: Workspace, run: GenerationRun, request: ExploreRequest, resumed_id: str | None,
-               cancel: threading.Event | None) -> ExploreSummary:
+def _carry_out(job: _Job, resumed: bool) -> ExploreSummary:
+    workspace, run, request, ctx, limits = job.workspace, job.run, job.request, job.ctx, job.limits
     settings = workspace.settings
-    engine = make_engine(settings, _engine_choice(run.config.engine))
-    ctx = GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id,
-                            cancel=cancel or threading.Event(), acceptance=AcceptanceRule.from_settings(settings))
-    limits = BrowserLimits.from_settings(settings, same_site=request.same_site, max_pages=request.max_pages,
-                                         max_seconds=request.max_seconds,
-                                         allow_private_urls=request.allow_private_urls)
     tasks: list[Task] = []
     exploration: SiteExploration | None = None
     status = "cancelled"  # until the exploration says otherwise
     try:
         with _CancelWatcher(workspace, run.id, ctx.cancel), \
                 BrowserSession(request.start_url, settings, limits) as session:
-            resumed = rebuild_exploration(ctx, request.start_url) if resumed_id else None
             exploration = explore_site(request.start_url, ctx, session, steps_per_turn=request.steps_per_turn,
-                                       resumed=resumed)
+                                       resumed=rebuild_exploration(ctx, request.start_url) if resumed else None)
             if exploration.stopped != "cancelled":
-                tasks = _write_tasks(exploration, ctx, session, request, limits)
+                _write_tasks(exploration, ctx, session, request, limits, tasks)
             status = "cancelled" if exploration.stopped == "cancelled" else "completed"
     except GenerationCancelled:
         status = "cancelled"
@@ -226,14 +253,16 @@ def _carry_out(workspace: Workspace, run: GenerationRun, request: ExploreRequest
 
 
 def _write_tasks(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
-                 request: ExploreRequest, limits: BrowserLimits) -> list[Task]:
-    """Tasks from the exploration, executed with a fresh budget per task in the same browser."""
-    executor_limits = limits.model_copy(update={"max_pages": max(limits.max_pages, 20),
-                                                "max_seconds": max(limits.max_seconds, 120.0)})
-    session.limits = executor_limits
-    tasks = generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
-                                per_guideline=request.tasks_per_guideline)
-    return [_gated(ctx.workspace, task) if task.status == "pending" else task for task in tasks]
+                 request: ExploreRequest, limits: BrowserLimits, tasks: list[Task]) -> None:
+    """Tasks from the exploration, executed in the same browser with the settings' budget per task and
+    within the run's page cap, appended to `tasks` as they are made (what `_finish` stores whatever
+    happens next)."""
+    settings = ctx.workspace.settings
+    session.limits = limits.model_copy(update={"max_pages": settings.explore_task_max_pages,
+                                               "max_seconds": settings.explore_task_max_seconds})
+    generate_goal_tasks(exploration, ctx, session, guidelines=request.guidelines,
+                        per_guideline=request.tasks_per_guideline, into=tasks,
+                        max_run_pages=settings.explore_run_max_pages)
 
 
 def _gated(workspace: Workspace, task: Task) -> Task:
@@ -267,24 +296,37 @@ class _CancelWatcher:
     def watch(self) -> None:
         last_beat = time.monotonic()
         while not self.done.wait(self.poll_s):
-            run = self.workspace.store.get_run(self.run_id)
-            if run is not None and run.status == "cancelled":
-                self.flag.set()
-                return
-            if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
-                self.beat()
-                last_beat = time.monotonic()
+            try:
+                if self.cancelled():
+                    self.flag.set()
+                    return
+                if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
+                    self.beat()
+                    last_beat = time.monotonic()
+            except Exception:  # noqa: BLE001 (a database hiccup must not stop the heartbeat for good)
+                log.exception("exploration %s: reading or beating the run failed; trying again", self.run_id)
+
+    def cancelled(self) -> bool:
+        run = self.workspace.store.get_run(self.run_id)
+        return run is not None and run.status == "cancelled"
 
     def beat(self) -> None:
         run = self.workspace.store.get_run(self.run_id)
         if run is not None:
-            self.workspace.store.update_run(self.run_id, counts=run.counts.model_copy(update={
-                "stage": "explore", "heartbeat": utcnow(), "pid": os.getpid(), "host": socket.gethostname()}))
+            self.workspace.store.update_run(self.run_id, counts=_beating(run.counts))
+
+
+def _beating(counts: RunCounts) -> RunCounts:
+    """The counts with a fresh heartbeat of this process."""
+    return counts.model_copy(update={"stage": "explore", "heartbeat": utcnow(), "pid": os.getpid(),
+                                     "host": socket.gethostname()})
 
 
 def _finish(workspace: Workspace, run: GenerationRun, exploration: SiteExploration | None, tasks: Sequence[Task],
             ctx: GenerationContext, status: str, error: str | None) -> ExploreSummary:
-    """Store the tasks, the documents read and the outcome on the run, in one write."""
+    """Store the tasks (verified ones through the near-duplicate gate), the documents read and the
+    outcome on the run, in one write."""
+    tasks = [_gated(workspace, task) if task.status == "pending" else task for task in tasks]
     pages = [p.document_id for p in exploration.memory.pages] if exploration else []
     outcome = {
         "stopped": exploration.stopped if exploration else "", "refused": len(exploration.refused) if exploration

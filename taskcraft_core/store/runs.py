@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -54,6 +54,21 @@ class RunStore:
                 return 0
             drop_superseded_failures(c, tasks)
             return insert_new_tasks(c, tasks)
+
+
+    def claim_run(self, run_id: str, claimable: Callable[[GenerationRun], bool], **values: Any) -> bool:
+        """Change the given columns of a run only when `claimable` says yes to the run as stored, in one
+        transaction holding the run's write lock: of two claims at once, the second sees the first's
+        change. Returns whether the run was claimed."""
+        with self.engine.begin() as c:
+            # A write that changes nothing takes the lock before the read, as in update_run.
+            c.execute(update(t.runs).where(t.runs.c.id == run_id).values(status=t.runs.c.status))
+            row = c.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+            if row is None or not claimable(GenerationRun(**row._mapping)):
+                return False
+            values = values | _json_columns(**{k: v for k, v in values.items() if isinstance(v, BaseModel)})
+            c.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
+            return True
 
 
 def _json_columns(**records: BaseModel) -> dict[str, Any]:

@@ -19,68 +19,73 @@ from urllib.parse import urldefrag
 
 from taskcraft_core.agent.browser import BrowserSession, make_browser_tools, observed_url
 from taskcraft_core.agent.loop import AgentResult, run_agent
-from taskcraft_core.errors import ModelOutputError, TaskCraftError
+from taskcraft_core.errors import EnvironmentFailure, ModelOutputError, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationCancelled, GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import CandidateAnswer, GoalCandidate, ObservedPage, SiteExploration
-from taskcraft_core.generate.explore.tasks import seen_span
+from taskcraft_core.generate.explore.tasks import seen_span, written_candidates
 from taskcraft_core.generate.prompts import EXPLORE_SITE_SOLVER_SYSTEM
 from taskcraft_core.generate.text import contains_answer
-from taskcraft_core.generate.verify import Outcome, failed_task, question_key, verified_task, verify
+from taskcraft_core.generate.verify import Outcome, failed_task, output_failure, question_key, verified_task, verify
 from taskcraft_core.models.chat import Usage
 from taskcraft_core.schema import GUIDELINE_FAMILIES, Task, TrajectoryStep, Verification, content_id, guideline_name
 
 EXECUTOR_MIN_STEPS = 12  # a composed task reads, searches, opens and reads twice
+RUN_BUDGET_SPENT = "run page budget spent"
 
 
 def generate_goal_tasks(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession, *,
-                        guidelines: Sequence[str] = GUIDELINE_FAMILIES, per_guideline: int = 5) -> list[Task]:
+                        guidelines: Sequence[str] = GUIDELINE_FAMILIES, per_guideline: int = 5,
+                        into: list[Task] | None = None, max_run_pages: int | None = None) -> list[Task]:
     """Every candidate the engine writes for each guideline, as a Task: grounded, executed in the
-    session's browser and verified (status pending), or failed_verification with the reason. A
-    guideline whose writer output is malformed gives none (the problem is noted on the exploration).
-    A cancel keeps the tasks verified so far (and sets the exploration's `stopped`)."""
+    session's browser and verified (status pending), or failed_verification with the reason (one whose
+    execution fails, say its start page does not load, too). A guideline whose writer output is
+    malformed gives none (the problem is noted on the exploration). Each task is appended to `into`
+    (a list the caller owns) as it is made, so a failure midway keeps the tasks made before it; a
+    cancel keeps them too (and sets the exploration's `stopped`). Once the run's page loads reach
+    `max_run_pages`, the candidates not executed yet fail with RUN_BUDGET_SPENT (noted in problems)."""
     families = [guideline_name(g) for g in guidelines]
     unknown = [g for g in families if g not in GUIDELINE_FAMILIES]
     if unknown or not families:
         raise TaskCraftError(f"Unknown guideline families: {', '.join(unknown) or '(none given)'}.",
                              hint=f"Choose among {', '.join(GUIDELINE_FAMILIES)}.")
-    tasks: dict[str, Task] = {}
+    tasks = [] if into is None else into
     try:
-        _write_and_verify(exploration, ctx, session, families, per_guideline, tasks)
+        _write_and_verify(exploration, ctx, session, families, per_guideline, tasks, max_run_pages)
     except GenerationCancelled:
         exploration.stopped = "cancelled"
-    return list(tasks.values())
+    if unexecuted := sum(task.failure_reason == RUN_BUDGET_SPENT for task in tasks):
+        exploration.problems.append(f"{RUN_BUDGET_SPENT}: {exploration.page_loads} page loads reached the run's "
+                                    f"cap of {max_run_pages}; {unexecuted} candidate(s) not executed")
+    return tasks
 
 
 def _write_and_verify(exploration: SiteExploration, ctx: GenerationContext, session: BrowserSession,
-                      families: Sequence[str], per_guideline: int, tasks: dict[str, Task]) -> None:
-    for guideline in families:
-        check_cancelled(ctx)
-        usage = Usage()
-        try:
-            candidates = ctx.engine.write_goal_tasks(exploration, guideline, per_guideline, usage.at("explore_writer"))
-        except ModelOutputError as malformed:
-            exploration.problems.append(f"{guideline}: the task writer's output was malformed: {malformed.message}")
-            continue
-        finally:
-            ctx.usage.merge(usage)
+                      families: Sequence[str], per_guideline: int, tasks: list[Task],
+                      max_run_pages: int | None) -> None:
+    def write(guideline: str, usage: Usage) -> list[GoalCandidate]:
+        return ctx.engine.write_goal_tasks(exploration, guideline, per_guideline, usage)
+
+    for _guideline, candidates in written_candidates(families, write, ctx, exploration.problems):
         for candidate in candidates[:per_guideline]:
             check_cancelled(ctx)
-            task = goal_task(candidate, exploration, ctx, session)
-            tasks.setdefault(task.id, task)
+            task = goal_task(candidate, exploration, ctx, session, max_run_pages)
+            if all(made.id != task.id for made in tasks):
+                tasks.append(task)
 
 
 def goal_task(candidate: GoalCandidate, exploration: SiteExploration, ctx: GenerationContext,
-              session: BrowserSession) -> Task:
-    """One candidate through grounding, execution and verification; its calls counted on it."""
+              session: BrowserSession, max_run_pages: int | None = None) -> Task:
+    """One candidate through grounding, execution and verification (no execution once the run's page
+    loads reach `max_run_pages`); its calls counted on it."""
     usage = Usage()
     try:
-        return _goal_task(candidate, exploration, ctx, session, usage)
+        return _goal_task(candidate, exploration, ctx, session, usage, max_run_pages)
     finally:
         ctx.usage.merge(usage)
 
 
 def _goal_task(candidate: GoalCandidate, exploration: SiteExploration, ctx: GenerationContext,
-               session: BrowserSession, usage: Usage) -> Task:
+               session: BrowserSession, usage: Usage, max_run_pages: int | None) -> Task:
     fields = _fields(candidate, exploration, ctx)
     size = {"hops": max(1, len(candidate.pages)), "width": max(1, len(candidate.answers))}
     problem = candidate.problem or pages_problem(candidate, exploration)
@@ -89,12 +94,19 @@ def _goal_task(candidate: GoalCandidate, exploration: SiteExploration, ctx: Gene
         fields.update(grounded)
     if problem is None and any(contains_answer(a.answer, candidate.question) for a in candidate.answers):
         problem = "the question reveals its answer"
+    if problem is None and max_run_pages is not None and exploration.page_loads >= max_run_pages:
+        problem = RUN_BUDGET_SPENT
     if problem is not None:
         return failed_task(fields, problem, usage, **size)
     try:
-        outcome = verify_goal(candidate, fields["golden_answer"], exploration.start_url, ctx, session, usage)
+        outcome = verify_goal(candidate, fields["golden_answer"], exploration, ctx, session, usage)
     except ModelOutputError as malformed:
-        return failed_task(fields, f"verification failed on malformed model output: {malformed.message}", usage, **size)
+        return failed_task(fields, output_failure("verification failed on malformed model output", malformed), usage,
+                           **size)
+    except (GenerationCancelled, ModelUnavailableError, EnvironmentFailure):
+        raise  # the run's fault, not the candidate's
+    except TaskCraftError as error:
+        return failed_task(fields, f"execution failed: {error.message}", usage, **size)
     return verified_task(fields, outcome, usage, **size)
 
 
@@ -193,12 +205,16 @@ def trajectory_problem(candidate: GoalCandidate, result: AgentResult) -> str | N
     return None
 
 
-def verify_goal(candidate: GoalCandidate, golden: str | list[str], start_url: str, ctx: GenerationContext,
-                session: BrowserSession, usage: Usage) -> Outcome:
-    """`verify` with the browser executor as the solver and the trajectory checks above."""
+def verify_goal(candidate: GoalCandidate, golden: str | list[str], exploration: SiteExploration,
+                ctx: GenerationContext, session: BrowserSession, usage: Usage) -> Outcome:
+    """`verify` with the browser executor as the solver (its page loads counted on the exploration)
+    and the trajectory checks above."""
 
     def solve(question: str, context: GenerationContext, solver_usage: Usage) -> AgentResult:
-        return execute(question, start_url, context, session, solver_usage)
+        try:
+            return execute(question, exploration.start_url, context, session, solver_usage)
+        finally:
+            exploration.page_loads += session.page_loads  # the executor's budget starts at 0 on each run
 
     def rejection(check: Verification, result: AgentResult, accepted: bool) -> str | None:
         if not result.finished:

@@ -272,6 +272,7 @@ class SiteExploration(BaseModel):
     refused: list[str] = Field(default_factory=list, description="Requests refused (URL: reason).")
     failed_urls: list[str] = Field(default_factory=list,
                                    description="Pages that could not be loaded (not tried again).")
+    page_loads: int = Field(0, description="Page loads of the run so far, the explorer's and the executor's.")
 
 
 class GoalAnswer(BaseModel):

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 
 from taskcraft_core.agent.browser import BROWSER_TOOLS, BrowserSession, PageView, observed_fields, observed_links
-from taskcraft_core.errors import IngestError, ModelOutputError, TaskCraftError
+from taskcraft_core.errors import IngestError, ModelCallFailed, ModelOutputError, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationCancelled, GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import (
     ExploreAction,
@@ -37,6 +37,7 @@ SUMMARY_CHARS = 3000  # of each new page's text the summariser reads (what an ex
 OBSERVATION_CHARS = 4000  # of each observation kept on its step
 PAGINATION = re.compile(r"^(?:next|previous|prev|older|newer|more|[«»‹›]|\d{1,3}|page \d+)\b", re.IGNORECASE)
 MAX_KNOWN_LINKS = 40
+MAX_IDLE_TURNS = 3  # turns in a row without a step before the explorer is taken to be stuck
 
 
 def explore_site(start_url: str, ctx: GenerationContext, session: BrowserSession, *, steps_per_turn: int = 5,
@@ -59,6 +60,7 @@ def explore_site(start_url: str, ctx: GenerationContext, session: BrowserSession
     finally:
         ctx.usage.merge(usage)
         exploration.refused = [f"{r.url}: {r.reason}" for r in session.refused]
+        exploration.page_loads += session.page_loads
     if exploration.memory.pages:
         rename_documents(ctx.workspace)  # a site's name on every title goes, as after any ingest
     return exploration
@@ -124,25 +126,40 @@ class SiteExplorer:
         turn = 1 + self.exploration.steps // steps_per_turn
         opening = ExploreAction(tool="open_url", args={"url": self.exploration.start_url})
         pending: list[ExploreAction] = [opening]
+        idle_turns = 0
         while not self.exploration.stopped:
-            new_pages: list[ObservedPage] = []
-            for _ in range(steps_per_turn):
-                check_cancelled(self.ctx)
-                if stop := self.stop_reason():
-                    self.exploration.stopped = stop
-                    break
-                try:
-                    action = pending.pop(0) if pending else self.ctx.engine.choose_site_action(self.view(), usage)
-                except ModelOutputError as malformed:  # this turn ends; the next one chooses again
-                    self.exploration.problems.append(f"turn {turn}: the explorer's output was malformed: "
-                                                     f"{malformed.message}")
-                    break
-                if action is None:
-                    self.exploration.stopped = "nothing left to explore"
-                    break
-                self.take(action, turn, new_pages)
-            summarise_turn(self.ctx, self.exploration, turn, new_pages, usage)
+            steps_before = self.exploration.steps
+            try:
+                self.turn(turn, steps_per_turn, pending, usage)
+            except (ModelCallFailed, ModelUnavailableError) as lost:  # the endpoint's fault: keep what was found
+                self.exploration.stopped = f"the model endpoint failed: {lost.message}"
+            idle_turns = 0 if self.exploration.steps > steps_before else idle_turns + 1
+            if idle_turns >= MAX_IDLE_TURNS and not self.exploration.stopped:
+                self.exploration.stopped = f"the explorer chose no usable action in {MAX_IDLE_TURNS} turns in a row"
             turn += 1
+
+    def turn(self, turn: int, steps_per_turn: int, pending: list[ExploreAction], usage: Usage) -> None:
+        """Up to `steps_per_turn` steps, then the summariser's update when the turn found new pages."""
+        new_pages: list[ObservedPage] = []
+        for _ in range(steps_per_turn):
+            check_cancelled(self.ctx)
+            if stop := self.stop_reason():
+                self.exploration.stopped = stop
+                break
+            try:
+                action = pending.pop(0) if pending else self.ctx.engine.choose_site_action(self.view(), usage)
+            except ModelCallFailed:
+                raise
+            except ModelOutputError as malformed:  # this turn ends; the next one chooses again
+                self.exploration.problems.append(f"turn {turn}: the explorer's output was malformed: "
+                                                 f"{malformed.message}")
+                break
+            if action is None:
+                self.exploration.stopped = "nothing left to explore"
+                break
+            self.take(action, turn, new_pages)
+        if new_pages:
+            summarise_turn(self.ctx, self.exploration, turn, new_pages, usage)
 
     def stop_reason(self) -> str | None:
         if spent := self.session.budget_left():

@@ -10,8 +10,8 @@ read-only, so that is all "changed nothing it was not asked to" asks).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from taskcraft_core.agent.loop import AgentResult, run_agent
 from taskcraft_core.agent.tools import make_link_tools, make_tools, page_observed
@@ -36,6 +36,7 @@ from taskcraft_core.schema import Chunk, Task, TrajectoryStep, Verification, con
 __all__ = ["GUIDELINES", "Exploration", "NoExploreTasksError", "choose_start_page", "explore_corpus",
            "generate_explore_tasks"]
 
+Candidate = TypeVar("Candidate")
 PAGE_TOOLS = ("read_document", "list_links", "follow_link")  # tools whose success shows a page was visited
 
 
@@ -59,31 +60,46 @@ def generate_explore_tasks(exploration: Exploration, ctx: GenerationContext, *, 
                              hint=f"Choose among {', '.join(GUIDELINES)}.")
     tasks: dict[str, Task] = {}
     problems: list[str] = []
-    lost_call: ModelCallFailed | None = None
-    for guideline in guidelines:
-        check_cancelled(ctx)
-        usage = Usage()
-        try:
-            candidates = ctx.engine.write_explore_tasks(exploration, guideline, max_tasks_per_guideline,
-                                                        usage.at("explore_writer"))
-        except ModelOutputError as malformed:
-            lost_call = malformed if isinstance(malformed, ModelCallFailed) else lost_call
-            problems.append(f"{guideline}: " + output_failure("the task writer's output was malformed", malformed))
-            continue
-        finally:
-            ctx.usage.merge(usage)
+
+    def write(guideline: str, usage: Usage) -> list[ExploreCandidate]:
+        return ctx.engine.write_explore_tasks(exploration, guideline, max_tasks_per_guideline, usage)
+
+    for guideline, candidates in written_candidates(guidelines, write, ctx, problems):
         if not candidates:
             problems.append(f"{guideline}: the exploration offers no such task")
         for candidate in candidates[:max_tasks_per_guideline]:
             check_cancelled(ctx)
             task = explore_task(candidate, exploration, ctx)
             tasks.setdefault(task.id, task)
-    if not tasks and lost_call is not None:
-        raise ModelUnavailableError(lost_call.message, hint=lost_call.hint) from lost_call
     if not tasks:
         raise NoExploreTasksError("no explore task could be written: " + "; ".join(problems),
                                   hint="explore longer (more turns or steps) or from a page with more links")
     return list(tasks.values())
+
+
+def written_candidates(guidelines: Sequence[str], write: Callable[[str, Usage], Sequence[Candidate]],
+                       ctx: GenerationContext, problems: list[str]) -> Iterator[tuple[str, Sequence[Candidate]]]:
+    """Each guideline's candidates from the task writer, its calls counted on the context. A writer
+    output that is malformed gives none and is noted in `problems` (a call that failed beyond its
+    retries named as such, issue 11); when no guideline gave a candidate and a call failed so, the
+    endpoint is to blame: ModelUnavailableError once all are tried."""
+    lost_call: ModelCallFailed | None = None
+    written = False
+    for guideline in guidelines:
+        check_cancelled(ctx)
+        usage = Usage()
+        try:
+            candidates = write(guideline, usage.at("explore_writer"))
+        except ModelOutputError as malformed:
+            lost_call = malformed if isinstance(malformed, ModelCallFailed) else lost_call
+            problems.append(f"{guideline}: " + output_failure("the task writer's output was malformed", malformed))
+            continue
+        finally:
+            ctx.usage.merge(usage)
+        written = written or bool(candidates)
+        yield guideline, candidates
+    if not written and lost_call is not None:
+        raise ModelUnavailableError(lost_call.message, hint=lost_call.hint) from lost_call
 
 
 def explore_task(candidate: ExploreCandidate, exploration: Exploration, ctx: GenerationContext) -> Task:
