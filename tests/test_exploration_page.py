@@ -79,3 +79,22 @@ def test_an_exploration_started_from_the_form_runs_and_its_trajectory_shows(home
     assert at.selectbox(key="explore_trajectory_run").value == run.id
     assert any(c.value.startswith(f"completed · offline engine · {url}/index.html") for c in at.caption)
     assert any(m.value.startswith(f"**Step 1 of {len(steps)}**") for m in at.markdown)
+
+
+def test_a_stopped_exploration_resumes_from_the_page_as_an_exploration(home: Path, db: Store) -> None:  # noqa: F811
+    from taskcraft_core.runs.site_exploration import create_exploration
+    from taskcraft_core.settings import Settings
+    from taskcraft_core.workspace import Workspace
+
+    with serve_pages(SITE) as (url, server):
+        ws = Workspace.open(Settings(home=home, allow_private_urls=True))
+        run = create_exploration(ws, ExploreRequest(start_url=f"{url}/index.html", max_pages=4, engine="offline",
+                                                    allow_private_urls=True))
+        db.update_run(run.id, status="cancelled")
+        at = open_page("generate")
+        assert at.selectbox(key="generate_resume_id").value == run.id
+        at.button(key="generate_resume").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        wait_for_runs_to_finish(db, timeout_s=120)
+    assert db.get_run(run.id).status == "completed" and "/index.html" in server.requested
+    assert db.exploration_steps(run.id, screenshots=False)[0].action == "open_url"
