@@ -11,13 +11,14 @@ or a crash keeps what was found, and a resume continues from the stored steps.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from taskcraft_core.agent.browser import BROWSER_TOOLS, BrowserSession, PageView, observed_fields, observed_links
 from taskcraft_core.errors import IngestError, ModelCallFailed, ModelOutputError, ModelUnavailableError, TaskCraftError
 from taskcraft_core.generate.context import GenerationCancelled, GenerationContext, check_cancelled
 from taskcraft_core.generate.explore.records import (
     ExploreAction,
+    ExploreMemory,
     FunctionFound,
     ObservedPage,
     PageSeen,
@@ -89,14 +90,30 @@ def rebuild_exploration(ctx: GenerationContext, start_url: str) -> SiteExplorati
             exploration.texts[document.id] = document.text
             pages.append(ObservedPage(document_id=document.id, title=step.title, start=0,
                                       text=document.text[:SUMMARY_CHARS]))
-        known = {(f.kind, f.name) for f in memory.functions}
-        for _number, kind, name in observed_fields(step.observation):
-            if (FIELD_FUNCTIONS[kind], name) not in known:
-                memory.functions.append(FunctionFound.model_validate(
-                    {"kind": FIELD_FUNCTIONS[kind], "url": step.url, "name": name, "first_step": step.position}))
+        remember_functions(memory, step.url, step.position,
+                           [(kind, name, "") for _number, kind, name in observed_fields(step.observation)],
+                           [link.text for link in links])
         previous = step.url
     summarise_turn(ctx, exploration, 0, pages, ctx.usage)
     return exploration
+
+
+def remember_functions(memory: ExploreMemory, url: str, step: int, fields: Sequence[tuple[str, str, str]],
+                       link_texts: Sequence[str]) -> list[FunctionFound]:
+    """Add the functions a page shows that the memory does not know yet (its fields as kind, name and
+    label; a pagination link) and return them: the explorer after each step, a resume from stored steps."""
+    known = {(f.kind, f.name) for f in memory.functions}
+    found = [FunctionFound.model_validate({"kind": FIELD_FUNCTIONS[kind], "url": url, "name": name, "label": label,
+                                           "first_step": step}) for kind, name, label in fields]
+    found += [FunctionFound(kind="pagination", url=url, name=text, first_step=step)
+              for text in link_texts if PAGINATION.match(text)][:1]
+    new = []
+    for function in found:
+        if (function.kind, function.name) not in known:
+            known.add((function.kind, function.name))
+            new.append(function)
+    memory.functions += new
+    return new
 
 
 def summarise_turn(ctx: GenerationContext, exploration: SiteExploration, turn: int, pages: list[ObservedPage],
@@ -262,19 +279,8 @@ class SiteExplorer:
 
     def new_functions(self, view: PageView) -> list[FunctionFound]:
         """Functions of the page not known yet (a search box on every page is one function)."""
-        known = {(f.kind, f.name) for f in self.memory.functions}
-        found = [FunctionFound.model_validate({"kind": FIELD_FUNCTIONS[f.kind], "url": view.url, "name": f.name,
-                                               "label": f.label, "first_step": self.exploration.steps})
-                 for f in view.fields]
-        found += [FunctionFound(kind="pagination", url=view.url, name=link.text, first_step=self.exploration.steps)
-                  for link in view.links if PAGINATION.match(link.text)][:1]
-        new = []
-        for function in found:
-            if (function.kind, function.name) not in known:
-                known.add((function.kind, function.name))
-                new.append(function)
-        self.memory.functions += new
-        return new
+        return remember_functions(self.memory, view.url, self.exploration.steps,
+                                  [(f.kind, f.name, f.label) for f in view.fields], [link.text for link in view.links])
 
     def record(self, action: ExploreAction, turn: int, view: PageView | None, *, learned: str = "",
                error: str | None = None) -> None:
