@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
 from taskcraft_core.schema import ExplorationStep
 from taskcraft_core.store import tables as t
@@ -42,8 +42,3 @@ class ExplorationStore:
                                                                t.exploration_steps.c.position == position)
         with self.engine.connect() as c:
             return c.scalar(query)
-
-    def exploration_step_count(self, run_id: str) -> int:
-        with self.engine.connect() as c:
-            return int(c.scalar(select(func.count()).select_from(t.exploration_steps)
-                                .where(t.exploration_steps.c.run_id == run_id)) or 0)
