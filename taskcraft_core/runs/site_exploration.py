@@ -20,7 +20,6 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -46,6 +45,7 @@ from taskcraft_core.schema import (
     guideline_of,
     utcnow,
 )
+from taskcraft_core.settings import Engine
 from taskcraft_core.store import TaskFilter
 from taskcraft_core.workspace import Workspace
 
@@ -61,7 +61,7 @@ class ExploreRequest(BaseModel):
     max_seconds: float | None = Field(None, gt=0, description="Seconds of exploring (default explore_max_seconds).")
     same_site: bool = True
     allow_private_urls: bool | None = Field(None, description="Default: the settings' allow_private_urls.")
-    engine: str | None = None
+    engine: Engine | None = Field(None, description="Default: the settings' active engine.")
     guidelines: list[str] = Field(default_factory=lambda: list(GUIDELINE_FAMILIES))
     tasks_per_guideline: int = Field(5, ge=1)
     steps_per_turn: int = Field(5, ge=1)
@@ -99,9 +99,10 @@ def create_exploration(workspace: Workspace, request: ExploreRequest) -> Generat
     carries it out (a page can start that in a thread and show the steps as they are stored)."""
     require(workspace.principal, "generate")
     _require_private_urls(workspace, request)
-    engine = make_engine(workspace.settings, _engine_choice(request.engine))
+    chosen = request.engine or workspace.settings.active_engine
+    engine = make_engine(workspace.settings, chosen)
     run = GenerationRun(id=uuid.uuid4().hex[:16], config=RunConfig(
-        request=RunRequest(kinds=["explore"], engine=engine.name), engine=_engine_choice(engine.name) or "offline",
+        request=RunRequest(kinds=["explore"], engine=chosen), engine=chosen,
         models={"generation": engine.model}, prompt_version=PROMPT_VERSION,
         settings={EXPLORE_KEY: request.model_dump(mode="json")}))
     workspace.store.save_run(run)
@@ -196,7 +197,7 @@ class _Job:
 def _job(workspace: Workspace, run: GenerationRun, cancel: threading.Event | None) -> _Job:
     settings = workspace.settings
     request = ExploreRequest(**run.config.settings[EXPLORE_KEY])
-    engine = make_engine(settings, _engine_choice(run.config.engine))
+    engine = make_engine(settings, run.config.engine)
     ctx = GenerationContext(workspace=workspace, engine=engine, usage=Usage(), run_id=run.id,
                             cancel=cancel or threading.Event(), acceptance=AcceptanceRule.from_settings(settings))
     limits = BrowserLimits.from_settings(settings, same_site=request.same_site, max_pages=request.max_pages,
@@ -217,16 +218,6 @@ def exploration_summary(workspace: Workspace, run_id: str) -> ExploreSummary:
                     interactions=sum(s.action in ("type_and_submit", "select_option") and not s.error for s in steps),
                     steps=len(steps), stopped=info.get("stopped", ""), refused=info.get("refused", 0),
                     problems=info.get("problems", []), functions=info.get("functions", []))
-
-
-def _engine_choice(name: str | None) -> Literal["offline", "openai"] | None:
-    if name is None:
-        return None
-    if name == "offline":
-        return "offline"
-    if name == "openai":
-        return "openai"
-    raise TaskCraftError(f"Unknown engine {name!r}.", hint="Use offline or openai.")
 
 
 def _carry_out(job: _Job, resumed: bool) -> ExploreSummary:
